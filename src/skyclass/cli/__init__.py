@@ -1,0 +1,56 @@
+"""The `skyclass` command: one sub-command per pipeline stage, each in its own module.
+
+Each module defines `register(subparsers)`, which adds its parser and sets `handler` to a
+function taking the parsed arguments and returning an exit code. Heavy imports (torch) happen
+inside the handlers, so `skyclass --help` and `skyclass serve` stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+
+from skyclass import __version__
+from skyclass.errors import SkyclassError
+
+# Order shown in --help: the pipeline's order.
+COMMANDS = ("prepare", "train", "evaluate", "export", "serve", "predict", "deploy", "run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skyclass",
+        description=(
+            "Prepare a photo folder, fine-tune MobileNetV2 on it, evaluate, export a lean "
+            "CPU model and serve it over HTTP (locally or on AWS Lambda)."
+        ),
+        epilog="Run 'skyclass COMMAND --help' for the options of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"skyclass {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module_name = f"skyclass.cli.{name}_cmd"
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except SkyclassError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

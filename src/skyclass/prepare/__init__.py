@@ -1,0 +1,154 @@
+"""`prepare`: a messy folder (or zip) of class folders -> one clean, split dataset zip.
+
+scan -> process (decode, validate, hash, resize; in parallel) -> dedupe -> split -> write.
+Every input file ends up either in the manifest or in the report's skipped list.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime, timezone
+from functools import partial
+
+from skyclass import __version__
+from skyclass.dataset import DATASET_FORMAT, DATASET_FORMAT_VERSION
+from skyclass.errors import PrepareError
+from skyclass.images import PREPROCESS_VERSION
+from skyclass.prepare.config import PrepareConfig
+from skyclass.prepare.dedupe import DedupeResult, dedupe
+from skyclass.prepare.process import Processed, process_source
+from skyclass.prepare.scan import ScanResult, Skipped, scan
+from skyclass.prepare.split import split_groups
+from skyclass.prepare.write import manifest_rows, summary_text, write_zip
+from skyclass.progress import progress
+from skyclass.textsafe import display_text
+
+__all__ = ["PrepareConfig", "prepare", "summary_text"]
+
+
+def _process_all(scanned: ScanResult, config: PrepareConfig, spool: str) -> list:
+    jobs = list(enumerate(scanned.sources))
+    work = partial(process_source, config=config, spool=spool)
+    bar = partial(progress, total=len(jobs), desc="prepare", quiet=config.quiet)
+    if config.workers == 1 or len(jobs) < 2:
+        return list(bar(map(work, jobs)))
+    with ProcessPoolExecutor(max_workers=config.workers) as pool:
+        return list(bar(pool.map(work, jobs, chunksize=8)))
+
+
+def _class_counts(
+    scanned: ScanResult, skipped: list[Skipped], rows: list[dict], deduped: DedupeResult
+) -> dict:
+    counts: dict = {}
+    for label in scanned.classes:
+        name = display_text(label)
+        counts[name] = {"found": 0, "kept": 0, "train": 0, "test": 0, "skipped": Counter(),
+                        "near_duplicate_groups": 0, "near_duplicate_images": 0}
+    for s in scanned.sources:
+        counts[display_text(s.label)]["found"] += 1
+    for s in scanned.skipped:
+        if s.label is not None:
+            counts[display_text(s.label)]["found"] += 1
+    for s in skipped:
+        if s.label is not None:
+            counts[display_text(s.label)]["skipped"][s.reason] += 1
+    for row in rows:
+        counts[row["class"]]["kept"] += 1
+        counts[row["class"]][row["split"]] += 1
+    by_index = {it.index: it for it in deduped.kept}
+    for group in deduped.near_groups:
+        c = counts[display_text(by_index[group[0]].source.label)]
+        c["near_duplicate_groups"] += 1
+        c["near_duplicate_images"] += len(group)
+    for c in counts.values():
+        c["skipped"] = dict(sorted(c["skipped"].items()))
+    return counts
+
+
+def _check_usable(counts: dict) -> None:
+    empty = [name for name, c in counts.items() if c["kept"] == 0]
+    if empty:
+        raise PrepareError(
+            "no usable images in class folder(s): " + ", ".join(repr(n) for n in empty)
+            + " (see the skipped files above); remove the folder or add photos"
+        )
+    if len(counts) < 2:
+        raise PrepareError(f"need at least 2 class folders, found {len(counts)}")
+
+
+def prepare(config: PrepareConfig) -> dict:
+    """Run the whole stage; return the report (also stored as report.json in the zip)."""
+    started = time.perf_counter()
+    scanned = scan(config.raw)
+    walk_skips = [s for s in scanned.skipped if s.label is not None]
+    with tempfile.TemporaryDirectory(prefix=".skyclass-spool-", dir=_spool_parent(config)) as sp:
+        results = _process_all(scanned, config, sp)
+        processed = [r for r in results if isinstance(r, Processed)]
+        skipped = walk_skips + [r for r in results if isinstance(r, Skipped)]
+        deduped = dedupe(processed, config.dedupe, config.near_threshold)
+        skipped += deduped.skipped
+        assignment = split_groups(deduped.kept, deduped.group_of, config.val_fraction, config.seed)
+        rows = manifest_rows(deduped.kept, assignment, deduped.group_of, config.format)
+        counts = _class_counts(scanned, skipped, rows, deduped)
+        _check_usable(counts)
+        report = _report(config, scanned, skipped, rows, counts, deduped, started)
+        spool_of = {row["path"]: it.spool_file for row, it in zip(rows, deduped.kept, strict=True)}
+        write_zip(config.out, rows, spool_of, report)
+    return report
+
+
+def _spool_parent(config: PrepareConfig) -> str:
+    parent = config.out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrepareError(f"cannot create output folder {parent}: {exc.strerror or exc}") from exc
+    if not parent.is_dir():
+        raise PrepareError(f"output folder {parent} is not a folder")
+    return str(parent)
+
+
+def _report(
+    config: PrepareConfig,
+    scanned: ScanResult,
+    skipped: list[Skipped],
+    rows: list[dict],
+    counts: dict,
+    deduped: DedupeResult,
+    started: float,
+) -> dict:
+    unclassified = [s for s in scanned.skipped if s.label is None]
+    all_skipped = sorted(unclassified + skipped, key=lambda s: (s.label or "", s.path))
+    by_reason = Counter(s.reason for s in all_skipped)
+    found = len(scanned.sources) + len(scanned.skipped)
+    return {
+        "format": DATASET_FORMAT,
+        "format_version": DATASET_FORMAT_VERSION,
+        "skyclass_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": display_text(str(config.raw)),
+        "config": config.to_dict(),
+        "size": config.size,
+        "resize": config.resize,
+        "preprocess_version": PREPROCESS_VERSION,
+        "class_names": [display_text(c) for c in scanned.classes],
+        "classes": counts,
+        "totals": {
+            "found": found,
+            "kept": len(rows),
+            "train": sum(1 for r in rows if r["split"] == "train"),
+            "test": sum(1 for r in rows if r["split"] == "test"),
+            "skipped": len(all_skipped),
+        },
+        "skipped_by_reason": dict(sorted(by_reason.items())),
+        "near_duplicates": {
+            "groups": len(deduped.near_groups),
+            "images": sum(len(g) for g in deduped.near_groups),
+        },
+        "label_conflicts": deduped.conflicts,
+        "skipped": [s.to_dict() for s in all_skipped],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
