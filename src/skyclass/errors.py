@@ -11,3 +11,7 @@ class PrepareError(SkyclassError):
 
 class DatasetFormatError(SkyclassError):
     """A file given as a prepared dataset is not one."""
+
+
+class EvaluateError(SkyclassError):
+    """`evaluate` cannot score this model on this data (missing run data, class mismatch...)."""

@@ -34,6 +34,13 @@ DEFAULT_MAX_PIXELS = 64_000_000
 # Never read truncated files as if they were whole.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
+# iPhone photos are HEIC: decoded when the optional extra `skyclass[heic]` is installed,
+# otherwise they are reported as "not_an_image" like any other format Pillow cannot read.
+with contextlib.suppress(ImportError):
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+
 
 class ImageError(ValueError):
     """An input that is not a usable image. `reason` is a short machine-readable code."""
@@ -84,8 +91,10 @@ def _open(source: bytes | str | Path | BinaryIO) -> Image.Image:
         raise ImageError("too_large", str(exc)) from exc
     except UnidentifiedImageError as exc:
         raise ImageError("not_an_image", "not a recognised image format") from exc
-    except OSError as exc:
-        raise ImageError("unreadable", str(exc)) from exc
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        raise ImageError("unreadable", exc.strerror or str(exc)) from exc
+    except OSError as exc:  # Pillow's "cannot create decoder", broken headers, ...
+        raise ImageError("corrupt", str(exc)) from exc
 
 
 def decode_image(

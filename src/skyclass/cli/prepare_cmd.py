@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 
+from skyclass.errors import PrepareError
 from skyclass.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
-from skyclass.prepare.config import DEDUPE_MODES, OUTPUT_FORMATS
+from skyclass.prepare.config import DEDUPE_MODES, OUTPUT_FORMATS, default_workers
 
 
 def add_prepare_options(parser: argparse.ArgumentParser) -> None:
@@ -23,11 +23,13 @@ def add_prepare_options(parser: argparse.ArgumentParser) -> None:
                    help="near: exact copies + perceptual near-copies under rotation/flip "
                         "(default); exact: identical bytes only; off: keep everything")
     g.add_argument("--near-threshold", type=int, default=6,
-                   help="max differing bits (of 64) of the perceptual hash for near-copies "
-                        "(default 6)")
+                   help="max differing bits (of 64) of the perceptual hash, under any "
+                        "rotation/flip, for near-copies (default 6); near-copies in two "
+                        "classes must also match as 16x16 thumbnails to count as a label "
+                        "conflict")
     g.add_argument("--min-side", type=int, default=32,
                    help="skip images whose shorter side is below this (default 32 px)")
-    g.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    g.add_argument("--workers", type=int, default=default_workers(),
                    help="parallel decode/resize processes (default: all cores)")
     g.add_argument("--format", choices=OUTPUT_FORMATS, default="jpeg",
                    help="image format inside the zip (default jpeg)")
@@ -74,7 +76,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     try:
         config = prepare_config_from_args(args, args.out)
     except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from exc
+        raise PrepareError(str(exc)) from exc
     report = prepare(config)
     if not args.quiet:
         print(summary_text(report))

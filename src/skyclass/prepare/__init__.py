@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from functools import partial
 
@@ -22,7 +23,13 @@ from skyclass.prepare.dedupe import DedupeResult, dedupe
 from skyclass.prepare.process import Processed, process_source
 from skyclass.prepare.scan import ScanResult, Skipped, scan
 from skyclass.prepare.split import split_groups
-from skyclass.prepare.write import manifest_rows, summary_text, write_zip
+from skyclass.prepare.write import (
+    manifest_rows,
+    remove_stale_temp,
+    spool_prefix,
+    summary_text,
+    write_zip,
+)
 from skyclass.progress import progress
 from skyclass.textsafe import display_text
 
@@ -35,8 +42,14 @@ def _process_all(scanned: ScanResult, config: PrepareConfig, spool: str) -> list
     bar = partial(progress, total=len(jobs), desc="prepare", quiet=config.quiet)
     if config.workers == 1 or len(jobs) < 2:
         return list(bar(map(work, jobs)))
-    with ProcessPoolExecutor(max_workers=config.workers) as pool:
-        return list(bar(pool.map(work, jobs, chunksize=8)))
+    try:
+        with ProcessPoolExecutor(max_workers=config.workers) as pool:
+            return list(bar(pool.map(work, jobs, chunksize=8)))
+    except BrokenProcessPool as exc:
+        raise PrepareError(
+            "a worker process died (killed, or out of memory on a huge image); try fewer "
+            "--workers or a lower --max-pixels. Nothing was written"
+        ) from exc
 
 
 def _class_counts(
@@ -71,9 +84,14 @@ def _class_counts(
 def _check_usable(counts: dict) -> None:
     empty = [name for name, c in counts.items() if c["kept"] == 0]
     if empty:
+        why = "; ".join(
+            f"{name!r}: {counts[name]['found']} files"
+            + "".join(f", {reason} {n}" for reason, n in counts[name]["skipped"].items())
+            for name in empty
+        )
         raise PrepareError(
-            "no usable images in class folder(s): " + ", ".join(repr(n) for n in empty)
-            + " (see the skipped files above); remove the folder or add photos"
+            f"no usable images in class folder(s) {why}. Remove the folder or add photos; "
+            "nothing was written"
         )
     if len(counts) < 2:
         raise PrepareError(f"need at least 2 class folders, found {len(counts)}")
@@ -82,22 +100,47 @@ def _check_usable(counts: dict) -> None:
 def prepare(config: PrepareConfig) -> dict:
     """Run the whole stage; return the report (also stored as report.json in the zip)."""
     started = time.perf_counter()
+    _check_output(config)
     scanned = scan(config.raw)
+    parent = _spool_parent(config)
+    remove_stale_temp(config.out)
+    try:
+        with tempfile.TemporaryDirectory(prefix=spool_prefix(), dir=parent) as spool:
+            return _build(config, scanned, spool, started)
+    except OSError as exc:
+        # Per-file read errors never get here (they are skips); this is the output side:
+        # a full disk, a file-size limit, a read-only folder. Nothing was left behind.
+        raise PrepareError(
+            f"cannot write {config.out}: {exc.strerror or exc}; nothing was written"
+        ) from exc
+
+
+def _build(config: PrepareConfig, scanned: ScanResult, spool: str, started: float) -> dict:
+    """process -> dedupe -> split -> check -> write, with encoded images waiting in `spool`."""
+    results = _process_all(scanned, config, spool)
+    processed = [r for r in results if isinstance(r, Processed)]
     walk_skips = [s for s in scanned.skipped if s.label is not None]
-    with tempfile.TemporaryDirectory(prefix=".skyclass-spool-", dir=_spool_parent(config)) as sp:
-        results = _process_all(scanned, config, sp)
-        processed = [r for r in results if isinstance(r, Processed)]
-        skipped = walk_skips + [r for r in results if isinstance(r, Skipped)]
-        deduped = dedupe(processed, config.dedupe, config.near_threshold)
-        skipped += deduped.skipped
-        assignment = split_groups(deduped.kept, deduped.group_of, config.val_fraction, config.seed)
-        rows = manifest_rows(deduped.kept, assignment, deduped.group_of, config.format)
-        counts = _class_counts(scanned, skipped, rows, deduped)
-        _check_usable(counts)
-        report = _report(config, scanned, skipped, rows, counts, deduped, started)
-        spool_of = {row["path"]: it.spool_file for row, it in zip(rows, deduped.kept, strict=True)}
-        write_zip(config.out, rows, spool_of, report)
+    skipped = walk_skips + [r for r in results if isinstance(r, Skipped)]
+    deduped = dedupe(processed, config.dedupe, config.near_threshold)
+    skipped += deduped.skipped
+    assignment = split_groups(deduped.kept, deduped.group_of, config.val_fraction, config.seed)
+    rows = manifest_rows(deduped.kept, assignment, deduped.group_of, config.format)
+    counts = _class_counts(scanned, skipped, rows, deduped)
+    _check_usable(counts)
+    report = _report(config, scanned, skipped, rows, counts, deduped, started)
+    spool_of = {row["path"]: it.spool_file for row, it in zip(rows, deduped.kept, strict=True)}
+    write_zip(config.out, rows, spool_of, report)
     return report
+
+
+def _check_output(config: PrepareConfig) -> None:
+    """Refuse outputs that would fail at the very end or destroy the input."""
+    out = config.out.resolve()
+    if out.is_dir():
+        raise PrepareError(f"--out {config.out} is a folder; give a file name like dataset.zip")
+    raw = config.raw.resolve()
+    if out == raw:
+        raise PrepareError(f"--out {config.out} is the input itself; choose another file")
 
 
 def _spool_parent(config: PrepareConfig) -> str:
@@ -147,6 +190,8 @@ def _report(
         "near_duplicates": {
             "groups": len(deduped.near_groups),
             "images": sum(len(g) for g in deduped.near_groups),
+            "threshold": config.near_threshold,
+            "unconfirmed_cross_class_matches": deduped.unconfirmed_cross_class,
         },
         "label_conflicts": deduped.conflicts,
         "skipped": [s.to_dict() for s in all_skipped],

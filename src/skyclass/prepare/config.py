@@ -9,6 +9,14 @@ from pathlib import Path
 from skyclass.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
 DEDUPE_MODES = ("exact", "near", "off")
+
+
+def default_workers() -> int:
+    """The cores this process may use (a container's CPU set, not the host's core count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 OUTPUT_FORMATS = ("jpeg", "png")
 
 
@@ -26,7 +34,7 @@ class PrepareConfig:
     # Hamming distance (of 64) between perceptual hashes, minimised over the 8 rotations/flips.
     near_threshold: int = 6
     min_side: int = 32
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = field(default_factory=default_workers)
     format: str = "jpeg"
     quality: int = 95
     max_pixels: int = DEFAULT_MAX_PIXELS

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,25 +21,13 @@ from skyclass.images import ImageError, decode_image, encode_image, resize_image
 from skyclass.prepare.config import PrepareConfig
 from skyclass.prepare.scan import Skipped, Source
 
-# The 8 rotations/flips of a square: augmented copies in real data sets are often exactly these.
-_DIHEDRAL: tuple[Image.Transpose | None, ...] = (
-    None,
-    Image.Transpose.ROTATE_90,
-    Image.Transpose.ROTATE_180,
-    Image.Transpose.ROTATE_270,
-    Image.Transpose.FLIP_LEFT_RIGHT,
-    Image.Transpose.FLIP_TOP_BOTTOM,
-    Image.Transpose.TRANSPOSE,
-    Image.Transpose.TRANSVERSE,
+# Perceptual hash: DCT of a 32x32 grey image, its 8x8 lowest frequencies against their median
+# (the same recipe as imagehash.phash), in plain numpy.
+_HASH_SIDE = 32
+_DCT_LOW = np.cos(
+    np.pi * np.arange(8)[:, None] * (2 * np.arange(_HASH_SIDE)[None, :] + 1) / (2 * _HASH_SIDE)
 )
-
-_REASONS = {
-    "empty": "empty",
-    "not_an_image": "not_an_image",
-    "corrupt": "corrupt",
-    "too_large": "too_large",
-    "unreadable": "corrupt",
-}
+_ALTERNATING = (-1.0) ** np.arange(8)  # DCT coefficient k of a mirrored signal: times (-1)^k
 
 
 @dataclass(frozen=True)
@@ -53,6 +42,11 @@ class Processed:
     width: int  # original size, after EXIF orientation
     height: int
     spool_file: str
+    thumb: bytes = b""  # THUMB_SIDE^2 float32, zero-mean unit-norm grey: confirms near copies
+
+
+# Side of the tiny grey thumbnail that confirms a perceptual-hash match across classes.
+THUMB_SIDE = 16
 
 
 class _ZipCache:
@@ -70,7 +64,12 @@ class _ZipCache:
 def read_source(source: Source, limit: int) -> bytes:
     """Read at most `limit` bytes; a file (or zip entry) larger than that is refused."""
     if source.archive is None:
-        with open(source.location, "rb") as fh:
+        # O_NONBLOCK + fstat: a file swapped for a FIFO after the scan must not hang the run.
+        fd = os.open(source.location, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ImageError("not_a_file", "no longer a regular file")
+        with os.fdopen(fd, "rb") as fh:
             data = fh.read(limit + 1)
     else:
         with _ZipCache.get(source.archive).open(source.location) as fh:
@@ -81,12 +80,41 @@ def read_source(source: Source, limit: int) -> bytes:
     return data
 
 
-def phash64(img: Image.Image) -> int:
-    """DCT perceptual hash (imagehash.phash) as a 64-bit integer."""
-    import imagehash
+def dihedral_phashes(grey: Image.Image) -> tuple[int, ...]:
+    """64-bit perceptual hashes of an image under its 8 rotations/flips; [0] is the image as is.
 
-    bits = imagehash.phash(img).hash.flatten()
-    return int(np.packbits(bits.astype(np.uint8)).view(">u8")[0])
+    One DCT serves all 8: mirroring multiplies DCT coefficient k by (-1)^k and transposing
+    transposes the coefficients, so each variant's hash is exactly the hash of the rotated or
+    flipped image (the 32x32 reduction is done in float, where it commutes with them too).
+    Augmented copies in real data sets are often exactly such rotations and flips.
+    """
+    small = np.asarray(
+        grey.convert("F").resize((_HASH_SIDE, _HASH_SIDE), Image.Resampling.LANCZOS),
+        dtype=np.float64,
+    )
+    low = _DCT_LOW @ small @ _DCT_LOW.T  # 8x8: rows vertical, columns horizontal frequency
+    cols, rows = _ALTERNATING[None, :], _ALTERNATING[:, None]
+    variants = (low, low * cols, low * rows, low * rows * cols)
+    variants += tuple(v.T for v in variants)
+    return tuple(_bits_to_int(v > np.median(v)) for v in variants)
+
+
+def _bits_to_int(bits: np.ndarray) -> int:
+    return int(np.packbits(bits.astype(np.uint8).flatten()).view(">u8")[0])
+
+
+def phash64(img: Image.Image) -> int:
+    """The 64-bit perceptual hash of `img` (grey-scaled), as used by dedupe."""
+    return dihedral_phashes(img.convert("L"))[0]
+
+
+def grey_thumb(grey: Image.Image) -> bytes:
+    """A THUMB_SIDE^2 grey thumbnail, zero mean and unit norm (brightness-shift invariant)."""
+    small = grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX)
+    arr = np.asarray(small, dtype=np.float32)
+    arr = arr - arr.mean()
+    norm = float(np.linalg.norm(arr))
+    return (arr / norm if norm > 0 else arr).astype(np.float32).tobytes()
 
 
 def process_source(
@@ -110,7 +138,7 @@ def process_source(
     try:
         img = decode_image(data, max_pixels=config.max_pixels)
     except ImageError as exc:
-        return Skipped(source.path, source.label, _REASONS.get(exc.reason, exc.reason), exc.detail)
+        return Skipped(source.path, source.label, exc.reason, exc.detail)
     width, height = img.size
     if min(width, height) < config.min_side:
         return Skipped(
@@ -121,10 +149,12 @@ def process_source(
         )
     fitted = resize_image(img, config.size, "fit")
     grey = fitted.convert("L")
-    dihedral = tuple(phash64(grey if t is None else grey.transpose(t)) for t in _DIHEDRAL)
+    dihedral = dihedral_phashes(grey)
     out_img = fitted if config.resize == "fit" else resize_image(
         fitted if config.resize == "pad" else img, config.size, config.resize
     )
     spool_file = os.path.join(spool, f"{index}.{'jpg' if config.format == 'jpeg' else 'png'}")
     Path(spool_file).write_bytes(encode_image(out_img, config.format, config.quality))
-    return Processed(index, source, sha, dihedral[0], dihedral, width, height, spool_file)
+    return Processed(
+        index, source, sha, dihedral[0], dihedral, width, height, spool_file, grey_thumb(grey)
+    )

@@ -39,7 +39,10 @@ class Skipped:
 
     def to_dict(self) -> dict:
         return {
-            "path": self.path, "class": self.label, "reason": self.reason, "detail": self.detail
+            "path": self.path,
+            "class": None if self.label is None else display_text(self.label),
+            "reason": self.reason,
+            "detail": self.detail,
         }
 
 
@@ -152,6 +155,16 @@ def _zip_member_problem(name: str) -> str | None:
     return None
 
 
+def _is_folder_zip(usable: list[tuple[zipfile.ZipInfo, tuple[str, ...]]]) -> bool:
+    """A zip of a folder ("ThumbnailData/<class>/...") has one top folder holding the classes.
+
+    Files directly in that top folder (a stray SOURCES.csv) do not change that; they are then
+    reported as not being in a class folder.
+    """
+    tops = {parts[0] for _, parts in usable}
+    return len(tops) == 1 and any(len(parts) > 2 for _, parts in usable)
+
+
 def _scan_zip(archive: Path) -> ScanResult:
     result = ScanResult(classes=[])
     try:
@@ -174,9 +187,7 @@ def _scan_zip(archive: Path) -> ScanResult:
             result.skipped.append(Skipped(shown, None, "encrypted", "encrypted zip entry"))
         else:
             usable.append((info, parts))
-    # A zip of a folder ("ThumbnailData/<class>/...") has one top folder holding the classes.
-    tops = {parts[0] for _, parts in usable if len(parts) > 1}
-    strip = 1 if len(tops) == 1 and all(len(p) > 2 for _, p in usable) else 0
+    strip = 1 if _is_folder_zip(usable) else 0
     classes: set[str] = set()
     for info, parts in usable:
         rel = parts[strip:]

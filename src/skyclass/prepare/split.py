@@ -22,7 +22,9 @@ def split_groups(
     assignment: dict[int, str] = {}
     for label in sorted(by_class):
         groups = sorted(by_class[label].values(), key=lambda g: min(it.source.path for it in g))
-        random.Random(f"{seed}:{label}").shuffle(groups)
+        # Bytes, not str: a folder name with undecodable bytes holds surrogates that str
+        # seeding cannot encode. For ordinary names both seed alike.
+        random.Random(f"{seed}:{label}".encode("utf-8", "surrogateescape")).shuffle(groups)
         total = sum(len(g) for g in groups)
         target = round(total * val_fraction)
         if val_fraction > 0 and total >= 2:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from collections import Counter
@@ -42,12 +43,28 @@ def manifest_rows(
                 "height": it.height,
             }
         )
-    names = Counter(r["path"] for r in rows)
-    for r in rows:  # two different files with the same name and same sha prefix: disambiguate
-        if names[r["path"]] > 1:
-            base, ext = os.path.splitext(r["path"])
-            r["path"] = f"{base}-{r['sha256'][8:16]}{ext}"
+    _make_unique(rows)
     return rows
+
+
+def _make_unique(rows: list[dict]) -> None:
+    """Same stem and same sha prefix (identical files kept with --dedupe off, or names that
+    `safe_stem` maps together): number the later ones so no zip member is written twice."""
+    names = Counter(r["path"] for r in rows)
+    taken = set(names)
+    seen: Counter = Counter()
+    for r in rows:
+        if names[r["path"]] < 2:
+            continue
+        seen[r["path"]] += 1
+        if seen[r["path"]] == 1:
+            continue
+        base, ext = os.path.splitext(r["path"])
+        n = seen[r["path"]]
+        while f"{base}-{n}{ext}" in taken:
+            n += 1
+        r["path"] = f"{base}-{n}{ext}"
+        taken.add(r["path"])
 
 
 def _csv_bytes(rows: list[dict]) -> bytes:
@@ -58,10 +75,58 @@ def _csv_bytes(rows: list[dict]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+SPOOL_PREFIX = ".skyclass-spool-"
+
+
+def spool_prefix() -> str:
+    """Name start of this run's spool folder; the PID lets a later run tell it is stale."""
+    return f"{SPOOL_PREFIX}{os.getpid()}-"
+
+
+def partial_prefix(out: Path) -> str:
+    return f".{out.name}.{os.getpid()}-"
+
+
+def _owner(name: str, out: Path) -> int | None:
+    """PID of the run that made temp file `name` next to `out`, or None if not ours."""
+    for prefix, suffix in ((SPOOL_PREFIX, ""), (f".{out.name}.", ".partial")):
+        if name.startswith(prefix) and name.endswith(suffix):
+            pid = name[len(prefix):].split("-", 1)[0]
+            return int(pid) if pid.isdigit() else None
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temp(out: Path) -> list[str]:
+    """Remove the spool folders and half-written zips that killed runs (SIGKILL, power cut)
+    left next to `out`. Only those whose process is gone: a run writing into the same folder
+    at the same time keeps its own."""
+    removed = []
+    for path in sorted(out.parent.glob(".*")):
+        pid = _owner(path.name, out)
+        if pid is None or _alive(pid):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path.name)
+    return removed
+
+
 def write_zip(out: Path, rows: list[dict], spool_of: dict[str, str], report: dict) -> None:
     """Write to a temporary file next to `out`, then rename: a crash leaves no half zip."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    fd, tmp = tempfile.mkstemp(prefix=partial_prefix(out), suffix=".partial", dir=out.parent)
     try:
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
             for row in rows:

@@ -1,0 +1,223 @@
+"""Lambda package size and latency through `serverless offline`, with the model in a local S3.
+
+    .venv/bin/python bench/deploy_offline.py BUNDLE_DIR [--cold-runs 3] [--warm 50]
+
+Runs on 127.0.0.1 only: a moto S3 server holds the bundle (uploaded by skyclass.deploy), the
+Lambda zip is built by `skyclass deploy --package-only` from deploy/.wheelhouse (`make node`),
+and `serverless offline` runs the handler with the first python3 on PATH (this venv's).
+
+cold  = a fresh `serverless offline` (new handler process), empty model cache: the first POST,
+        which pays for the process start, imports, the S3 download, the sha256 checks, the
+        ONNX session and one prediction;
+warm  = the following POSTs (multipart/form-data, a real 416x416 JPEG), as the client sees
+        them (HTTP + serverless-offline's own overhead) and as the handler reports them.
+Results: bench/results/deploy_offline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICE = REPO / "deploy"
+VENV_BIN = Path(sys.executable).parent
+PHOTO_DIR = REPO.parent / "shared" / "datasets" / "bird_drone" / "drone"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def aws_env(endpoint: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+               AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint,
+               PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
+               VIRTUAL_ENV=str(VENV_BIN.parent), SLS_TELEMETRY_DISABLED="1",
+               SLS_NOTIFICATIONS_MODE="off", NO_ALBUMENTATIONS_UPDATE="1")
+    return env
+
+
+def package(bundle: Path, bucket: str, env: dict[str, str]) -> dict[str, Any]:
+    cmd = [str(VENV_BIN / "skyclass"), "deploy", str(bundle), "--bucket", bucket,
+           "--package-only", "--no-upload", "--wheelhouse", str(SERVICE / ".wheelhouse"),
+           "--json"]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - start
+    summary = json.loads(done.stdout[done.stdout.rindex("\n{") + 1:])["package"]
+    return {"zipped_mib": round(summary["zipped_bytes"] / 2**20, 2),
+            "unzipped_mib": round(summary["unzipped_bytes"] / 2**20, 2),
+            "zipped_bytes": summary["zipped_bytes"], "unzipped_bytes": summary["unzipped_bytes"],
+            "skyclass_deploy_package_seconds": round(seconds, 1)}
+
+
+ZIP_COLD = r"""
+import base64, json, sys, time
+start = time.perf_counter()
+sys.path.insert(0, sys.argv[1])
+from skyclass.serving.lambda_handler import handler
+event = {"httpMethod": "POST", "path": "/predict", "headers": {"Content-Type": "image/jpeg"},
+         "requestContext": {"requestId": "b"}, "isBase64Encoded": True,
+         "body": base64.b64encode(open(sys.argv[2], "rb").read()).decode()}
+assert handler(event, None)["statusCode"] == 200
+print(json.dumps({"seconds": time.perf_counter() - start, "torch": "torch" in sys.modules}))
+"""
+
+
+def zip_cold_starts(bundle: Path, photo: Path, runs: int) -> dict[str, Any] | None:
+    """Fresh CPython 3.12 processes running the handler from the unzipped Lambda zip alone
+    (-I -S): import + local model load + first prediction, what Lambda's cold start costs
+    apart from the S3 download."""
+    exe = next((p for p in sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))),
+               None)
+    if exe is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(SERVICE / ".serverless" / "skyclass.zip") as zf:
+            zf.extractall(tmp)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            done = subprocess.run([str(exe), "-I", "-S", "-c", ZIP_COLD, tmp, str(photo)],
+                                  env={"MODEL_URI": str(bundle)}, capture_output=True,
+                                  text=True, check=True)
+            wall = time.perf_counter() - start
+            inner = json.loads(done.stdout)
+            assert not inner["torch"]
+            times.append({"process_wall_ms": round(wall * 1000, 1),
+                          "in_process_ms": round(inner["seconds"] * 1000, 1)})
+    return {"python": str(exe), "runs": times,
+            "median_process_wall_ms": statistics.median(t["process_wall_ms"] for t in times)}
+
+
+def post(url: str, photo: bytes) -> tuple[float, dict[str, Any]]:
+    start = time.perf_counter()
+    resp = requests.post(url, files={"file": ("photo.jpg", photo, "image/jpeg")}, timeout=60)
+    elapsed = time.perf_counter() - start
+    resp.raise_for_status()
+    return elapsed * 1000.0, resp.json()
+
+
+def offline_run(env: dict[str, str], bucket: str, prefix: str, photo: bytes, warm: int,
+                cache: Path) -> dict[str, Any]:
+    port, lambda_port = free_port(), free_port()
+    cmd = ["npx", "--no", "serverless", "offline", "start", "--host", "127.0.0.1",
+           "--httpPort", str(port), "--lambdaPort", str(lambda_port),
+           f"--param=bucket={bucket}", f"--param=prefix={prefix}"]
+    proc = subprocess.Popen(cmd, cwd=SERVICE, env={**env, "SKYCLASS_CACHE_DIR": str(cache)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not port_open(port):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("serverless offline did not start")
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/predict"
+        cold_ms, _ = post(url, photo)
+        client_ms, handler_ms = [], []
+        for _ in range(warm):
+            ms, payload = post(url, photo)
+            client_ms.append(ms)
+            handler_ms.append(payload["latency_ms"])
+        return {"cold_ms": round(cold_ms, 1), "client_ms": client_ms, "handler_ms": handler_ms}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--warm", type=int, default=50)
+    parser.add_argument("--no-package", action="store_true", help="skip the package step")
+    parser.add_argument("--out", type=Path, default=REPO / "bench/results/deploy_offline.json")
+    args = parser.parse_args()
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+
+    from skyclass.deploy import upload_bundle
+
+    photo = sorted(PHOTO_DIR.glob("*.jpg"))[0].read_bytes()
+    moto_port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    server.start()
+    try:
+        env = aws_env(f"http://127.0.0.1:{moto_port}")
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+        import boto3
+
+        bucket, prefix = "skyclass-bench", "models/bench/v1"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        upload_bundle(args.bundle, bucket, prefix, log=lambda _: None)
+        result: dict[str, Any] = {"bundle": json.loads((args.bundle / "skyclass.json")
+                                                       .read_text())["model"]}
+        if not args.no_package:
+            result["package"] = package(args.bundle, bucket, env)
+            result["zip_cold_start_cpython312"] = zip_cold_starts(
+                args.bundle, sorted(PHOTO_DIR.glob("*.jpg"))[0], runs=5)
+        runs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(args.cold_runs):
+                runs.append(offline_run(env, bucket, prefix, photo, args.warm,
+                                        Path(tmp) / f"cache{i}"))
+    finally:
+        server.stop()
+    client = [ms for run in runs for ms in run["client_ms"]]
+    handler = [ms for run in runs for ms in run["handler_ms"]]
+    colds = [run["cold_ms"] for run in runs]
+    result.update({
+        "cold_start_ms": {"runs": colds, "median": round(statistics.median(colds), 1)},
+        "warm_client_ms": {"p50": percentile(client, 0.5), "p99": percentile(client, 0.99),
+                           "n": len(client)},
+        "warm_handler_ms": {"p50": percentile(handler, 0.5), "p99": percentile(handler, 0.99)},
+        "image": "416x416 JPEG, multipart/form-data",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "note": "serverless-offline 13 on 127.0.0.1, model in a moto S3 server; shared "
+                "2-core machine, so absolute numbers are noisy",
+    })
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

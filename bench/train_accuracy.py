@@ -1,0 +1,241 @@
+"""Benchmark: `reference` vs `default` recipe, and skyclass train vs a notebook-style loop.
+
+    nice -n 10 .venv/bin/python bench/train_accuracy.py --epochs 4
+
+1. Both recipes train on the same prepared bird_drone zip (same split, same epoch budget) on
+   this machine; test accuracy, per-class recall, wall time and images/s are recorded.
+2. A plain loop written the way the reference notebook did it (torchvision ImageFolder-style
+   dataset over the RAW 416-px JPEGs, PIL transforms, the whole model in train mode, L1/L2
+   over every parameter, reference hyper-parameters) trains for `--naive-epochs` epochs on
+   the same train/test split; its training images/s is compared with skyclass's `reference`
+   run (same hyper-parameters, so the same work per image).
+
+Writes bench/results/train_accuracy.json and bench/results/train_accuracy.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from skyclass.checkpoint import read_history
+from skyclass.dataset import PreparedDataset
+from skyclass.model import build_model
+from skyclass.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+RAW = ROOT.parent / "shared" / "datasets" / "bird_drone"
+RESULTS = ROOT / "bench" / "results"
+
+
+def ensure_dataset(path: Path, raw: Path) -> Path:
+    """Use the prepared zip if it exists, else prepare bird_drone at 224 px with seed 0."""
+    if path.is_file():
+        return path
+    from skyclass.prepare import PrepareConfig, prepare
+
+    print(f"preparing {raw} -> {path} (seed 0)", flush=True)
+    prepare(PrepareConfig(raw=raw, out=path, size=224, seed=0, quiet=True))
+    return path
+
+
+def run_recipe(name: str, data: Path, out: Path, epochs: int, overrides: dict) -> dict:
+    config = TrainConfig.from_recipe(name, data=str(data), out=str(out), epochs=epochs,
+                                     **overrides)
+    summary = train(config)
+    history = read_history(out)
+    return {
+        "recipe": name, "overrides": overrides, "summary": summary, "history": history,
+        "train_images_per_s": _mean_rate(history),
+        "best_test_acc": summary["best_test_acc"],
+        "final_test_acc": history[-1]["test_acc"], "final_recall": history[-1]["test_recall"],
+        "wall_seconds": summary["wall_seconds"], "diverged": None,
+    }
+
+
+def _mean_rate(history: list[dict]) -> float:
+    images = sum(r["train_images"] for r in history)
+    seconds = sum(r["train_seconds"] for r in history)
+    return images / seconds if seconds else 0.0
+
+
+# --------------------------------------------------------------------------- notebook loop
+
+
+class RawFolder(Dataset):
+    """ImageFolder over the raw files of one split (PIL open + torchvision transforms)."""
+
+    def __init__(self, files: list[tuple[Path, int]], transform) -> None:
+        self.files, self.transform = files, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        path, target = self.files[i]
+        return self.transform(Image.open(path).convert("RGB")), target
+
+
+def naive_loop(data: Path, raw: Path, epochs: int, workers: int) -> dict:
+    """The reference notebook's way: raw JPEGs, PIL transforms, everything in train mode."""
+    from torchvision import transforms as T
+
+    ds = PreparedDataset(data)
+    files = {s: [(raw / e.source, e.target) for e in ds.split(s)] for s in ("train", "test")}
+    norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    train_tf = T.Compose([T.RandomRotation(20), T.RandomHorizontalFlip(), T.Resize((224, 224)),
+                          T.ColorJitter(0.1, 0.1, 0.1), T.ToTensor(), norm,
+                          T.RandomErasing(p=0.5, scale=(0.0625, 0.0625), ratio=(1, 1))])
+    test_tf = T.Compose([T.Resize((224, 224)), T.ToTensor(), norm])
+    train_loader = DataLoader(RawFolder(files["train"], train_tf), batch_size=32, shuffle=True,
+                              num_workers=workers, drop_last=True)
+    test_loader = DataLoader(RawFolder(files["test"], test_tf), batch_size=64,
+                             num_workers=workers)
+    torch.manual_seed(0)
+    model = build_model(len(ds.classes), pretrained=True)
+    for p in model.features[:16].parameters():
+        p.requires_grad = False
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)
+    rows = []
+    for epoch in range(1, epochs + 1):
+        model.train()  # the notebook's bug: frozen BatchNorm layers keep updating statistics
+        seen, correct, start = 0, 0, time.perf_counter()
+        for x, y in train_loader:
+            out = model(x)
+            loss = nn.functional.cross_entropy(out, y)
+            l1 = sum(p.abs().sum() for p in model.parameters())  # frozen ones too
+            l2 = sum(p.pow(2).sum() for p in model.parameters())
+            loss = loss + 5e-4 * l1 + 1e-4 * l2
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            seen += len(y)
+            correct += (out.argmax(1) == y).sum().item()
+        train_seconds = time.perf_counter() - start
+        model.eval()
+        test_correct = test_seen = 0
+        with torch.no_grad():
+            for x, y in test_loader:
+                test_correct += (model(x).argmax(1) == y).sum().item()
+                test_seen += len(y)
+        rows.append({"epoch": epoch, "train_acc": correct / seen,
+                     "test_acc": test_correct / test_seen, "train_images": seen,
+                     "train_seconds": train_seconds, "images_per_s": seen / train_seconds})
+        print(f"naive epoch {epoch}: {rows[-1]}", flush=True)
+    return {"history": rows, "train_images_per_s": _mean_rate(rows),
+            "final_test_acc": rows[-1]["test_acc"], "workers": workers}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        "# train_accuracy benchmark", "",
+        f"Data: `{result['data']}` ({result['train_images']} train / {result['test_images']} "
+        f"test images, classes {', '.join(result['classes'])}); {result['epochs']} epochs per "
+        f"recipe; machine: {result['machine']}; torch {result['torch']}; threads "
+        f"{result['threads']}. The CPU was shared with other work while this ran, so "
+        "absolute times are noisy; both runs of a comparison ran in the same session.", "",
+        "| run | best test acc | final test acc | " + " | ".join(
+            f"recall {c}" for c in result["classes"]) + " | wall s | train img/s |",
+        "|---|---|---|" + "---|" * len(result["classes"]) + "---|---|",
+    ]
+    for r in result["recipes"]:
+        if r.get("diverged"):
+            lines.append(f"| {r['recipe']} | diverged: {r['diverged']} |")
+            continue
+        recall = " | ".join(f"{r['final_recall'][c]:.4f}" for c in result["classes"])
+        lines.append(f"| skyclass `{r['recipe']}` | {r['best_test_acc']:.4f} | "
+                     f"{r['final_test_acc']:.4f} | {recall} | {r['wall_seconds']:.0f} | "
+                     f"{r['train_images_per_s']:.1f} |")
+    naive = result.get("naive")
+    if naive:
+        blanks = " | ".join("" for _ in result["classes"])
+        lines.append(f"| notebook-style loop ({len(naive['history'])} ep) | | "
+                     f"{naive['final_test_acc']:.4f} | {blanks} | | "
+                     f"{naive['train_images_per_s']:.1f} |")
+        lines += ["", f"Training throughput, skyclass `{result['speedup_baseline']}` / notebook "
+                      f"loop: "
+                      f"**{result['speedup_vs_naive']:.2f}x** (same hyper-parameters and "
+                      f"{naive['workers']} DataLoader worker(s) each)."]
+    lines += ["", "Per-epoch history of every run is in train_accuracy.json."]
+    return "\n".join(lines) + "\n"
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        out[key] = json.loads(value)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("/tmp/bd.zip"))
+    parser.add_argument("--raw", type=Path, default=RAW)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/skyclass-bench"))
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--recipes", nargs="+", default=["reference", "default"])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
+                        help="overrides applied to the default recipe (exploration)")
+    parser.add_argument("--naive-epochs", type=int, default=1)
+    parser.add_argument("--name", default="train_accuracy")
+    args = parser.parse_args()
+
+    data = ensure_dataset(args.data, args.raw)
+    ds = PreparedDataset(data)
+    result: dict = {
+        "data": str(data), "classes": ds.classes, "epochs": args.epochs,
+        "train_images": len(ds.split("train")), "test_images": len(ds.split("test")),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores", "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "recipes": [], "started": time.ctime(),
+    }
+    for name in args.recipes:
+        out = args.work / f"{args.name}-{name}"
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        overrides = parse_overrides(args.set) if name == "default" else {}
+        try:
+            result["recipes"].append(run_recipe(name, data, out, args.epochs, overrides))
+        except Exception as exc:  # noqa: BLE001 - a diverging recipe is a result, not a crash
+            result["recipes"].append({"recipe": name, "diverged": str(exc)})
+        print(json.dumps({k: v for k, v in result["recipes"][-1].items() if k != "history"},
+                         default=str)[:600], flush=True)
+    if args.naive_epochs:
+        from skyclass.train.distributed import DistContext
+        from skyclass.train.loop import default_workers
+
+        workers = default_workers(DistContext(), len(ds.split("train")))
+        result["naive"] = naive_loop(data, args.raw, args.naive_epochs, workers)
+        usable = [r for r in result["recipes"] if not r.get("diverged")]
+        ref = next((r for r in usable if r["recipe"] == "reference"), None) or next(
+            iter(usable), None)
+        if ref:
+            result["speedup_baseline"] = ref["recipe"]
+            result["speedup_vs_naive"] = ref["train_images_per_s"] / result["naive"][
+                "train_images_per_s"]
+    result["finished"] = time.ctime()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2, default=str))
+    (RESULTS / f"{args.name}.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

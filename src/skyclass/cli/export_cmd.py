@@ -1,0 +1,59 @@
+"""`skyclass export RUN_DIR --out BUNDLE_DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "export",
+        help="write a serving bundle (model.onnx, model.pt, skyclass.json) from a trained run",
+        description=(
+            "Export RUN_DIR's checkpoint as a bundle folder: model.onnx (ONNX Runtime, dynamic "
+            "batch, one file), model.pt (CPU TorchScript) and skyclass.json (classes, "
+            "preprocessing, training recipe and metrics, sha256 of each file). The exported "
+            "models are checked against PyTorch on real images first; a mismatch aborts."
+        ),
+    )
+    parser.add_argument("run", metavar="RUN_DIR", help="run directory of `skyclass train` "
+                        "(or a .pt checkpoint)")
+    parser.add_argument("--out", required=True, metavar="BUNDLE_DIR",
+                        help="bundle folder to create")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="which checkpoint of the run to export (default best)")
+    parser.add_argument("--parity-images", metavar="FOLDER", default=None,
+                        help="real photos for the parity check when the run's dataset zip is "
+                             "not reachable (default: the run's test split)")
+    parser.add_argument("--parity-count", type=int, default=32,
+                        help="how many images the parity check uses (default 32)")
+    parser.add_argument("--name", default=None,
+                        help="model name in skyclass.json and responses (default: run folder)")
+    parser.add_argument("--model-version", dest="model_version", default=None,
+                        help="model version string (default: epoch + checkpoint sha256 prefix)")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    parser.add_argument("--force", action="store_true", help="replace an existing BUNDLE_DIR")
+    parser.add_argument("--quiet", action="store_true", help="print nothing on success")
+    parser.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from skyclass.export import ExportConfig, export_bundle
+    from skyclass.serving.bundle import read_manifest
+
+    config = ExportConfig(
+        run=args.run, out=args.out, checkpoint=args.checkpoint, parity_images=args.parity_images,
+        parity_count=args.parity_count, name=args.name, version=args.model_version,
+        opset=args.opset, force=args.force, quiet=args.quiet,
+    )
+    out = export_bundle(config)
+    if not args.quiet:
+        manifest = read_manifest(out)
+        parity = manifest["parity"]
+        print(f"wrote {out}: {manifest['model']['name']} {manifest['model']['version']}, "
+              f"classes {json.dumps(manifest['class_names'])}")
+        print(f"parity on {parity['images']} real images: ONNX max |diff| "
+              f"{parity['onnx_max_abs_diff']:.2e}, TorchScript "
+              f"{parity['torchscript_max_abs_diff']:.2e}, top-1 identical")
+    return 0

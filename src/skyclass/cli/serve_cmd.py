@@ -1,0 +1,32 @@
+"""`skyclass serve BUNDLE_DIR`: the Lambda handler behind a local HTTP server."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="serve a bundle over HTTP locally, through the same handler as on AWS Lambda",
+        description=(
+            "Serve BUNDLE (a folder or s3://bucket/prefix) on http://HOST:PORT/. Every request "
+            "becomes an API Gateway v2 event for the Lambda handler. GET / shows an upload page "
+            "in a browser (JSON health otherwise, or at /health); POST / classifies an image "
+            "(multipart field 'file' or a raw image body), ?top_k=N."
+        ),
+    )
+    parser.add_argument("bundle", metavar="BUNDLE_DIR", help="bundle folder or s3://bucket/prefix")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=8000,
+                        help="port to listen on (default 8000; 0 picks a free one)")
+    parser.add_argument("--quiet", action="store_true", help="no access log")
+    parser.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from skyclass.serving.local_server import serve
+
+    serve(args.bundle, host=args.host, port=args.port, quiet=args.quiet)
+    return 0

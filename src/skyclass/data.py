@@ -1,0 +1,154 @@
+"""Torch side of a prepared dataset: a Dataset over the zip, augmentation pipelines, samplers.
+
+The eval transform is *exactly* the serving preprocessing (`images.decode_image` then
+`images.to_model_input`), so the test accuracy measured while training is the accuracy the
+served model has. Training augmentations (albumentations, on uint8 HWC arrays) end with
+`images.normalize_array`, the one normalisation in skyclass.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, WeightedRandomSampler
+
+from skyclass.dataset import Entry, PreparedDataset
+from skyclass.errors import DatasetFormatError
+from skyclass.images import PreprocessSpec, decode_image, normalize_array, to_model_input
+
+Transform = Callable[[bytes], np.ndarray]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strength of the training augmentations (one recipe value each).
+
+    The defaults are the `default` recipe's. `crop_scale_min` = None reproduces the
+    reference's plain Resize; a number switches to RandomResizedCrop with that minimum area
+    fraction.
+    """
+
+    rotate_limit: float = 15.0
+    hflip: float = 0.5
+    rgb_shift: int = 15
+    rgb_shift_p: float = 0.3
+    cutout_frac: float = 0.25
+    cutout_p: float = 0.3
+    crop_scale_min: float | None = 0.6
+
+
+def build_albumentations(aug: AugmentConfig, size: int):
+    """The albumentations Compose for training (uint8 HWC in, uint8 HWC out)."""
+    import albumentations as A
+
+    steps = []
+    if aug.rotate_limit > 0:
+        steps.append(A.Rotate(limit=aug.rotate_limit, border_mode=0, fill=0, p=0.5))
+    if aug.hflip > 0:
+        steps.append(A.HorizontalFlip(p=aug.hflip))
+    if aug.crop_scale_min is None:
+        steps.append(A.Resize(size, size))
+    else:
+        steps.append(A.RandomResizedCrop(size=(size, size), scale=(aug.crop_scale_min, 1.0)))
+    if aug.rgb_shift > 0:
+        s = aug.rgb_shift
+        steps.append(A.RGBShift(r_shift_limit=s, g_shift_limit=s, b_shift_limit=s,
+                                p=aug.rgb_shift_p))
+    if aug.cutout_frac > 0:
+        # The reference's Cutout: one square hole, `cutout_frac` of the image side.
+        frac = (aug.cutout_frac, aug.cutout_frac)
+        steps.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=frac,
+                                     hole_width_range=frac, fill=0, p=aug.cutout_p))
+    return A.Compose(steps)
+
+
+class TrainTransform:
+    """bytes -> decoded uint8 array -> albumentations -> normalize_array (CHW float32)."""
+
+    def __init__(self, aug: AugmentConfig, spec: PreprocessSpec) -> None:
+        self.spec = spec
+        self.pipeline = build_albumentations(aug, spec.size)
+
+    def __call__(self, data: bytes) -> np.ndarray:
+        arr = np.asarray(decode_image(data))
+        arr = self.pipeline(image=arr)["image"]
+        return normalize_array(arr, self.spec)
+
+    def reseed(self, seed: int) -> None:
+        """albumentations draws from its own generators: seed them for reproducible runs."""
+        self.pipeline.set_random_seed(seed % 2**32)
+
+
+class EvalTransform:
+    """bytes -> exactly what the served model receives."""
+
+    def __init__(self, spec: PreprocessSpec) -> None:
+        self.spec = spec
+
+    def __call__(self, data: bytes) -> np.ndarray:
+        return to_model_input(decode_image(data), self.spec)
+
+
+class ZipImageDataset(Dataset):
+    """One split of a prepared zip as (CHW float32 tensor, class index) pairs.
+
+    Images are read from the zip on demand (random access); each DataLoader worker reopens
+    the zip itself (PreparedDataset drops its handle when pickled).
+    """
+
+    def __init__(self, dataset: PreparedDataset, split: str, transform: Transform) -> None:
+        self.dataset = dataset
+        self.entries: list[Entry] = dataset.split(split)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        entry = self.entries[index]
+        x = self.transform(self.dataset.read(entry.path))
+        return torch.from_numpy(x), entry.target
+
+    @property
+    def targets(self) -> list[int]:
+        return [e.target for e in self.entries]
+
+
+def class_counts(entries: list[Entry], num_classes: int) -> list[int]:
+    counts = Counter(e.target for e in entries)
+    return [counts.get(i, 0) for i in range(num_classes)]
+
+
+def check_trainable(dataset: PreparedDataset) -> None:
+    """Every class needs training images and the test split must not be empty."""
+    counts = class_counts(dataset.split("train"), len(dataset.classes))
+    empty = [name for name, n in zip(dataset.classes, counts, strict=True) if n == 0]
+    if empty:
+        raise DatasetFormatError(
+            f"{dataset.path}: class(es) {', '.join(map(repr, empty))} have no training images; "
+            "add photos to them or remove the folder and run `skyclass prepare` again"
+        )
+    if not dataset.split("test"):
+        raise DatasetFormatError(
+            f"{dataset.path}: the test split is empty; prepare it with --val-fraction > 0"
+        )
+
+
+def inverse_frequency_weights(counts: list[int]) -> list[float]:
+    """Per-class weights n_total / (k * n_c): 1.0 for every class when balanced."""
+    total, k = sum(counts), len(counts)
+    return [total / (k * c) if c else 0.0 for c in counts]
+
+
+def balanced_sampler(targets: list[int], num_classes: int, seed: int) -> WeightedRandomSampler:
+    """Draw every class equally often per epoch (same number of draws as images)."""
+    counts = Counter(targets)
+    per_class = inverse_frequency_weights([counts.get(i, 0) for i in range(num_classes)])
+    weights = torch.tensor([per_class[t] for t in targets], dtype=torch.double)
+    generator = torch.Generator().manual_seed(seed)
+    return WeightedRandomSampler(weights, num_samples=len(targets), replacement=True,
+                                 generator=generator)

@@ -1,0 +1,291 @@
+"""The report's pictures: training curves, confusion matrix, galleries of right and wrong.
+
+matplotlib with the Agg backend (no display needed). Gallery images are decoded from the
+image bytes and shown as the person saw them, never by inverting the normalisation of the
+model input. Galleries use a fixed cell size, so a grid of R x C images is always
+C * CELL_PX wide and R * CELL_PX + HEADER_PX high: easy to lay out in HTML and to check.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from PIL import Image
+
+from skyclass.images import ImageError, decode_image
+
+DPI = 100
+CELL_PX = 180  # one gallery image with its title
+HEADER_PX = 40  # the gallery's headline
+MISCLASSIFIED_PER_CLASS = 10
+CORRECT_COUNT = 25
+CORRECT_COLS = 5
+SHORT_NAME_LIMIT = 8  # names longer than this get initials in plots
+
+# Accepted spellings of the history.jsonl fields (first match wins).
+HISTORY_KEYS = {
+    "epoch": ("epoch",),
+    "train_acc": ("train_acc", "train_accuracy", "acc"),
+    "test_acc": ("test_acc", "test_accuracy", "val_acc", "val_accuracy"),
+    "train_loss": ("train_loss", "loss"),
+    "test_loss": ("test_loss", "val_loss"),
+    "lr": ("lr", "learning_rate", "head_lr"),
+}
+
+
+# ---------------------------------------------------------------------------- names
+
+
+def short_names(names: Sequence[str], override: Sequence[str] | None = None) -> list[str]:
+    """Labels that fit under a thumbnail: given ones, or initials when names are long.
+
+    'Flying Birds' -> 'FB', 'Large QuadCopters' -> 'LQ' (what the reference project used);
+    short names such as 'bird' stay as they are. Clashing initials fall back to prefixes.
+    """
+    names = list(names)
+    if override:
+        override = list(override)
+        if len(override) != len(names):
+            raise ValueError(
+                f"--short-names needs {len(names)} names (one per class: {names}), "
+                f"got {len(override)}"
+            )
+        return override
+    if all(len(n) <= SHORT_NAME_LIMIT for n in names):
+        return names
+    shorts = [_initials(n) for n in names]
+    if len(set(shorts)) == len(shorts):
+        return shorts
+    return _unique_prefixes(names)
+
+
+def _initials(name: str) -> str:
+    words = [w for w in re.split(r"[\s_\-]+", name) if w]
+    if len(words) <= 1:
+        return name[:SHORT_NAME_LIMIT]
+    return "".join(w[0].upper() for w in words)
+
+
+def _unique_prefixes(names: list[str]) -> list[str]:
+    for length in range(3, max(len(n) for n in names) + 1):
+        shorts = [n[:length] for n in names]
+        if len(set(shorts)) == len(shorts):
+            return shorts
+    return names
+
+
+# ---------------------------------------------------------------------------- images
+
+
+def thumbnail(raw: bytes, size: int) -> np.ndarray:
+    """The photo as a person sees it (EXIF-rotated RGB), fitted into size x size."""
+    try:
+        img = decode_image(raw)
+    except ImageError:
+        return np.full((size, size, 3), 128, dtype=np.uint8)
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(img)
+
+
+def grid_size_px(rows: int, cols: int) -> tuple[int, int]:
+    """(width, height) in pixels of a gallery PNG of rows x cols cells."""
+    return cols * CELL_PX, rows * CELL_PX + HEADER_PX
+
+
+def _gallery_figure(rows: int, cols: int, title: str) -> tuple[Figure, np.ndarray]:
+    width, height = grid_size_px(rows, cols)
+    fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    fig.suptitle(title, fontsize=12, y=1 - (HEADER_PX * 0.25) / height, va="top")
+    axes = np.empty((rows, cols), dtype=object)
+    title_px, pad_px = 26, 6
+    for r in range(rows):
+        for c in range(cols):
+            left = (c * CELL_PX + pad_px) / width
+            bottom = ((rows - 1 - r) * CELL_PX + pad_px) / height
+            ax = fig.add_axes((left, bottom, (CELL_PX - 2 * pad_px) / width,
+                               (CELL_PX - title_px - pad_px) / height))
+            ax.set_axis_off()
+            axes[r, c] = ax
+    return fig, axes
+
+
+def _show(ax: plt.Axes, image: np.ndarray, title: str, colour: str) -> None:
+    ax.imshow(image)
+    ax.set_title(title, fontsize=8, color=colour, pad=3)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------- curves
+
+
+def _series(history: list[dict], field: str) -> list[float] | None:
+    for key in HISTORY_KEYS[field]:
+        values = [row.get(key) for row in history]
+        if all(isinstance(v, (int, float)) for v in values):
+            return [float(v) for v in values]
+    return None
+
+
+def lr_drops(history: list[dict]) -> list[tuple[float, float, float]]:
+    """(epoch, old lr, new lr) wherever the LR fell by more than 20% between epochs.
+
+    A 20% threshold marks plateau/step drops but not every small step of a cosine schedule.
+    """
+    lrs = _series(history, "lr")
+    epochs = _series(history, "epoch") or list(range(1, len(history) + 1))
+    if not lrs:
+        return []
+    return [
+        (epochs[i], lrs[i - 1], lrs[i])
+        for i in range(1, len(lrs))
+        if lrs[i] < 0.8 * lrs[i - 1]
+    ]
+
+
+def plot_curves(history: list[dict], path: Path) -> Path | None:
+    """Accuracy (train + test), train loss and test loss against epoch; LR drops dashed."""
+    if not history:
+        return None
+    epochs = _series(history, "epoch") or list(range(1, len(history) + 1))
+    panels = [
+        ("Accuracy", [("train", _series(history, "train_acc")),
+                      ("test", _series(history, "test_acc"))]),
+        ("Train loss", [("train", _series(history, "train_loss"))]),
+        ("Test loss", [("test", _series(history, "test_loss"))]),
+    ]
+    drops = lr_drops(history)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=DPI)
+    for n, (ax, (title, lines)) in enumerate(zip(axes, panels, strict=True)):
+        for label, values in lines:
+            if values is not None:
+                ax.plot(epochs, values, marker="o", markersize=3, label=label)
+        for i, (epoch, old, new) in enumerate(drops):
+            # The LR changed between the previous epoch and this one.
+            ax.axvline(epoch - 0.5, color="grey", linestyle="--", linewidth=1,
+                       label="LR drop" if i == 0 else None)
+            if n == 0:
+                ax.annotate(f" LR {old:.2g}→{new:.2g}", (epoch - 0.5, 0.02), fontsize=7,
+                            xycoords=("data", "axes fraction"), color="grey", rotation=90,
+                            va="bottom", ha="right")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------- confusion
+
+
+def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: Path) -> Path:
+    """Counts and row-normalised (recall per true class) side by side."""
+    cm = np.asarray(cm)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
+    n = len(labels)
+    side = max(3.5, 0.9 * n + 1.8)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side + 0.8, side), dpi=DPI)
+    for ax, values, title, fmt in (
+        (axes[0], cm, "Counts", "{:d}"),
+        (axes[1], norm, "Row-normalised (recall)", "{:.2f}"),
+    ):
+        ax.imshow(values / max(values.max(), 1e-9), cmap="Blues", vmin=0, vmax=1)
+        for (i, j), v in np.ndenumerate(values):
+            strong = values[i, j] > 0.55 * values.max()
+            ax.text(j, i, fmt.format(int(v) if fmt == "{:d}" else v), ha="center",
+                    va="center", color="white" if strong else "black", fontsize=10)
+        ax.set_xticks(range(n), labels, rotation=45 if n > 4 else 0)
+        ax.set_yticks(range(n), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------- galleries
+
+
+def misclassified_grid(
+    mistakes: list[dict], num_classes: int, per_class: int = MISCLASSIFIED_PER_CLASS
+) -> list[list[dict]]:
+    """Row i: up to `per_class` mistakes whose true class is i, most confident first.
+
+    `mistakes` carry "target" (true index) and "confidence" (of the wrong prediction).
+    """
+    rows: list[list[dict]] = [[] for _ in range(num_classes)]
+    for m in sorted(mistakes, key=lambda m: -m["confidence"]):
+        if len(rows[m["target"]]) < per_class:
+            rows[m["target"]].append(m)
+    return rows
+
+
+def plot_misclassified(
+    rows: list[list[dict]], labels: Sequence[str], read: Callable[[int], bytes], path: Path
+) -> Path:
+    """One row per true class; each image titled `true → predicted (p=0.87)`."""
+    cols = max(1, max(len(r) for r in rows))
+    fig, axes = _gallery_figure(len(rows), cols, "Misclassified (most confident mistakes first)")
+    for r, row in enumerate(rows):
+        if not row:
+            axes[r, 0].text(0.5, 0.5, f"no mistakes\nfor {labels[r]}", ha="center",
+                            va="center", fontsize=9, transform=axes[r, 0].transAxes)
+        for c, m in enumerate(row):
+            title = f"{labels[m['target']]} → {labels[m['pred']]} (p={m['confidence']:.2f})"
+            _show(axes[r, c], thumbnail(read(m["index"]), CELL_PX), title, "firebrick")
+    return _save(fig, path)
+
+
+def pick_correct(
+    targets: np.ndarray, preds: np.ndarray, count: int = CORRECT_COUNT, seed: int = 0
+) -> list[int]:
+    """Up to `count` correctly classified indices, the classes taking turns.
+
+    Taking turns shows every class even when one dominates; a seeded shuffle inside each class
+    shows typical images rather than only the easiest ones.
+    """
+    rng = np.random.default_rng(seed)
+    per_class = []
+    for k in np.unique(targets):
+        idx = np.flatnonzero((targets == k) & (preds == k))
+        per_class.append(list(rng.permutation(idx)))
+    picked: list[int] = []
+    while len(picked) < count and any(per_class):
+        for queue in per_class:
+            if queue and len(picked) < count:
+                picked.append(int(queue.pop(0)))
+    return picked
+
+
+def plot_correct(
+    picked: list[int], targets: np.ndarray, confidence: np.ndarray, labels: Sequence[str],
+    read: Callable[[int], bytes], path: Path, cols: int = CORRECT_COLS,
+) -> Path:
+    rows = max(1, math.ceil(len(picked) / cols))
+    fig, axes = _gallery_figure(rows, cols, f"Correctly classified ({len(picked)} shown)")
+    if not picked:
+        axes[0, 0].text(0.5, 0.5, "no correct\npredictions", ha="center", va="center",
+                        transform=axes[0, 0].transAxes)
+    for n, i in enumerate(picked):
+        title = f"{labels[int(targets[i])]} (p={confidence[i]:.2f})"
+        _show(axes[n // cols, n % cols], thumbnail(read(i), CELL_PX), title, "darkgreen")
+    return _save(fig, path)

@@ -1,0 +1,205 @@
+"""The one HTTP handler: AWS Lambda calls `handler`, `skyclass serve` calls the very same one.
+
+Routes (matched on the last path segment, so a stage or mount prefix does not matter):
+  GET  /          health + model info as JSON; the upload page when the client asks for HTML
+  GET  /health    health + model info as JSON
+  POST / or /predict   classify the posted image, `?top_k=N`
+
+Configuration comes from the environment: MODEL_URI (bundle folder or s3://bucket/prefix),
+MAX_BODY_BYTES (default 6 MB, Lambda's own payload limit), MAX_PIXELS (decompression-bomb
+guard), TOP_K (default 3). The model is loaded once per process, on the first request, and the
+request body is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from importlib import resources
+from typing import Any, Protocol
+
+from skyclass import __version__
+from skyclass.errors import SkyclassError
+from skyclass.images import DEFAULT_MAX_PIXELS, ImageError
+from skyclass.serving.events import HttpError, Request, extract_image, parse_event
+
+LOG = logging.getLogger("skyclass.serving")
+LOG.setLevel(logging.INFO)  # Lambda's root logger is at WARNING; the request line is INFO
+DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+DEFAULT_TOP_K = 3
+MAX_TOP_K = 100
+JSON_TYPE = "application/json"
+CORS = {"access-control-allow-origin": "*",
+        "access-control-allow-headers": "content-type",
+        "access-control-allow-methods": "GET, POST, OPTIONS"}
+
+
+class Model(Protocol):
+    """What the handler needs of a classifier (the ONNX one, or the torch one in bench/)."""
+
+    class_names: list[str]
+
+    @property
+    def model_info(self) -> dict[str, Any]: ...
+
+    def predict_bytes(self, data: bytes, top_k: int = 3, max_pixels: int = ...) -> list[Any]: ...
+
+
+def load_default_model() -> Model:
+    """MODEL_URI -> verified local bundle -> onnxruntime Classifier."""
+    from skyclass.serving.bundle import resolve_bundle
+    from skyclass.serving.classifier import Classifier
+
+    threads = int(os.environ.get("SKYCLASS_THREADS", "0"))
+    return Classifier.from_bundle(resolve_bundle(os.environ.get("MODEL_URI", "")), threads=threads)
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _response(status: int, payload: Any, headers: Mapping[str, str] | None = None,
+              content_type: str = JSON_TYPE) -> dict[str, Any]:
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    return {
+        "statusCode": status,
+        "headers": {"content-type": content_type, **CORS, **(headers or {})},
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def error_response(err: HttpError, request_id: str) -> dict[str, Any]:
+    payload = {"error": err.code, "message": err.message, "request_id": request_id}
+    return _response(err.status, payload, err.headers)
+
+
+def _parse_top_k(query: Mapping[str, str]) -> int:
+    raw = query.get("top_k")
+    if raw is None or raw == "":
+        return _env_int("TOP_K", DEFAULT_TOP_K)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HttpError(400, "bad_top_k", f"top_k must be an integer, got {raw[:20]!r}") from None
+    if not 1 <= value <= MAX_TOP_K:
+        raise HttpError(400, "bad_top_k", f"top_k must be between 1 and {MAX_TOP_K}")
+    return value
+
+
+def index_html() -> str:
+    return resources.files("skyclass.serving").joinpath("static/index.html").read_text("utf-8")
+
+
+class App:
+    """Routing, limits and error handling around a lazily loaded model (one per process)."""
+
+    def __init__(self, loader: Callable[[], Model] = load_default_model) -> None:
+        self._loader = loader
+        self._model: Model | None = None
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Forget the loaded model (the next request loads MODEL_URI again)."""
+        with self._lock:
+            self._model = None
+
+    @property
+    def model(self) -> Model:
+        if self._model is None:
+            with self._lock:  # the local server is threaded: load exactly once
+                if self._model is None:
+                    self._model = self._loader()
+        return self._model
+
+    def health(self) -> dict[str, Any]:
+        model = self.model
+        return {"status": "ok", "model": model.model_info, "classes": list(model.class_names),
+                "skyclass_version": __version__}
+
+    def predict(self, request: Request) -> dict[str, Any]:
+        limit = _env_int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
+        declared = request.headers.get("content-length", "")
+        if len(request.body) > limit or (declared.isdigit() and int(declared) > limit):
+            raise HttpError(413, "payload_too_large",
+                            f"the body is over the limit of {limit:,} bytes")
+        top_k = _parse_top_k(request.query)
+        data = extract_image(request)
+        model = self.model
+        start = time.perf_counter()
+        try:
+            predictions = model.predict_bytes(
+                data, top_k=top_k, max_pixels=_env_int("MAX_PIXELS", DEFAULT_MAX_PIXELS))
+        except ImageError as exc:
+            if exc.reason == "too_large":
+                raise HttpError(413, "image_too_large", "the image has too many pixels to "
+                                f"decode (decompression-bomb guard): {exc.detail}") from exc
+            raise HttpError(400, "bad_image", f"the upload is not a usable image "
+                            f"({exc.reason}: {exc.detail})") from exc
+        return {
+            "predictions": [p.to_dict() for p in predictions],
+            "model": model.model_info,
+            "latency_ms": round((time.perf_counter() - start) * 1000.0, 3),
+        }
+
+    def route(self, request: Request) -> dict[str, Any]:
+        segment = request.path.rstrip("/").rsplit("/", 1)[-1]
+        if segment not in ("", "health", "predict"):
+            raise HttpError(404, "not_found", f"no route {request.path!r}: use GET / or POST /")
+        if request.method == "OPTIONS":
+            return _response(204, "", content_type="text/plain")
+        if request.method in ("GET", "HEAD") and segment != "predict":
+            wants_html = "text/html" in request.headers.get("accept", "")
+            if segment == "" and wants_html:
+                return _response(200, index_html(), content_type="text/html; charset=utf-8")
+            return _response(200, self.health())
+        if request.method == "POST" and segment != "health":
+            return _response(200, self.predict(request))
+        allowed = "POST, OPTIONS" if segment == "predict" else (
+            "GET, HEAD, OPTIONS" if segment == "health" else "GET, HEAD, POST, OPTIONS")
+        raise HttpError(405, "method_not_allowed",
+                        f"{request.method} is not allowed on {request.path}; use {allowed}",
+                        headers={"allow": allowed})
+
+    def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        start = time.perf_counter()
+        request_id = str(getattr(context, "aws_request_id", "") or "local")
+        status, method, path = 500, "?", "?"
+        try:
+            request = parse_event(event, context)
+            request_id, method, path = request.request_id, request.method, request.path
+            response = self.route(request)
+        except HttpError as err:
+            response = error_response(err, request_id)
+        except SkyclassError as exc:  # model missing / damaged: the operator must act
+            LOG.error("model unavailable (request %s): %s", request_id, exc)
+            response = error_response(
+                HttpError(503, "model_unavailable", f"the model could not be loaded: {exc}"),
+                request_id)
+        except Exception:  # any bug: log it, answer 500 without internals
+            LOG.exception("internal error (request %s)", request_id)
+            response = error_response(
+                HttpError(500, "internal_error", "internal error; quote the request id when "
+                          "reporting it"), request_id)
+        status = response["statusCode"]
+        response["headers"]["x-request-id"] = request_id
+        # One line per request: never the body, which may be a private photo.
+        LOG.info(json.dumps({"request_id": request_id, "method": method, "path": path,
+                             "status": status,
+                             "ms": round((time.perf_counter() - start) * 1000.0, 1)}))
+        return response
+
+
+app = App()
+
+
+def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    """AWS Lambda entry point (skyclass.serving.lambda_handler.handler)."""
+    return app(event, context)

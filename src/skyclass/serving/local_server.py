@@ -1,0 +1,147 @@
+"""`skyclass serve`: a local HTTP server that calls the Lambda handler with real v2 events.
+
+Each HTTP request becomes the API Gateway HTTP API (payload v2) event Lambda would receive,
+body base64-encoded as API Gateway does for binary bodies, and goes through the very same
+`App` as on Lambda, so local and deployed behaviour cannot drift apart. Standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from skyclass.errors import SkyclassError
+from skyclass.serving.lambda_handler import DEFAULT_MAX_BODY_BYTES, App
+
+
+def build_v2_event(method: str, target: str, headers: dict[str, str], body: bytes,
+                   source_ip: str = "127.0.0.1") -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event, as Lambda receives it."""
+    url = urlsplit(target)
+    now = time.time()
+    request_id = str(uuid.uuid4())
+    lowered: dict[str, str] = {}
+    for key, value in headers.items():  # repeated headers are comma-joined, as in v2
+        k = key.lower()
+        lowered[k] = f"{lowered[k]},{value}" if k in lowered else value
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(url.query, keep_blank_values=True):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": url.path or "/",
+        "rawQueryString": url.query,
+        "headers": lowered,
+        "queryStringParameters": query or None,
+        "requestContext": {
+            "accountId": "local", "apiId": "local", "domainName": lowered.get("host", "local"),
+            "http": {"method": method, "path": url.path or "/", "protocol": "HTTP/1.1",
+                     "sourceIp": source_ip, "userAgent": lowered.get("user-agent", "")},
+            "requestId": request_id, "routeKey": "$default", "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "body": base64.b64encode(body).decode("ascii") if body else None,
+        "isBase64Encoded": bool(body),
+    }
+
+
+class _LambdaContext:
+    """The few attributes of Lambda's context object that the handler reads."""
+
+    def __init__(self, request_id: str) -> None:
+        self.aws_request_id = request_id
+        self.function_name = "skyclass-local"
+
+
+def make_request_handler(app: App, max_body: int) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "skyclass"
+        protocol_version = "HTTP/1.1"
+
+        def _dispatch(self) -> None:
+            headers = dict(self.headers.items())
+            if "chunked" in self.headers.get("transfer-encoding", "").lower():
+                self._send_json(411, {"error": "length_required",
+                                      "message": "send a Content-Length (no chunked bodies)"})
+                return
+            try:
+                length = int(self.headers.get("content-length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self._send_json(400, {"error": "bad_request", "message": "bad Content-Length"})
+                return
+            # Over the limit: do not read it, the handler answers 413 from Content-Length.
+            body = self.rfile.read(length) if length <= max_body else b""
+            if length > max_body:
+                self.close_connection = True
+            event = build_v2_event(self.command, self.path, headers, body, self.client_address[0])
+            result = app(event, _LambdaContext(event["requestContext"]["requestId"]))
+            self._send(result)
+
+        def _send(self, result: dict[str, Any]) -> None:
+            body = result.get("body") or ""
+            data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+            self.send_response(int(result["statusCode"]))
+            for key, value in (result.get("headers") or {}).items():
+                self.send_header(key, str(value))
+            self.send_header("content-length", str(len(data)))
+            if self.close_connection:
+                self.send_header("connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+            self.close_connection = True
+            self._send({"statusCode": status, "body": json.dumps(payload),
+                        "headers": {"content-type": "application/json"}})
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+
+        def log_message(self, format: str, *args: Any) -> None:
+            sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+    return Handler
+
+
+def make_server(bundle: str, host: str = "127.0.0.1", port: int = 8000,
+                quiet: bool = False) -> ThreadingHTTPServer:
+    """A server for BUNDLE (a folder or s3:// URI) with the model already loaded (fail fast)."""
+    os.environ["MODEL_URI"] = str(bundle)
+    from skyclass.serving.lambda_handler import app
+
+    app.reset()  # a new bundle: load it, do not reuse a previous one
+    _ = app.model
+    max_body = int(os.environ.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+    handler = make_request_handler(app, max_body)
+    if quiet:
+        handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
+    try:
+        server = ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise SkyclassError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    server.daemon_threads = True
+    return server
+
+
+def serve(bundle: str, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False) -> None:
+    server = make_server(bundle, host, port, quiet)
+    bound_host, bound_port = server.server_address[:2]
+    print(f"skyclass serving {bundle} on http://{bound_host}:{bound_port}/ (Ctrl-C to stop)",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

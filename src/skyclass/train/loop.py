@@ -1,0 +1,607 @@
+"""The training loop: read the recipe, top to bottom.
+
+Fixes over the reference notebook, each a cause of lost accuracy there:
+- the frozen prefix runs under `torch.no_grad()` and stays in eval mode (BatchNorm statistics
+  do not drift; `model.set_train_mode`);
+- L1/L2 penalties cover trainable weights only;
+- the test transform is the serving preprocessing (`data.EvalTransform`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from skyclass.checkpoint import load_checkpoint, save_checkpoint
+from skyclass.data import (
+    EvalTransform,
+    TrainTransform,
+    ZipImageDataset,
+    balanced_sampler,
+    check_trainable,
+    class_counts,
+    inverse_frequency_weights,
+)
+from skyclass.dataset import PreparedDataset
+from skyclass.errors import SkyclassError
+from skyclass.model import build_model, freeze_backbone, set_train_mode
+from skyclass.progress import progress_enabled
+from skyclass.train.config import TrainConfig
+from skyclass.train.distributed import (
+    DistContext,
+    all_reduce_sum,
+    average_buffers,
+    barrier,
+    broadcast_flag,
+    cleanup_distributed,
+    init_distributed,
+)
+from skyclass.train.state import (
+    SCRIPTED_NAME,
+    TRACED_NAME,
+    RunDirError,
+    append_history,
+    capture_rng,
+    dataset_fingerprint,
+    ensure_writable,
+    restore_rng,
+    save_scripted,
+    save_traced_cpu,
+    truncate_history,
+    write_config,
+)
+
+# Config fields that may differ on --resume (how to run, not what to learn).
+RUNTIME_FIELDS = ("data", "out", "device", "amp", "workers", "threads", "quiet", "resume",
+                  "channels_last", "weights")
+
+
+class TrainError(SkyclassError):
+    """Training cannot go on (diverged, or a resume that does not match)."""
+
+
+# --------------------------------------------------------------------------- model pieces
+
+
+class TrainableHead(nn.Module):
+    """features[k:] + pool + classifier: the part that learns (and the part DDP wraps)."""
+
+    def __init__(self, model: nn.Module, k: int) -> None:
+        super().__init__()
+        self.blocks = model.features[k:]
+        self.classifier = model.classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(x)
+        x = nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.classifier(x)
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def penalty(params: list[nn.Parameter], l1: float, l2: float) -> torch.Tensor | float:
+    """The reference's L1/L2 loss terms, over trainable weights only."""
+    total: torch.Tensor | float = 0.0
+    if l1:
+        total = total + l1 * sum(p.abs().sum() for p in params)
+    if l2:
+        total = total + l2 * sum(p.pow(2).sum() for p in params)
+    return total
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Head at `lr`, unfrozen feature blocks at `lr * backbone_lr_mult`; no decay on BN/bias."""
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        part = "head" if name.startswith("classifier") else "backbone"
+        groups.setdefault((part, p.ndim > 1), []).append(p)
+    param_groups = []
+    for (part, decay), params in sorted(groups.items()):
+        lr = config.lr * (config.backbone_lr_mult if part == "backbone" else 1.0)
+        param_groups.append({"params": params, "lr": lr, "initial_lr": lr,
+                             "weight_decay": config.weight_decay if decay else 0.0})
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(param_groups, lr=config.lr)
+    return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum,
+                           nesterov=config.nesterov and config.momentum > 0)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+    """Per-step schedules (cosine/onecycle/constant, with linear warm-up) or epoch plateau."""
+    if config.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience)
+    total = max(1, config.epochs * steps_per_epoch)
+    if config.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
+            pct_start=0.25)
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    cosine = config.scheduler == "cosine"
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if not cosine:
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def pick_device(name: str, ctx_local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise SkyclassError("--device cuda: no CUDA GPU is available")
+        return torch.device("cuda", ctx_local_rank % torch.cuda.device_count())
+    if name == "mps" and not (getattr(torch.backends, "mps", None)
+                              and torch.backends.mps.is_available()):
+        raise SkyclassError("--device mps: Apple MPS is not available")
+    return torch.device(name)
+
+
+def cpu_has_native_bf16() -> bool:
+    """AMX / AVX512-BF16 CPUs run bf16 convolutions about twice as fast as fp32."""
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    try:
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    except Exception:  # noqa: BLE001 - a private torch probe: no answer means no
+        return False
+
+
+def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """auto: bf16 (fp16 where bf16 is missing) on CUDA; bf16 on CPUs with native bf16."""
+    if config.amp == "off":
+        return None
+    if config.amp == "auto" and device.type == "cpu" and not cpu_has_native_bf16():
+        return None
+    if config.amp == "auto" and device.type not in ("cuda", "cpu"):
+        return None
+    if config.amp == "fp16":
+        return torch.float16
+    if config.amp == "bf16" or device.type != "cuda" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Run:
+    """Everything a training run holds; built by `setup`, driven by `train`."""
+
+    config: TrainConfig
+    ctx: DistContext
+    device: torch.device
+    run_dir: Path
+    dataset: PreparedDataset
+    fingerprint: str
+    model: nn.Module
+    prefix: nn.Module
+    head: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    criterion: nn.Module
+    train_loader: DataLoader
+    test_loader: DataLoader
+    generator: torch.Generator
+    dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+    start_epoch: int = 0
+    best_acc: float = -1.0
+    best_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def per_step_schedule(self) -> bool:
+        return self.config.scheduler != "plateau"
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.dataset.classes
+
+    def autocast(self, evaluating: bool = False):
+        """Mixed precision; CPU evaluation stays fp32 like the exported model that serves."""
+        if self.dtype is None or (evaluating and self.device.type == "cpu"):
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def lr(self) -> float:
+        """The head's LR (the recipe's `lr`)."""
+        return max(g["lr"] for g in self.optimizer.param_groups)
+
+
+def open_dataset(path: str) -> PreparedDataset:
+    dataset = PreparedDataset(path)
+    check_trainable(dataset)
+    return dataset
+
+
+def load_resume_state(config: TrainConfig, dataset: PreparedDataset, fingerprint: str) -> dict:
+    """The last checkpoint of RUN_DIR, after checking it belongs to this dataset."""
+    state = load_checkpoint(Path(config.out) / "last.pt")
+    if list(state["class_names"]) != dataset.classes:
+        raise TrainError(
+            f"cannot resume {config.out}: it was trained on classes {state['class_names']}, "
+            f"{config.data} has {dataset.classes}")
+    if state.get("dataset_fingerprint") != fingerprint:
+        raise TrainError(
+            f"cannot resume {config.out}: {config.data} is not the dataset it was trained on "
+            "(different images or split); start a new run with another --out")
+    return state
+
+
+def resolve_config(config: TrainConfig, dataset: PreparedDataset,
+                   fingerprint: str) -> tuple[TrainConfig, dict | None]:
+    """On --resume the saved recipe wins (same epochs, LR...), only runtime options change."""
+    run_dir = Path(config.out)
+    has_run = (run_dir / "last.pt").is_file()
+    if not config.resume:
+        if has_run:
+            raise RunDirError(
+                f"--out {run_dir} already holds a training run (last.pt); pass --resume to "
+                "continue it or choose another --out")
+        return config, None
+    if not has_run:
+        return config, None  # nothing finished yet: start from epoch 1
+    state = load_resume_state(config, dataset, fingerprint)
+    saved = TrainConfig.from_dict(state["config"])
+    runtime = {name: getattr(config, name) for name in RUNTIME_FIELDS}
+    return saved.replace(**runtime), state
+
+
+def make_loaders(config: TrainConfig, dataset: PreparedDataset, ctx: DistContext,
+                 generator: torch.Generator) -> tuple[DataLoader, DataLoader]:
+    train_ds = ZipImageDataset(dataset, "train", TrainTransform(config.augment, dataset.spec))
+    test_ds = ZipImageDataset(dataset, "test", EvalTransform(dataset.spec))
+    workers = config.workers if config.workers >= 0 else default_workers(ctx, len(train_ds))
+    common = {"num_workers": workers, "pin_memory": torch.cuda.is_available(),
+              "worker_init_fn": seed_worker, "persistent_workers": False}
+    if workers:
+        common["prefetch_factor"] = 4
+    sampler = None
+    if ctx.enabled and config.balance == "sampler":
+        raise TrainError("--balance sampler cannot be combined with torchrun's "
+                         "DistributedSampler; use --balance loss for multi-process training")
+    if ctx.enabled:
+        sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
+                                     shuffle=True, seed=config.seed, drop_last=True)
+    elif config.balance == "sampler":
+        sampler = balanced_sampler(train_ds.targets, len(dataset.classes), config.seed)
+        sampler.generator = generator
+    train_loader = DataLoader(
+        train_ds, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
+        drop_last=len(train_ds) > config.batch_size, generator=generator, **common)
+    shard = list(range(ctx.rank, len(test_ds), ctx.world_size))
+    test_loader = DataLoader(Subset(test_ds, shard), batch_size=config.batch_size * 2,
+                             shuffle=False, **common)
+    return train_loader, test_loader
+
+
+def default_workers(ctx: DistContext, n_train: int) -> int:
+    """Decode in the background, but leave the cores to the maths on a small machine.
+
+    Starting workers costs about a second per epoch, more than decoding a few hundred small
+    images in the main process, so tiny datasets get none.
+    """
+    cores = (os.cpu_count() or 1) // ctx.world_size
+    if n_train < 512:
+        return 0
+    return max(1, min(4, cores // 2)) if cores > 1 else 0
+
+
+def seed_worker(worker_id: int) -> None:
+    """Augmentations in a worker are seeded from torch's per-worker seed (reproducible)."""
+    info = torch.utils.data.get_worker_info()
+    dataset = info.dataset.dataset if isinstance(info.dataset, Subset) else info.dataset
+    transform = getattr(dataset, "transform", None)
+    if hasattr(transform, "reseed"):
+        transform.reseed(info.seed)
+
+
+def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
+    dataset = open_dataset(config.data)
+    fingerprint = dataset_fingerprint(dataset)
+    config, state = resolve_config(config, dataset, fingerprint)
+    run_dir = Path(config.out)
+    if ctx.is_main:
+        ensure_writable(run_dir)
+    barrier(ctx)
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(config.threads or max(1, cores // ctx.world_size))
+    torch.manual_seed(config.seed)
+
+    model = build_model(len(dataset.classes), width_mult=config.width_mult,
+                        pretrained=config.pretrained, weights=config.weights,
+                        dropout=config.dropout)
+    freeze_backbone(model, config.unfreeze_from)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+    k = config.unfreeze_from
+    prefix = model.features[:k]
+    head: nn.Module = TrainableHead(model, k)
+    if ctx.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        head = nn.parallel.DistributedDataParallel(head, device_ids=ids)
+
+    generator = torch.Generator()
+    train_loader, test_loader = make_loaders(config, dataset, ctx, generator)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, len(train_loader))
+    weights = None
+    if config.balance == "loss":
+        counts = class_counts(dataset.split("train"), len(dataset.classes))
+        weights = torch.tensor(inverse_frequency_weights(counts), device=device)
+    criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
+    dtype = amp_dtype(config, device)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    run = Run(config, ctx, device, run_dir, dataset, fingerprint, model, prefix, head,
+              optimizer, scheduler, criterion, train_loader, test_loader, generator, dtype,
+              scaler)
+    if state is not None:
+        restore(run, state)
+    return run
+
+
+def restore(run: Run, state: dict) -> None:
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if run.scaler is not None and state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
+    restore_rng(state["rng"])
+    run.start_epoch = int(state["epoch"])
+    run.best_acc = float(state["metrics"].get("best_test_acc", -1.0))
+    run.best_epoch = int(state["metrics"].get("best_epoch", 0))
+    if run.ctx.is_main:
+        run.history = truncate_history(run.run_dir, run.start_epoch)
+
+
+# --------------------------------------------------------------------------- one epoch
+
+
+def _bar(run: Run, total: int, desc: str):
+    if not (run.ctx.is_main and progress_enabled(run.config.quiet)):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, leave=False)
+
+
+def forward(run: Run, x: torch.Tensor) -> torch.Tensor:
+    """Frozen prefix without an autograd graph, then the trainable head."""
+    if len(run.prefix):
+        with torch.no_grad():
+            x = run.prefix(x)
+    return run.head(x)
+
+
+def to_device(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    fmt = torch.channels_last if run.config.channels_last else torch.contiguous_format
+    x = x.to(run.device, non_blocking=True, memory_format=fmt)
+    return x, y.to(run.device, non_blocking=True)
+
+
+def reseed_epoch(run: Run, epoch: int) -> None:
+    """Shuffling and augmentation depend only on (seed, epoch): resume replays them exactly."""
+    run.generator.manual_seed(run.config.seed * 1_000_003 + epoch)
+    sampler = run.train_loader.sampler
+    if isinstance(sampler, DistributedSampler):
+        sampler.set_epoch(epoch)
+    if run.train_loader.num_workers == 0:
+        run.train_loader.dataset.transform.reseed(run.config.seed * 1_000_003 + epoch)
+
+
+def train_one_epoch(run: Run, epoch: int) -> dict:
+    run.head.train()
+    set_train_mode(run.model)
+    reseed_epoch(run, epoch)
+    params = trainable_parameters(run.model)
+    c = run.config
+    loss_sum = correct = seen = 0.0
+    last_lr = run.lr()
+    bar = _bar(run, len(run.train_loader), f"epoch {epoch}/{c.epochs}")
+    start = time.perf_counter()
+    for x, y in run.train_loader:
+        x, y = to_device(run, x, y)
+        with run.autocast():
+            logits = forward(run, x)
+            loss = run.criterion(logits.float(), y)
+        total = loss + penalty(params, c.l1, c.l2)
+        if not torch.isfinite(total).item():
+            raise TrainError(
+                f"the loss became {total.item()} in epoch {epoch} at LR {run.lr():.3g}: "
+                "training diverged; lower --lr (or the L1/L2 penalties) and start again")
+        run.optimizer.zero_grad(set_to_none=True)
+        if run.scaler is not None:
+            run.scaler.scale(total).backward()
+            run.scaler.unscale_(run.optimizer)
+        else:
+            total.backward()
+        if c.grad_clip:
+            nn.utils.clip_grad_norm_(params, c.grad_clip)
+        if run.scaler is not None:
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+        else:
+            run.optimizer.step()
+        last_lr = run.lr()
+        if run.per_step_schedule:
+            run.scheduler.step()
+        n = y.numel()
+        loss_sum += loss.item() * n
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += n
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - start
+    average_buffers(run.ctx, run.model)
+    loss_sum, correct, seen = all_reduce_sum(run.ctx, [loss_sum, correct, seen], run.device)
+    return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+            "train_images": int(seen), "images_per_s": seen / seconds if seconds else 0.0,
+            "train_seconds": seconds, "lr": last_lr}
+
+
+@torch.no_grad()
+def evaluate(run: Run) -> dict:
+    """Test loss (plain cross-entropy), accuracy and per-class recall, over all ranks."""
+    run.model.eval()
+    k = len(run.class_names)
+    loss_sum = 0.0
+    per_class = torch.zeros(2, k, dtype=torch.float64)  # [correct, total] per class
+    for x, y in run.test_loader:
+        x, y = to_device(run, x, y)
+        with run.autocast(evaluating=True):
+            logits = run.model(x).float()
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+        hit = (logits.argmax(1) == y).double().cpu()
+        y_cpu = y.cpu()
+        per_class[0].index_add_(0, y_cpu, hit)
+        per_class[1].index_add_(0, y_cpu, torch.ones_like(hit))
+    values = all_reduce_sum(run.ctx, [loss_sum, *per_class.flatten().tolist()], run.device)
+    loss_sum, counts = values[0], torch.tensor(values[1:]).view(2, k)
+    seen = counts[1].sum().item()
+    recall = {name: (counts[0, i] / counts[1, i]).item() if counts[1, i] else None
+              for i, name in enumerate(run.class_names)}
+    return {"test_loss": loss_sum / max(seen, 1), "test_acc": counts[0].sum().item() / max(seen, 1),
+            "test_recall": recall}
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def checkpoint_state(run: Run, epoch: int, metrics: dict) -> dict:
+    return {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+        "epoch": epoch,
+        "rng": capture_rng(),
+        "config": run.config.to_dict(),
+        "class_names": list(run.class_names),
+        "preprocess": run.dataset.spec.to_dict(),
+        "dataset_fingerprint": run.fingerprint,
+        "metrics": metrics,
+    }
+
+
+def save_epoch(run: Run, epoch: int, row: dict, lr_dropped: bool) -> None:
+    """history row, last.pt, best.pt and (when due) the scripted model. Rank 0 only."""
+    improved = row["test_acc"] > run.best_acc
+    if improved:
+        run.best_acc, run.best_epoch = row["test_acc"], epoch
+    metrics = {**row, "best_test_acc": run.best_acc, "best_epoch": run.best_epoch}
+    if not run.ctx.is_main:
+        return
+    state = checkpoint_state(run, epoch, metrics)
+    if improved:
+        save_checkpoint(run.run_dir / "best.pt", state)
+    save_checkpoint(run.run_dir / "last.pt", state)
+    append_history(run.run_dir, row)
+    run.history.append(row)
+    script_epoch = max(1, math.ceil(run.config.script_at * run.config.epochs))
+    if lr_dropped or epoch == script_epoch:
+        save_scripted(run.model, run.run_dir / SCRIPTED_NAME)
+
+
+def summary_line(row: dict, epochs: int) -> str:
+    return (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} "
+            f"acc {row['train_acc']:.4f}  test loss {row['test_loss']:.4f} "
+            f"acc {row['test_acc']:.4f}  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  "
+            f"{row['epoch_seconds']:.1f} s")
+
+
+def run_epoch(run: Run, epoch: int) -> dict:
+    start = time.perf_counter()
+    lr_before = run.lr()
+    train_metrics = train_one_epoch(run, epoch)
+    test_metrics = evaluate(run)
+    if not run.per_step_schedule:
+        run.scheduler.step(test_metrics["test_loss"])
+    lr_dropped = broadcast_flag(run.ctx, run.lr() < lr_before * 0.999 and
+                                not run.per_step_schedule, run.device)
+    row = {"epoch": epoch, **train_metrics, **test_metrics,
+           "epoch_seconds": time.perf_counter() - start}
+    save_epoch(run, epoch, row, lr_dropped)
+    if run.ctx.is_main and not run.config.quiet:
+        print(summary_line(row, run.config.epochs), file=sys.stderr, flush=True)
+    return row
+
+
+def finish(run: Run, wall: float, images: int) -> dict:
+    """CPU traced TorchScript of the best weights, and the summary `train()` returns."""
+    if run.ctx.is_main and run.best_epoch:
+        best = load_checkpoint(run.run_dir / "best.pt")
+        model = build_model(len(run.class_names), width_mult=run.config.width_mult,
+                            pretrained=False, dropout=run.config.dropout)
+        model.load_state_dict(best["model"])
+        save_traced_cpu(model, run.run_dir / TRACED_NAME, run.dataset.spec.size)
+    barrier(run.ctx)
+    last = run.history[-1] if run.history else {}
+    return {
+        "run_dir": str(run.run_dir), "epochs": run.config.epochs,
+        "best_test_acc": run.best_acc, "best_epoch": run.best_epoch,
+        "final_test_acc": last.get("test_acc"), "final_test_recall": last.get("test_recall"),
+        "wall_seconds": wall, "images_per_s": images / wall if wall else 0.0,
+        "class_names": list(run.class_names), "recipe": run.config.recipe,
+        "resumed_from_epoch": run.start_epoch, "world_size": run.ctx.world_size,
+        "model_sha256": state_digest(run.model),
+    }
+
+
+def state_digest(model: nn.Module) -> str:
+    """sha256 of every weight and buffer: lets DDP ranks (and tests) prove they agree."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def train(config: TrainConfig) -> dict:
+    """Train (or resume) a run; returns a summary with the best test accuracy and run dir."""
+    config.validate()
+    ctx_probe = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(config.device, ctx_probe)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    ctx = init_distributed(device.type)
+    try:
+        run = setup(config, ctx, device)
+        if run.ctx.is_main and run.start_epoch == 0:
+            truncate_history(run.run_dir, 0)  # a run killed before its first epoch
+            write_config(run.run_dir, run.config.to_dict(), run.class_names, run.fingerprint,
+                         run.dataset.spec.to_dict())
+        start, images = time.perf_counter(), 0
+        for epoch in range(run.start_epoch + 1, run.config.epochs + 1):
+            images += run_epoch(run, epoch)["train_images"]
+        return finish(run, time.perf_counter() - start, images)
+    finally:
+        cleanup_distributed(ctx)

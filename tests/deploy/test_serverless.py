@@ -1,0 +1,389 @@
+"""The whole chain on this machine: `skyclass deploy --package-only` (bundle to a moto S3 server,
+`serverless package` with the pinned Serverless Framework) and `serverless offline` running the
+Lambda handler, which loads the model from that S3 via MODEL_URI + AWS_ENDPOINT_URL.
+
+Only 127.0.0.1 is reached: the Lambda's wheels come from `make node`'s wheelhouse.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from skyclass.deploy import (
+    LAMBDA_PIP_ARGS,
+    MAX_UNZIPPED_BYTES,
+    MAX_ZIPPED_BYTES,
+    package_stats,
+)
+
+from .helpers import (
+    SERVICE_DIR,
+    VENV_BIN,
+    copy_service,
+    find_python312,
+    free_port,
+    need_node,
+    need_wheelhouse,
+)
+
+pytestmark = pytest.mark.slow
+PACKAGE_TIMEOUT_S = 400
+
+
+@pytest.fixture(scope="module")
+def photo(bird_drone_dir: Path) -> bytes:
+    """A real 416x416 JPEG."""
+    return sorted((bird_drone_dir / "drone").glob("*.jpg"))[0].read_bytes()
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory, bundle_dir: Path,
+             aws_env: dict[str, str]) -> dict[str, Any]:
+    """`skyclass deploy BUNDLE --package-only` against moto, in a private copy of deploy/."""
+    need_node()
+    wheelhouse = need_wheelhouse()
+    import boto3
+
+    bucket = "skyclass-e2e"
+    boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                 aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
+                 aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+                 ).create_bucket(Bucket=bucket)
+    service = copy_service(tmp_path_factory.mktemp("service") / "deploy")
+    cmd = [str(VENV_BIN / "skyclass"), "deploy", str(bundle_dir), "--bucket", bucket,
+           "--prefix", "models/e2e/v1", "--package-only", "--memory", "2048", "--timeout",
+           "20", "--wheelhouse", str(wheelhouse), "--service-dir", str(service), "--json"]
+    done = subprocess.run(cmd, env=aws_env, capture_output=True, text=True,
+                          timeout=PACKAGE_TIMEOUT_S, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    summary = json.loads(done.stdout[done.stdout.rindex("\n{") + 1:])
+    return {"summary": summary, "service": service, "bucket": bucket,
+            "prefix": "models/e2e/v1", "output": done.stdout}
+
+
+def test_package_is_lean_has_the_handler_and_no_torch(packaged: dict[str, Any]) -> None:
+    stats = package_stats(packaged["service"] / ".serverless" / "skyclass.zip")
+    assert stats.zipped_bytes < MAX_ZIPPED_BYTES
+    assert stats.unzipped_bytes < MAX_UNZIPPED_BYTES
+    assert packaged["summary"]["package"]["zipped_bytes"] == stats.zipped_bytes
+    names = set(stats.names)
+    # The handler and the one preprocessing, from the freshly built skyclass wheel.
+    for name in ("skyclass/serving/lambda_handler.py", "skyclass/serving/bundle.py",
+                 "skyclass/serving/classifier.py", "skyclass/images.py"):
+        assert name in names, name
+    # Binary wheels for Lambda's CPython 3.12 on x86_64, not this machine's Python.
+    native = [n for n in names if n.endswith(".so")]
+    assert "onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-x86_64-linux-gnu.so" in names
+    assert any(n.startswith("numpy/_core/_multiarray_umath.cpython-312-") for n in native)
+    assert any(n.startswith("PIL/_imaging.cpython-312-") for n in native)
+    assert not [n for n in native if "cpython-311" in n]
+    assert not [n for n in names if n.split("/")[0] in ("torch", "torchvision", "node_modules")]
+    assert not [n for n in names if "/tests/" in n or n.endswith(".pt")]
+
+
+def test_cloudformation_has_the_settings(packaged: dict[str, Any]) -> None:
+    template = json.loads((packaged["service"] / ".serverless" /
+                           "cloudformation-template-update-stack.json").read_text())
+    resources = template["Resources"]
+    fn = resources["PredictLambdaFunction"]["Properties"]
+    assert fn["Runtime"] == "python3.12"
+    assert fn["Handler"] == "skyclass.serving.lambda_handler.handler"
+    assert (fn["MemorySize"], fn["Timeout"]) == (2048, 20)
+    uri = f"s3://{packaged['bucket']}/{packaged['prefix']}"
+    assert fn["Environment"]["Variables"]["MODEL_URI"] == uri
+    api = resources["ApiGatewayRestApi"]["Properties"]
+    assert {"multipart/form-data", "image/*"} <= set(api["BinaryMediaTypes"])
+    statements = resources["IamRoleLambdaExecution"]["Properties"]["Policies"][0][
+        "PolicyDocument"]["Statement"]
+    s3_statements = [s for s in statements if any(a.startswith("s3:") for a in s["Action"])]
+    assert {"s3:GetObject": f"arn:aws:s3:::{packaged['bucket']}/{packaged['prefix']}/*",
+            "s3:ListBucket": f"arn:aws:s3:::{packaged['bucket']}"} == {
+        s["Action"][0]: s["Resource"] for s in s3_statements}
+    # No API key unless --private.
+    assert not [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::ApiKey"]
+
+
+def test_bundle_was_uploaded_and_verified(packaged: dict[str, Any], bundle_dir: Path,
+                                          s3: Any) -> None:
+    assert set(packaged["summary"]["upload"].values()) == {"uploaded"}
+    for name in ("skyclass.json", "model.onnx", "model.pt"):
+        key = f"{packaged['prefix']}/{name}"
+        body = s3.get_object(Bucket=packaged["bucket"], Key=key)["Body"].read()
+        assert body == (bundle_dir / name).read_bytes()
+
+
+def test_pip_platform_args_match_serverless_yml() -> None:
+    import yaml
+
+    text = (SERVICE_DIR / "serverless.yml").read_text()
+    args = yaml.safe_load(text)["custom"]["pythonRequirements"]["pipCmdExtraArgs"]
+    assert [part for arg in args for part in arg.split()] == list(LAMBDA_PIP_ARGS)
+
+
+LAMBDA_LIKE_RUN = r"""
+import base64, json, sys, time
+start = time.perf_counter()
+sys.path.insert(0, sys.argv[1])
+from skyclass.serving.lambda_handler import handler
+photo = open(sys.argv[2], "rb").read()
+event = {"httpMethod": "POST", "path": "/predict", "resource": "/predict",
+         "headers": {"Content-Type": "image/jpeg"}, "requestContext": {"requestId": "r-1"},
+         "body": base64.b64encode(photo).decode("ascii"), "isBase64Encoded": True}
+answer = handler(event, None)
+import onnxruntime, numpy, PIL
+print(json.dumps({"status": answer["statusCode"], "body": json.loads(answer["body"]),
+                  "seconds": time.perf_counter() - start, "torch": "torch" in sys.modules,
+                  "modules": [m.__file__ for m in (onnxruntime, numpy, PIL)]}))
+"""
+
+
+def test_zip_alone_runs_the_handler_under_cpython_312(packaged: dict[str, Any],
+                                                      bundle_dir: Path, photo: bytes,
+                                                      tmp_path: Path) -> None:
+    """Unzip the Lambda package and call the handler with CPython 3.12 and nothing else on
+    sys.path (-I -S): the manylinux wheels in the zip are the ones Lambda will load."""
+    python = find_python312()
+    if python is None:
+        pytest.skip("no CPython 3.12 interpreter on this machine to run the Lambda zip with")
+    root = tmp_path / "task"
+    with zipfile.ZipFile(packaged["service"] / ".serverless" / "skyclass.zip") as zf:
+        zf.extractall(root)
+    (tmp_path / "photo.jpg").write_bytes(photo)
+    done = subprocess.run([python, "-I", "-S", "-c", LAMBDA_LIKE_RUN, str(root),
+                           str(tmp_path / "photo.jpg")],
+                          env={"MODEL_URI": str(bundle_dir), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == 200, result["body"]
+    assert not result["torch"]
+    assert all(path.startswith(str(root)) for path in result["modules"])
+    _check_prediction(result["body"], bundle_dir, photo)
+    print(f"\nLambda zip under CPython 3.12: import + model load + first prediction "
+          f"{result['seconds'] * 1000:.0f} ms")
+
+
+# --------------------------------------------------------------------------- serverless offline
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"serverless offline exited early:\n{log.read_text()[-4000:]}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"serverless offline did not listen on {port}:\n{log.read_text()[-4000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop serverless offline and the Python handler process it spawned (one group)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):  # children left after the parent exited
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def offline(packaged: dict[str, Any], aws_env: dict[str, str],
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`serverless offline` on 127.0.0.1; the handler runs in .venv's python3 (first on PATH)."""
+    work = tmp_path_factory.mktemp("offline")
+    http_port, lambda_port = free_port(), free_port()
+    env = {**aws_env, "VIRTUAL_ENV": str(VENV_BIN.parent),
+           "SKYCLASS_CACHE_DIR": str(work / "model-cache"),
+           "SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off"}
+    cmd = ["npx", "--no", "serverless", "offline", "start", "--host", "127.0.0.1",
+           "--httpPort", str(http_port), "--lambdaPort", str(lambda_port),
+           f"--param=bucket={packaged['bucket']}", f"--param=prefix={packaged['prefix']}"]
+    log = work / "offline.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=packaged["service"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        _wait_for_port(http_port, proc, log, seconds=60)
+        yield {"url": f"http://127.0.0.1:{http_port}", "cache": work / "model-cache",
+               "log": log}
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def first_call(offline: dict[str, Any], photo: bytes) -> dict[str, Any]:
+    """The cold start: handler process start, model download from S3, first prediction."""
+    start = time.perf_counter()
+    resp = requests.post(f"{offline['url']}/predict",
+                         files={"file": ("photo.jpg", photo, "image/jpeg")}, timeout=60)
+    return {"response": resp, "seconds": time.perf_counter() - start}
+
+
+def _check_prediction(payload: dict[str, Any], bundle_dir: Path, photo: bytes) -> None:
+    """Same answer as local inference with the same bundle."""
+    from skyclass.serving.classifier import Classifier
+
+    manifest = json.loads((bundle_dir / "skyclass.json").read_text())
+    expected = Classifier.from_bundle(bundle_dir).predict_bytes(photo, top_k=3)
+    got = payload["predictions"]
+    assert [p["label"] for p in got] == [p.to_dict()["label"] for p in expected]
+    assert [p["probability"] for p in got] == pytest.approx(
+        [p.to_dict()["probability"] for p in expected], abs=1e-5)
+    assert payload["model"]["sha256"] == manifest["files"]["model.onnx"]["sha256"]
+
+
+def test_multipart_photo_through_serverless_offline(offline: dict[str, Any],
+                                                    first_call: dict[str, Any],
+                                                    bundle_dir: Path, photo: bytes) -> None:
+    resp = first_call["response"]
+    assert resp.status_code == 200, resp.text
+    _check_prediction(resp.json(), bundle_dir, photo)
+    # The model came from S3 (moto) into the handler's cache, verified by sha256.
+    assert list(offline["cache"].glob("*/model.onnx"))
+
+
+def test_warm_calls_are_fast_and_identical(offline: dict[str, Any], first_call: dict[str, Any],
+                                           photo: bytes) -> None:
+    timings, answers = [], []
+    for _ in range(10):
+        start = time.perf_counter()
+        resp = requests.post(f"{offline['url']}/predict?top_k=2",
+                             files={"file": ("p.jpg", photo, "image/jpeg")}, timeout=30)
+        timings.append(time.perf_counter() - start)
+        assert resp.status_code == 200, resp.text
+        answers.append(resp.json()["predictions"])
+    assert all(len(a) == 2 and a == answers[0] for a in answers)
+    warm_p50 = sorted(timings)[len(timings) // 2]
+    print(f"\nserverless offline: cold {first_call['seconds'] * 1000:.0f} ms, "
+          f"warm p50 {warm_p50 * 1000:.1f} ms")
+    assert warm_p50 < first_call["seconds"]
+
+
+def test_raw_octet_stream_body_works(offline: dict[str, Any], first_call: dict[str, Any],
+                                     bundle_dir: Path, photo: bytes) -> None:
+    resp = requests.post(f"{offline['url']}/predict", data=photo,
+                         headers={"Content-Type": "application/octet-stream"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    _check_prediction(resp.json(), bundle_dir, photo)
+
+
+def test_raw_image_jpeg_offline_mangles_api_gateway_does_not(
+        offline: dict[str, Any], first_call: dict[str, Any], bundle_dir: Path, photo: bytes,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """serverless-offline base64-encodes only multipart and octet-stream bodies: a raw
+    image/jpeg body reaches the handler as a decoded text string, its bytes lost. API Gateway
+    with binaryMediaTypes ['image/*'] sends it base64-encoded (isBase64Encoded: true), which
+    the same handler reads fine: shown with that event shape below."""
+    resp = requests.post(f"{offline['url']}/predict", data=photo,
+                         headers={"Content-Type": "image/jpeg"}, timeout=30)
+    assert resp.status_code == 400
+    assert resp.json()["error"] == "bad_image"
+
+    from skyclass.serving.lambda_handler import App
+
+    monkeypatch.setenv("MODEL_URI", str(bundle_dir))
+    event = {"resource": "/predict", "path": "/predict", "httpMethod": "POST",
+             "headers": {"Content-Type": "image/jpeg"},
+             "multiValueHeaders": {"Content-Type": ["image/jpeg"]},
+             "queryStringParameters": None, "multiValueQueryStringParameters": None,
+             "pathParameters": None, "stageVariables": None,
+             "requestContext": {"requestId": "r-1", "stage": "dev", "httpMethod": "POST",
+                                "path": "/dev/predict", "resourcePath": "/predict"},
+             "body": base64.b64encode(photo).decode("ascii"), "isBase64Encoded": True}
+    answer = App()(event, None)  # what `handler` calls, with MODEL_URI read afresh
+    assert answer["statusCode"] == 200, answer["body"]
+    _check_prediction(json.loads(answer["body"]), bundle_dir, photo)
+
+
+@pytest.mark.parametrize(("kind", "status", "code"), [
+    ("text_file_multipart", 400, "bad_image"),
+    ("text_body", 415, "unsupported_media_type"),
+    ("empty_body", 400, "empty_body"),
+    ("oversize_body", 413, "payload_too_large"),
+    ("wrong_method", 405, "method_not_allowed"),
+])
+def test_errors_through_serverless_offline(offline: dict[str, Any], first_call: dict[str, Any],
+                                           kind: str, status: int, code: str) -> None:
+    url = f"{offline['url']}/predict"
+    if kind == "text_file_multipart":
+        resp = requests.post(url, files={"file": ("notes.txt", b"not an image\n", "text/plain")},
+                             timeout=30)
+    elif kind == "text_body":
+        resp = requests.post(url, data=b"not an image", headers={"Content-Type": "text/plain"},
+                             timeout=30)
+    elif kind == "empty_body":
+        resp = requests.post(url, data=b"", headers={"Content-Type": "image/jpeg"}, timeout=30)
+    elif kind == "oversize_body":
+        blob = os.urandom(7 * 1024 * 1024)  # over Lambda's 6 MB payload limit
+        resp = requests.post(url, files={"file": ("big.jpg", blob, "image/jpeg")}, timeout=60)
+    else:
+        resp = requests.get(url, timeout=30)
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["error"] == code
+    assert body["message"] and body["request_id"]
+
+
+def test_health_route_names_the_model(offline: dict[str, Any], first_call: dict[str, Any],
+                                      bundle_dir: Path) -> None:
+    resp = requests.get(f"{offline['url']}/", headers={"Accept": "application/json"},
+                        timeout=30)
+    assert resp.status_code == 200
+    manifest = json.loads((bundle_dir / "skyclass.json").read_text())
+    assert resp.json()["classes"] == manifest["class_names"]
+
+
+def test_insomnia_predict_request_works(offline: dict[str, Any], first_call: dict[str, Any],
+                                        photo: bytes) -> None:
+    """Send exactly what deploy/insomnia.json describes (method, URL, multipart field)."""
+    export = json.loads((SERVICE_DIR / "insomnia.json").read_text())
+    assert export["_type"] == "export" and export["__export_format"] == 4
+    request = next(r for r in export["resources"]
+                   if r["_type"] == "request" and r["url"].endswith("/predict"))
+    (field,) = [p for p in request["body"]["params"] if p["type"] == "file"]
+    assert request["body"]["mimeType"] == "multipart/form-data"
+    url = request["url"].replace("{{ base_url }}", offline["url"])
+    query = {p["name"]: p["value"] for p in request["parameters"] if not p.get("disabled")}
+    resp = requests.request(request["method"], url, params=query,
+                            files={field["name"]: ("photo.jpg", photo, "image/jpeg")},
+                            timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["predictions"]) == int(query["top_k"])
+
+
+def test_readme_curl_line_works(offline: dict[str, Any], first_call: dict[str, Any],
+                                bird_drone_dir: Path, tmp_path: Path) -> None:
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl not installed")
+    readme = (SERVICE_DIR / "README.md").read_text()
+    line = next(x for x in readme.splitlines() if x.startswith('curl -F "file=@image.jpg"'))
+    image = sorted((bird_drone_dir / "bird").glob("*.jpg"))[0]
+    args = shlex.split(line.replace('"$URL"', f"{offline['url']}/predict")
+                       .replace("@image.jpg", f"@{image}"))
+    done = subprocess.run([curl, "-s", "-S", *args[1:]], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["predictions"]) == 3

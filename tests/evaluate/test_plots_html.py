@@ -1,0 +1,117 @@
+"""Pictures and the HTML page from hand-written inputs and real photos (no model needed)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skyclass.evaluate import plots
+from skyclass.evaluate.html import render_report
+from skyclass.evaluate.metrics import classification_report
+
+EVA4_NAMES = ["Flying Birds", "Large QuadCopters", "Small QuadCopters", "Winged Drones"]
+
+
+def test_short_names() -> None:
+    assert plots.short_names(EVA4_NAMES) == ["FB", "LQ", "SQ", "WD"]
+    assert plots.short_names(["bird", "drone"]) == ["bird", "drone"]
+    assert plots.short_names(["Small Birds", "Small Bats"]) == ["Small Bi", "Small Ba"]
+    assert plots.short_names(["bird", "drone"], ["B", "D"]) == ["B", "D"]
+    with pytest.raises(ValueError, match="needs 2 names"):
+        plots.short_names(["bird", "drone"], ["B"])
+
+
+def _history(lrs: list[float]) -> list[dict]:
+    return [
+        {"epoch": e, "train_acc": 0.5 + 0.04 * e, "test_acc": 0.45 + 0.04 * e,
+         "train_loss": 1.0 / e, "test_loss": 1.1 / e, "lr": lr}
+        for e, lr in enumerate(lrs, 1)
+    ]
+
+
+def test_lr_drops_marks_plateau_steps_not_cosine() -> None:
+    assert plots.lr_drops(_history([0.3, 0.3, 0.03, 0.03, 0.003])) == [
+        (3.0, 0.3, 0.03), (5.0, 0.03, 0.003),
+    ]
+    cosine = [0.01 * (1 + np.cos(np.pi * e / 20)) / 2 for e in range(10)]
+    assert plots.lr_drops(_history(cosine)) == []
+
+
+def test_curves_png(tmp_path: Path) -> None:
+    out = plots.plot_curves(_history([0.3, 0.3, 0.03]), tmp_path / "curves.png")
+    with Image.open(out) as img:
+        img.load()
+        assert img.size == (1500, 420)
+    assert plots.plot_curves([], tmp_path / "none.png") is None
+
+
+def _read_eva4(eva4_images: dict[str, list[Path]]) -> tuple[list[Path], np.ndarray]:
+    files = [p for c in EVA4_NAMES for p in eva4_images[c][:6]]
+    targets = np.repeat(np.arange(4), 6)
+    return files, targets
+
+
+def test_galleries_have_the_grid_sizes(tmp_path: Path, eva4_images) -> None:
+    files, targets = _read_eva4(eva4_images)
+    # Class 0: 6 mistakes, class 1: 2, class 2: none, class 3: 1 -> 4 rows x 6 columns.
+    mistakes = [{"index": i, "target": 0, "pred": 1, "confidence": 0.5 + i / 100}
+                for i in range(6)]
+    mistakes += [{"index": 6 + i, "target": 1, "pred": 2, "confidence": 0.6} for i in range(2)]
+    mistakes += [{"index": 18, "target": 3, "pred": 0, "confidence": 0.9}]
+    rows = plots.misclassified_grid(mistakes, 4)
+    assert [len(r) for r in rows] == [6, 2, 0, 1]
+    assert [m["index"] for m in rows[0]] == [5, 4, 3, 2, 1, 0]  # most confident first
+    labels = plots.short_names(EVA4_NAMES)
+    wrong = plots.plot_misclassified(rows, labels, lambda i: files[i].read_bytes(),
+                                     tmp_path / "misclassified.png")
+    preds = targets.copy()
+    picked = plots.pick_correct(targets, preds, count=7)
+    assert sorted(targets[picked].tolist()) == [0, 0, 1, 1, 2, 2, 3]  # classes take turns
+    right = plots.plot_correct(picked, targets, np.full(24, 0.9), labels,
+                               lambda i: files[i].read_bytes(), tmp_path / "correct.png")
+    for png, (r, c) in ((wrong, (4, 6)), (right, (2, 5))):
+        with Image.open(png) as img:
+            img.load()
+            assert img.size == plots.grid_size_px(r, c) == (c * 180, r * 180 + 40)
+
+
+def test_misclassified_grid_caps_at_ten_per_class() -> None:
+    mistakes = [{"index": i, "target": 1, "pred": 0, "confidence": i / 30} for i in range(25)]
+    rows = plots.misclassified_grid(mistakes, 2)
+    assert [len(r) for r in rows] == [0, 10]
+    assert rows[1][0]["index"] == 24
+
+
+def test_thumbnail_shows_the_photo_not_the_model_input(eva4_images) -> None:
+    path = eva4_images["Winged Drones"][0]
+    with Image.open(path) as img:
+        original = np.asarray(img.convert("RGB").resize((32, 32)), dtype=np.float64)
+        side = max(img.size)
+    thumb = plots.thumbnail(path.read_bytes(), 64)
+    assert thumb.dtype == np.uint8 and max(thumb.shape[:2]) == min(64, side)
+    shown = np.asarray(Image.fromarray(thumb).resize((32, 32)), dtype=np.float64)
+    assert np.abs(shown - original).mean() < 6  # same colours: not normalised, not inverted
+    assert plots.thumbnail(b"not an image", 50).shape == (50, 50, 3)
+
+
+def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:
+    names = ["<b>bird</b>", "drone"]
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4]])
+    metrics = classification_report(np.array([0, 1, 1]), probs, names, ["x", "y", "z"])
+    metrics["skipped"] = [{"path": "bird/bad.jpg", "reason": "corrupt", "detail": "truncated"}]
+    cm_png = plots.plot_confusion(np.array(metrics["confusion_matrix"]), names,
+                                  tmp_path / "cm.png")
+    page = render_report(metrics, {"confusion_matrix": cm_png}, {
+        "title": "run", "subtitle": "test", "model": {"epoch": 2},
+        "config": {"data": "https://example.com/data.zip", "augment": {"hflip": 0.5}},
+        "data": {"path": "x.zip"}, "summary": {"files_per_class": {"bird": 2}},
+    })
+    refs = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']*)', page, flags=re.I)
+    assert refs and all(r.startswith("data:image/png;base64,") for r in refs)
+    assert not re.search(r'(?:src|href)\s*=\s*["\']?\s*(?:https?:)?//', page, flags=re.I)
+    assert "<b>bird</b>" not in page and "&lt;b&gt;bird&lt;/b&gt;" in page
+    assert "bird/bad.jpg" in page and "augment.hflip" in page

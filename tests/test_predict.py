@@ -1,0 +1,73 @@
+"""`skyclass predict` with a bundle folder and with a URL (an in-process server, real HTTP)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from skyclass.cli import main as cli_main
+from skyclass.predict import PredictConfig, PredictError, encode_multipart, predict
+from skyclass.serving.classifier import Classifier
+
+
+@pytest.fixture(scope="module")
+def images(eva4_images):
+    return [paths[0] for paths in eva4_images.values()]
+
+
+def test_predict_local_table_and_json(bundle_dir, images, capsys):
+    classifier = Classifier.from_bundle(bundle_dir)
+    assert cli_main(["predict", str(bundle_dir), *map(str, images)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["image", "#", "label", "probability"]
+    assert len(table) == 1 + 3 * len(images)
+    assert cli_main(["predict", str(bundle_dir), str(images[0]), "--json", "--top-k", "2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expected = classifier.predict_bytes(images[0], 2)
+    assert [p["label"] for p in result[0]["predictions"]] == [p.label for p in expected]
+
+
+def test_bad_image_is_reported_not_fatal(bundle_dir, images, eva4_dir, capsys):
+    stray = eva4_dir / "SOURCES.csv"  # a real non-image file in the data set
+    assert cli_main(["predict", str(bundle_dir), str(images[0]), str(stray), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert "predictions" in result[0] and result[1]["error"] == "bad_image"
+
+
+def test_user_errors(bundle_dir, tmp_path, images, capsys):
+    assert cli_main(["predict", str(bundle_dir), str(tmp_path / "none.jpg")]) == 2
+    assert "no such image" in capsys.readouterr().err
+    assert cli_main(["predict", str(tmp_path), str(images[0])]) == 2
+    assert "not a model bundle" in capsys.readouterr().err
+    with pytest.raises(PredictError, match="cannot reach"):
+        predict(PredictConfig("http://127.0.0.1:9/", [images[0]], timeout=5))
+
+
+def test_predict_url_matches_local(bundle_dir, images):
+    from skyclass.serving.local_server import make_server
+
+    server = make_server(str(bundle_dir), port=0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        remote = predict(PredictConfig(url, images, top_k=4))
+        local = predict(PredictConfig(str(bundle_dir), images, top_k=4))
+    finally:
+        server.shutdown()
+        server.server_close()
+    for r, loc in zip(remote, local, strict=True):
+        assert [p["label"] for p in r["predictions"]] == [p["label"] for p in loc["predictions"]]
+        assert r["predictions"][0]["probability"] == pytest.approx(
+            loc["predictions"][0]["probability"], abs=1e-6)
+
+
+def test_multipart_encoding_is_parsed_by_the_server_parser():
+    from skyclass.serving.events import Headers, Request, extract_image
+
+    data = bytes(range(256)) * 10 + b"\r\n--x\r\n"
+    body, ctype = encode_multipart("file", 'we"ird\nname.png', data, "image/png")
+    request = Request("POST", "/", Headers({"Content-Type": ctype}), {}, body, "r")
+    assert extract_image(request) == data
