@@ -14,8 +14,6 @@ and renamed, so a crash or a full disk never leaves a half-written checkpoint be
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 
 from skyclass.errors import SkyclassError
+from skyclass.fileio import atomic_write
 from skyclass.images import PreprocessSpec
 from skyclass.model import build_model
 
@@ -40,17 +39,7 @@ class CheckpointError(SkyclassError):
 
 def atomic_write_bytes(path: Path, write: Any) -> None:
     """Call `write(fileobj)` on a temp file beside `path`, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

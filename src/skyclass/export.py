@@ -33,8 +33,8 @@ from skyclass import __version__
 from skyclass.checkpoint import TrainedModel, load_trained_model
 from skyclass.dataset import PreparedDataset
 from skyclass.errors import SkyclassError
+from skyclass.fileio import sha256_file
 from skyclass.images import ImageError, preprocess
-from skyclass.model import sha256_file
 from skyclass.serving.bundle import (
     BUNDLE_FORMAT,
     BUNDLE_FORMAT_VERSION,

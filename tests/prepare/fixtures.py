@@ -235,3 +235,12 @@ def reasons_by_path(report: dict, rows: list[dict]) -> dict[str, str]:
 def no_leftovers(folder: Path) -> list[str]:
     """Temporary files or spool folders prepare may have left next to its output."""
     return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def peak_rss_kb() -> int:
+    """This process's own peak resident memory in KB (Linux VmHWM, reset at exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")

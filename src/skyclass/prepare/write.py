@@ -7,12 +7,13 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
+from typing import BinaryIO
 
 from skyclass.dataset import MANIFEST_COLUMNS, MANIFEST_NAME, REPORT_NAME
+from skyclass.fileio import atomic_write
 from skyclass.prepare.process import Processed
 from skyclass.textsafe import display_text, safe_stem
 
@@ -125,25 +126,17 @@ def remove_stale_temp(out: Path) -> list[str]:
 
 def write_zip(out: Path, rows: list[dict], spool_of: dict[str, str], report: dict) -> None:
     """Write to a temporary file next to `out`, then rename: a crash leaves no half zip."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=partial_prefix(out), suffix=".partial", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
+
+    def write(fh: BinaryIO) -> None:
+        with zipfile.ZipFile(fh, "w") as zf:
             for row in rows:
                 # Images are already compressed: STORED keeps random access cheap for training.
                 zf.write(spool_of[row["path"]], row["path"], compress_type=zipfile.ZIP_STORED)
             zf.writestr(MANIFEST_NAME, _csv_bytes(rows), compress_type=zipfile.ZIP_DEFLATED)
-            zf.writestr(
-                REPORT_NAME,
-                json.dumps(report, indent=2, ensure_ascii=True),
-                compress_type=zipfile.ZIP_DEFLATED,
-            )
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            zf.writestr(REPORT_NAME, json.dumps(report, indent=2, ensure_ascii=True),
+                        compress_type=zipfile.ZIP_DEFLATED)
+
+    atomic_write(out, write, prefix=partial_prefix(out), suffix=".partial")
 
 
 def summary_text(report: dict) -> str:

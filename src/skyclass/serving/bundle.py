@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from skyclass.errors import SkyclassError
+from skyclass.fileio import sha256_file
 
 MANIFEST_NAME = "skyclass.json"
 ONNX_NAME = "model.onnx"
@@ -36,14 +37,6 @@ CACHE_ENV = "SKYCLASS_CACHE_DIR"
 
 class BundleError(SkyclassError):
     """A bundle that is missing, incomplete, or whose files do not match their sha256."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def parse_manifest(data: bytes, where: str) -> dict[str, Any]:

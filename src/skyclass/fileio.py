@@ -1,0 +1,46 @@
+"""File helpers every stage shares: sha256 of a file, and atomic writes.
+
+Standard library only, so the Lambda package (serving) can use them without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def sha256_file(path: str | Path) -> str:
+    """sha256 hex digest, read in 1 MiB blocks (model files and datasets can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write(
+    path: str | Path,
+    write: Callable[[BinaryIO], object],
+    prefix: str | None = None,
+    suffix: str = ".tmp",
+) -> None:
+    """Call `write(fileobj)` on a temp file beside `path`, fsync, then rename over `path`.
+
+    A crash, a kill -9 or a full disk leaves either the old file or the new one, never half.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
