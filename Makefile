@@ -12,7 +12,7 @@ DEMO_OUT ?= demo
 DEMO_EPOCHS ?= 2
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup demo test lint browser node clean
+.PHONY: setup demo test lint browser node clean fuzz
 
 setup: $(STAMP)
 
@@ -53,6 +53,13 @@ demo: $(STAMP)
 test: $(STAMP) browser node
 	$(PY) -m ruff check src tests bench
 	$(PY) -m pytest
+
+# Coverage-guided fuzzing of the request parser and image decoder (not part of `make test`).
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	@$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install --quiet -e '.[fuzz]' \
+	  || echo "note: atheris cannot be installed here; using the random-mutation fallback"
+	$(PY) bench/fuzz_handler.py --seconds $(FUZZ_SECONDS) --stats-out bench/results/fuzz_stats.json
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests bench

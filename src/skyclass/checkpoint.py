@@ -13,6 +13,7 @@ and renamed, so a crash or a full disk never leaves a half-written checkpoint be
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,11 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
 def save_checkpoint(path: Path, state: dict) -> None:
     """Atomically save a checkpoint dict (see module docstring for what it holds)."""
     state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
-    atomic_write_bytes(Path(path), lambda fh: torch.save(state, fh))
+    # Serialise in memory, then write: torch.save streaming into a file on a full disk fails
+    # with a cryptic RuntimeError ("unexpected pos"), a plain write with OSError(ENOSPC).
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(Path(path), lambda fh: fh.write(buffer.getbuffer()))
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -8,6 +8,7 @@ inside the handlers, so `skyclass --help` and `skyclass serve` stay light.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import os
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 from skyclass import __version__
 from skyclass.errors import SkyclassError
 
+# "No space left", "disk quota exceeded", "file too large" (RLIMIT_FSIZE): no room to write.
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # Order shown in --help: the pipeline's order.
 COMMANDS = ("prepare", "train", "evaluate", "export", "serve", "predict", "deploy", "run")
 
@@ -50,6 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk is no bug: say so, without a traceback
+        if exc.errno not in DISK_FULL_ERRNOS:
+            raise
+        print(f"error: out of disk space ({exc.strerror}: {exc.filename or 'a file'}); "
+              "what was written before is intact: free space and run the command again "
+              "(train: with --resume)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -127,7 +127,8 @@ class App:
     def predict(self, request: Request) -> dict[str, Any]:
         limit = _env_int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
         declared = request.headers.get("content-length", "")
-        if len(request.body) > limit or (declared.isdigit() and int(declared) > limit):
+        declared_size = int(declared) if declared.isascii() and declared.isdigit() else 0
+        if len(request.body) > limit or declared_size > limit:  # "²".isdigit() is True too
             raise HttpError(413, "payload_too_large",
                             f"the body is over the limit of {limit:,} bytes")
         top_k = _parse_top_k(request.query)

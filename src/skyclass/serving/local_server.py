@@ -62,10 +62,16 @@ class _LambdaContext:
         self.function_name = "skyclass-local"
 
 
+# Seconds a connection may stay silent: without it, a client that stops sending mid-request
+# (or never sends one) holds a server thread for ever.
+IDLE_TIMEOUT_S = 30.0
+
+
 def make_request_handler(app: App, max_body: int) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "skyclass"
         protocol_version = "HTTP/1.1"
+        timeout = IDLE_TIMEOUT_S  # socket timeout; http.server closes the connection on it
 
         def _dispatch(self) -> None:
             headers = dict(self.headers.items())
