@@ -205,7 +205,10 @@ def random_loop(seconds: float, corpus: list[bytes], stats: Stats, slow: float,
 
 def run_atheris(args: argparse.Namespace, stats: Stats) -> None:
     """Hand over to libFuzzer (never returns: it exits when the time is up or on a crash)."""
-    work = Path(tempfile.mkdtemp(prefix="skyclass-fuzz-"))
+    # One scratch folder, emptied each run (libFuzzer exits without cleaning up after itself).
+    work = Path(tempfile.gettempdir()) / "skyclass-fuzz-corpus"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
     for path in CORPUS.iterdir():
         shutil.copy(path, work / path.name)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
