@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -33,6 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+
+from skyclass.serving.local_server import serve_in_subprocess
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,30 +64,8 @@ def ensure_bundle(args: argparse.Namespace) -> tuple[Path, str]:
 @contextmanager
 def serving(bundle: Path, timeout: float = 120.0) -> Iterator[tuple[str, int]]:
     """`skyclass serve BUNDLE --port 0` on 127.0.0.1 -> (base URL, server pid); stopped after."""
-    exe = Path(sys.executable).with_name("skyclass")
-    proc = subprocess.Popen([str(exe), "serve", str(bundle), "--host", "127.0.0.1", "--port",
-                             "0", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    try:
-        deadline = time.monotonic() + timeout
-        assert proc.stdout is not None
-        while True:
-            line = proc.stdout.readline()
-            match = re.search(r"on (http://127\.0\.0\.1:\d+/)", line)
-            if match:
-                break
-            if (not line and proc.poll() is not None) or time.monotonic() > deadline:
-                raise RuntimeError(f"skyclass serve did not start: {line!r}")
-        # Drain its output so a full pipe can never block the server.
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
-        yield match.group(1), proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serve_in_subprocess(bundle, timeout=timeout) as (url, proc):
+        yield url, proc.pid
 
 
 def rss_mb(pid: int) -> float:

@@ -162,7 +162,7 @@ def markdown(result: dict) -> str:
         recall = " | ".join(f"{r['final_recall'][c]:.4f}" for c in result["classes"])
         lines.append(f"| skyclass `{r['recipe']}` | {r['best_test_acc']:.4f} | "
                      f"{r['final_test_acc']:.4f} | {recall} | {r['wall_seconds']:.0f} | "
-                     f"{r['train_images_per_s']:.1f} |")
+                     f"{r['train_images_per_s']:.1f} (per epoch: {per_epoch(r['history'])}) |")
     naive = result.get("naive")
     if naive:
         blanks = " | ".join("" for _ in result["classes"])
@@ -177,9 +177,16 @@ def markdown(result: dict) -> str:
                       "the notebook loop decodes and transforms the raw 416-px JPEGs with PIL "
                       "and runs the whole fp32 model in train mode."]
     lines += ablation_lines(result)
+    lines += ["", f"One test image is {100 / result['test_images']:.2f} percentage points of "
+                  "accuracy; per-epoch images/s swing with the load other jobs put on the shared "
+                  "CPU (1-minute load averages around each run are in the json)."]
     lines += ["", "Per-epoch rows (loss, accuracy, LR, images/s, epoch time) and the 1-minute "
                   "load average around each run are in train_accuracy.json."]
     return "\n".join(lines) + "\n"
+
+
+def per_epoch(history: list[dict]) -> str:
+    return "/".join(f"{r['images_per_s']:.0f}" for r in history)
 
 
 def ablation_lines(result: dict) -> list[str]:

@@ -89,6 +89,8 @@ def test_recipes_and_overrides():
     ref = TrainConfig.from_recipe("reference", data="d.zip", out="o")
     assert (ref.lr, ref.batch_size, ref.epochs, ref.l1, ref.l2) == (0.3, 32, 20, 5e-4, 1e-4)
     assert ref.scheduler == "plateau" and ref.plateau_factor == 0.1 and ref.unfreeze_from == 16
+    # Plain momentum SGD, no decoupled decay or smoothing: the seed's optimizer, not ours.
+    assert (ref.momentum, ref.nesterov, ref.weight_decay, ref.label_smoothing) == (0.9, False, 0, 0)
     assert ref.augment.crop_scale_min is None and ref.augment.cutout_frac == 0.25
     tuned = TrainConfig.from_recipe("reference", data="d.zip", out="o", lr=0.05, epochs=None,
                                     augment={"rotate_limit": 0})

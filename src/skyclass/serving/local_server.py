@@ -10,10 +10,16 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -151,3 +157,40 @@ def serve(bundle: str, host: str = "127.0.0.1", port: int = 8000, quiet: bool = 
         pass
     finally:
         server.server_close()
+
+
+@contextmanager
+def serve_in_subprocess(
+    bundle: str | Path, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run `skyclass serve BUNDLE --port 0` in a child process on 127.0.0.1.
+
+    Yields (base URL, process) once it listens, and stops it afterwards. For tests and
+    benchmarks that need a real server process, not one in their own interpreter.
+    """
+    exe = Path(sys.executable).with_name("skyclass")  # the installed console script
+    cmd = [str(exe), "serve", str(bundle), "--host", "127.0.0.1", "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + timeout
+        assert proc.stdout is not None
+        while True:
+            line = proc.stdout.readline()
+            match = re.search(r"on (http://127\.0\.0\.1:\d+/)", line)
+            if match:
+                break
+            if not line and proc.poll() is not None:
+                raise SkyclassError(f"skyclass serve exited with {proc.returncode}")
+            if time.monotonic() > deadline:
+                raise SkyclassError("skyclass serve did not start in time")
+        # Drain its output so a full pipe can never block the server.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        yield match.group(1), proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -125,6 +125,7 @@ class TrainConfig:
 # Rotate + HorizontalFlip + Resize + RGBShift + Normalize + Cutout(one hole, 1/4 side).
 REFERENCE: dict[str, Any] = {
     "epochs": 20, "batch_size": 32, "optimizer": "sgd", "lr": 0.3, "momentum": 0.9,
+    "nesterov": False,
     "scheduler": "plateau", "plateau_factor": 0.1, "plateau_patience": 2,
     "l2": 1e-4, "l1": 5e-4, "weight_decay": 0.0, "label_smoothing": 0.0,
     "unfreeze_from": 16, "backbone_lr_mult": 1.0, "warmup_epochs": 0.0,
