@@ -9,7 +9,7 @@ STAMP := $(VENV)/.skyclass-installed
 TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 DATA ?= ../shared/datasets/bird_drone
 DEMO_OUT ?= demo
-DEMO_EPOCHS ?= 2
+DEMO_EPOCHS ?= 3
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .PHONY: setup demo test lint browser node clean fuzz

@@ -192,8 +192,12 @@ def per_epoch(history: list[dict]) -> str:
 def ablation_lines(result: dict) -> list[str]:
     """One row per `--name train_ablation_*` run: the default recipe with one change."""
     rows = []
+    split = (result["train_images"], result["test_images"])
     for path in sorted(RESULTS.glob("train_ablation_*.json")):
-        for r in json.loads(path.read_text())["recipes"]:
+        ablation = json.loads(path.read_text())
+        if (ablation["train_images"], ablation["test_images"]) != split:
+            continue  # measured on another prepare output: not comparable, leave it out
+        for r in ablation["recipes"]:
             if r.get("diverged"):
                 continue
             change = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "none"
