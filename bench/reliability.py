@@ -6,7 +6,9 @@ Runs, and counts what they did:
 2. `prepare` under attack and `train` under faults (tests/prepare/test_hostile.py,
    tests/train/test_disk_full.py, test_kill_random.py, test_resume_ddp.py's kill -9 test):
    each fault injected and whether the test proved nothing was lost;
-3. the coverage-guided fuzz target (bench/fuzz_handler.py) for --fuzz-seconds;
+3. the fuzz target bench/fuzz_handler.py for --fuzz-seconds with each engine of
+   --fuzz-engines: atheris (coverage-guided, where it imports) and the random-mutation loop
+   (blind, but many more inputs a second: it found the PNG-header crash atheris had missed);
 4. the load + soak of `skyclass serve` (bench/serve_load.py; --skip-load reuses its last
    bench/results/serve_load.json).
 All figures come from those runs; nothing here is typed in by hand.
@@ -117,11 +119,11 @@ def prepare_tests(tests: dict[str, dict], faults: bool) -> dict[str, dict]:
             and any(w in k.split("::", 1)[1] for w in PREPARE_FAULT_WORDS) == faults}
 
 
-def fuzz_section(seconds: float) -> dict:
+def fuzz_section(seconds: float, engine: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         stats_path = Path(tmp) / "fuzz.json"
         proc = subprocess.run([PY, "bench/fuzz_handler.py", "--seconds", str(seconds),
-                               "--stats-out", str(stats_path)], cwd=ROOT,
+                               "--engine", engine, "--stats-out", str(stats_path)], cwd=ROOT,
                               capture_output=True, text=True)
         stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     log = proc.stdout + proc.stderr
@@ -145,10 +147,20 @@ def fuzz_section(seconds: float) -> dict:
     return section
 
 
+def default_engines() -> list[str]:
+    """Both engines where atheris imports (`pip install -e '.[fuzz]'`), else the random one."""
+    probe = subprocess.run([PY, "-c", "import atheris"], capture_output=True)
+    return ["atheris", "random"] if probe.returncode == 0 else ["random"]
+
+
 def load_section(skip: bool) -> dict:
     path = RESULTS / "serve_load.json"
     if not skip:
-        subprocess.run([PY, "bench/serve_load.py"], cwd=ROOT, check=False)
+        started = time.time()
+        proc = subprocess.run([PY, "bench/serve_load.py"], cwd=ROOT, check=False)
+        if not path.is_file() or path.stat().st_mtime < started:  # it broke before writing
+            raise SystemExit(f"bench/serve_load.py wrote no results (exit {proc.returncode}); "
+                             "use --skip-load to reuse the last ones on purpose")
     data = json.loads(path.read_text())
     load, soak = data["load"], data["soak"]
     return {
@@ -166,7 +178,9 @@ def load_section(skip: bool) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fuzz-seconds", type=float, default=60.0)
+    parser.add_argument("--fuzz-seconds", type=float, default=60.0, help="per engine")
+    parser.add_argument("--fuzz-engines", nargs="+", choices=("atheris", "random"),
+                        default=None, help="default: atheris (if it imports) and random")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "reliability.json")
     args = parser.parse_args(argv)
@@ -184,12 +198,15 @@ def main(argv: list[str] | None = None) -> int:
                    if any(m in k for m in REGRESSION_MARKS)}
     print(f"property tests: {props['inputs_total']} inputs, {len(props['failed_tests'])} failed",
           flush=True)
-    fuzz = fuzz_section(args.fuzz_seconds)
-    print(f"fuzz: {fuzz['executions']} executions, {fuzz['crashes']} crashes", flush=True)
+    fuzz = {}
+    for engine in args.fuzz_engines or default_engines():
+        fuzz[engine] = fuzz_section(args.fuzz_seconds, engine)
+        print(f"fuzz ({engine}): {fuzz[engine]['executions']} executions, "
+              f"{fuzz[engine]['crashes']} crashes", flush=True)
     load = load_section(args.skip_load)
     failures = {
         "property_test_failures": len(props["failed_tests"]),
-        "fuzz_crashes": fuzz["crashes"],
+        "fuzz_crashes": sum(f["crashes"] for f in fuzz.values()),
         "fault_tests_failed": sum(f["outcome"] != "passed" for f in faults),
         "prepare_hostile_input_tests_failed": sum(v != "passed" for v in prepare_inputs.values()),
         "load_errors": load["errors"],

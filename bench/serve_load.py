@@ -57,7 +57,9 @@ def ensure_bundle(args: argparse.Namespace) -> tuple[Path, str]:
     if not (run / "best.pt").is_file():
         train(TrainConfig(data=args.data, out=str(run), epochs=1, width_mult=1.0, workers=0,
                           seed=0, quiet=True))
-    bundle = export_bundle(ExportConfig(run=run, out=work / "bundle"))
+    bundle = work / "bundle"
+    if not (bundle / "model.onnx").is_file():
+        export_bundle(ExportConfig(run=run, out=bundle, force=True))
     return bundle, f"trained 1 epoch (width_mult 1.0) on {args.data}, exported to {bundle}"
 
 

@@ -126,6 +126,17 @@ def test_truncated_files_are_corrupt_not_half_grey(photo, fmt):
     assert exc.value.reason in ("corrupt", "not_an_image")
 
 
+def test_png_with_an_empty_ihdr_chunk_is_corrupt(photo):
+    """Found by bench/fuzz_handler.py: Pillow's PNG plugin raises ValueError, not OSError."""
+    data = bytearray(encode(photo, "PNG"))
+    assert data[12:16] == b"IHDR"
+    data[8:12] = b"\0\0\0\0"  # the IHDR chunk's length
+    with pytest.raises(ImageError) as exc:
+        decode_image(bytes(data))
+    assert exc.value.reason == "corrupt"
+    assert "IHDR" in exc.value.detail
+
+
 def test_bit_flipped_jpeg_never_raises_anything_but_image_error(photo):
     data = bytearray(encode(photo, "JPEG"))
     rng = np.random.default_rng(0)

@@ -95,6 +95,11 @@ def _open(source: bytes | str | Path | BinaryIO) -> Image.Image:
         raise ImageError("unreadable", exc.strerror or str(exc)) from exc
     except OSError as exc:  # Pillow's "cannot create decoder", broken headers, ...
         raise ImageError("corrupt", str(exc)) from exc
+    except MemoryError as exc:
+        raise ImageError("too_large", "not enough memory to read the header") from exc
+    except Exception as exc:  # a format plugin's own error, e.g. PNG "Truncated IHDR chunk"
+        raise ImageError("corrupt", f"cannot read the header ({type(exc).__name__}: "
+                         f"{exc})") from exc
 
 
 def decode_image(

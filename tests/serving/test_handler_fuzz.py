@@ -468,7 +468,8 @@ def test_huge_declared_sizes_are_413(fuzz_app, log_trap, samples):
 
 
 @pytest.mark.parametrize("case", ["unicode_digit_length", "lone_surrogate", "nested_1000",
-                                  "quadratic_params", "many_parts", "headers_not_a_dict"])
+                                  "quadratic_params", "many_parts", "headers_not_a_dict",
+                                  "empty_png_ihdr"])
 def test_regressions_found_by_fuzzing(fuzz_app, log_trap, case):
     """Each of these was a 500 (or a 20 s+ CPU burn) before the fix in events.py/handler."""
     form = "multipart/form-data; boundary=X"
@@ -488,6 +489,9 @@ def test_regressions_found_by_fuzzing(fuzz_app, log_trap, case):
         body = b"--X\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nv\r\n" * 20_000
         event, code = event_for("v2", body + b"--X--\r\n", {"content-type": form}), \
             "bad_multipart"
+    elif case == "empty_png_ihdr":  # Pillow's PNG plugin raised ValueError at Image.open
+        png = b"\x89PNG\r\n\x1a\n" + b"\0\0\0\0IHDR" + b"\0" * 17 + b"\0\0\0\0IEND\xaeB`\x82"
+        event, code = event_for("v2", png, {"content-type": "image/png"}), "bad_image"
     else:
         event, code = {"version": "2.0", "rawPath": "/", "headers": "x"}, "bad_event"
     payload = call(fuzz_app, log_trap, "regression", event)
