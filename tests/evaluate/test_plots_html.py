@@ -41,6 +41,14 @@ def test_lr_drops_marks_plateau_steps_not_cosine() -> None:
     assert plots.lr_drops(_history(cosine)) == []
 
 
+def test_lr_drops_follow_the_runs_scheduler() -> None:
+    """A 3-epoch cosine run falls >20% an epoch: not a drop; a plateau step always is."""
+    short_cosine = _history([0.00908, 0.00353, 8.74e-07])
+    assert plots.lr_drops(short_cosine, "cosine") == []
+    assert plots.lr_drops(short_cosine, "onecycle") == []
+    assert plots.lr_drops(_history([0.3, 0.03]), "plateau") == [(2.0, 0.3, 0.03)]
+
+
 def test_curves_png(tmp_path: Path) -> None:
     out = plots.plot_curves(_history([0.3, 0.3, 0.03]), tmp_path / "curves.png")
     with Image.open(out) as img:

@@ -85,10 +85,11 @@ def _metrics(preds: Predictions, data: EvalData, model: ModelSource,
     return metrics
 
 
-def _plots(preds: Predictions, metrics: dict, labels: list[str], history: list[dict],
+def _plots(preds: Predictions, metrics: dict, labels: list[str], model: ModelSource,
            out: Path) -> dict[str, Path]:
     pngs: dict[str, Path] = {}
-    curves = plots.plot_curves(history, out / "curves.png")
+    curves = plots.plot_curves(_history(model), out / "curves.png",
+                               model.config.get("scheduler"))
     if curves is not None:
         pngs["curves"] = curves
     else:
@@ -145,7 +146,7 @@ def evaluate(config: EvaluateConfig) -> dict:
     metrics = _metrics(preds, data, model, config, labels)
     out = Path(config.out) if config.out else default_out(model)
     out.mkdir(parents=True, exist_ok=True)
-    pngs = _plots(preds, metrics, labels, _history(model), out)
+    pngs = _plots(preds, metrics, labels, model, out)
     for m in metrics["misclassified"]:
         m.pop("index", None)  # an index into this run's sample order: meaningless outside
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

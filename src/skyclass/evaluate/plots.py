@@ -142,14 +142,18 @@ def _series(history: list[dict], field: str) -> list[float] | None:
     return None
 
 
-def lr_drops(history: list[dict]) -> list[tuple[float, float, float]]:
+def lr_drops(history: list[dict],
+             scheduler: str | None = None) -> list[tuple[float, float, float]]:
     """(epoch, old lr, new lr) wherever the LR fell by more than 20% between epochs.
 
-    A 20% threshold marks plateau/step drops but not every small step of a cosine schedule.
+    Only a schedule that steps between epochs (`plateau`) has drops: a per-step schedule
+    (cosine, one-cycle) lowers the LR continuously, by more than 20% an epoch on short runs,
+    so it gets no marks. With the scheduler unknown, a 20% threshold tells plateau/step
+    drops from the small epoch-to-epoch steps of a long cosine schedule.
     """
     lrs = _series(history, "lr")
     epochs = _series(history, "epoch") or list(range(1, len(history) + 1))
-    if not lrs:
+    if not lrs or scheduler not in (None, "plateau"):
         return []
     return [
         (epochs[i], lrs[i - 1], lrs[i])
@@ -158,7 +162,8 @@ def lr_drops(history: list[dict]) -> list[tuple[float, float, float]]:
     ]
 
 
-def plot_curves(history: list[dict], path: Path) -> Path | None:
+def plot_curves(history: list[dict], path: Path,
+                scheduler: str | None = None) -> Path | None:
     """Accuracy (train + test), train loss and test loss against epoch; LR drops dashed."""
     if not history:
         return None
@@ -169,7 +174,7 @@ def plot_curves(history: list[dict], path: Path) -> Path | None:
         ("Train loss", [("train", _series(history, "train_loss"))]),
         ("Test loss", [("test", _series(history, "test_loss"))]),
     ]
-    drops = lr_drops(history)
+    drops = lr_drops(history, scheduler)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=DPI)
     for n, (ax, (title, lines)) in enumerate(zip(axes, panels, strict=True)):
         for label, values in lines:
