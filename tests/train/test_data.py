@@ -55,6 +55,45 @@ def test_dataloader_workers_read_the_zip(eva4_zip):
     assert targets == [e.target for e in ds.split("test")]
 
 
+class OpenCVThreads(torch.utils.data.Dataset):
+    """Reports, from inside the worker, how many threads OpenCV would use."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> int:
+        import cv2
+
+        return cv2.getNumThreads()
+
+
+def test_training_workers_give_opencv_one_thread_each():
+    import cv2
+
+    from skyclass.train.loop import opencv_threads
+
+    image = np.zeros((512, 512, 3), np.uint8)
+    cv2.GaussianBlur(image, (15, 15), 0)  # the parent's pool is running: forking must not hang
+    before = cv2.getNumThreads()
+    with opencv_threads(1):
+        loader = DataLoader(OpenCVThreads(), batch_size=1, num_workers=1)
+        assert [int(n) for n in loader] == [1, 1]
+    assert cv2.getNumThreads() == before  # restored after training
+
+
+def test_default_workers_use_the_cores_a_gpu_leaves_idle(monkeypatch):
+    from skyclass.train.distributed import DistContext
+    from skyclass.train.loop import default_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert default_workers(DistContext(), 2000) == 4  # the CPU also runs the model
+    assert default_workers(DistContext(), 2000, feeds_gpu=True) == 8
+    assert default_workers(DistContext(0, 2), 2000, feeds_gpu=True) == 7  # 8 cores a rank
+    assert default_workers(DistContext(), 100, feeds_gpu=True) == 0  # tiny: no start-up cost
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert default_workers(DistContext(), 2000) == 1
+
+
 def test_balanced_sampler_draws_classes_equally():
     targets = [0] * 90 + [1] * 10
     sampler = balanced_sampler(targets, 2, seed=0)

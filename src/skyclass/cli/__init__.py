@@ -15,13 +15,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from skyclass import __version__
+from skyclass import __version__, cpu_memory
 from skyclass.errors import SkyclassError
 
 # "No space left", "disk quota exceeded", "file too large" (RLIMIT_FSIZE): no room to write.
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # Order shown in --help: the pipeline's order.
 COMMANDS = ("prepare", "train", "evaluate", "export", "serve", "predict", "deploy", "run")
+# The commands that run PyTorch on the CPU: their memory settings go in before torch loads.
+TORCH_COMMANDS = ("train", "evaluate", "export", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     args = build_parser().parse_args(argv)
+    if args.command in TORCH_COMMANDS:
+        cpu_memory.tune()
     try:
         return int(args.handler(args) or 0)
     except SkyclassError as exc:

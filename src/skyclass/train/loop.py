@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from skyclass import cpu_memory
 from skyclass.checkpoint import load_checkpoint, save_checkpoint
 from skyclass.data import (
     EvalTransform,
@@ -62,6 +63,7 @@ from skyclass.train.state import (
 )
 
 # Config fields that may differ on --resume (how to run, not what to learn).
+CPU = torch.device("cpu")
 RUNTIME_FIELDS = ("data", "out", "device", "amp", "workers", "threads", "quiet", "resume",
                   "channels_last", "weights")
 
@@ -274,11 +276,14 @@ def resolve_config(config: TrainConfig, dataset: PreparedDataset,
 
 
 def make_loaders(config: TrainConfig, dataset: PreparedDataset, ctx: DistContext,
-                 generator: torch.Generator) -> tuple[DataLoader, DataLoader]:
+                 generator: torch.Generator,
+                 device: torch.device = CPU) -> tuple[DataLoader, DataLoader]:
     train_ds = ZipImageDataset(dataset, "train", TrainTransform(config.augment, dataset.spec))
     test_ds = ZipImageDataset(dataset, "test", EvalTransform(dataset.spec))
-    workers = config.workers if config.workers >= 0 else default_workers(ctx, len(train_ds))
-    common = {"num_workers": workers, "pin_memory": torch.cuda.is_available(),
+    feeds_gpu = device.type == "cuda"
+    workers = (config.workers if config.workers >= 0
+               else default_workers(ctx, len(train_ds), feeds_gpu))
+    common = {"num_workers": workers, "pin_memory": feeds_gpu,
               "worker_init_fn": seed_worker, "persistent_workers": False}
     if workers:
         common["prefetch_factor"] = 4
@@ -301,15 +306,19 @@ def make_loaders(config: TrainConfig, dataset: PreparedDataset, ctx: DistContext
     return train_loader, test_loader
 
 
-def default_workers(ctx: DistContext, n_train: int) -> int:
+def default_workers(ctx: DistContext, n_train: int, feeds_gpu: bool = False) -> int:
     """Decode in the background, but leave the cores to the maths on a small machine.
 
     Starting workers costs about a second per epoch, more than decoding a few hundred small
-    images in the main process, so tiny datasets get none.
+    images in the main process, so tiny datasets get none. When a GPU does the maths, the
+    cores have nothing else to do: up to 8 workers (bench/loader_throughput.py on 16 cores:
+    4 workers 810 images/s, 8 workers 1,381; the model steps alone ran at about 2,000).
     """
     cores = (os.cpu_count() or 1) // ctx.world_size
     if n_train < 512:
         return 0
+    if feeds_gpu:
+        return max(1, min(8, cores - 1))
     return max(1, min(4, cores // 2)) if cores > 1 else 0
 
 
@@ -348,7 +357,7 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
         head = nn.parallel.DistributedDataParallel(head, device_ids=ids)
 
     generator = torch.Generator()
-    train_loader, test_loader = make_loaders(config, dataset, ctx, generator)
+    train_loader, test_loader = make_loaders(config, dataset, ctx, generator, device)
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(train_loader))
     weights = None
@@ -585,8 +594,41 @@ def state_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def opencv_threads(threads: int):
+    """OpenCV (under albumentations) with `threads` threads while training, then as before.
+
+    Its pool would start a thread per core in every DataLoader worker; the workers are the
+    parallelism (12 workers on 16 cores: 1,088 -> 1,669 images/s, bench/loader_throughput.py).
+    Set here, in the parent, and inherited by the forked workers: calling setNumThreads in a
+    worker hangs it when the parent had already used the pool.
+    """
+    try:
+        import cv2
+    except ImportError:  # albumentations brings it; without it there is nothing to limit
+        yield
+        return
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 def train(config: TrainConfig) -> dict:
-    """Train (or resume) a run; returns a summary with the best test accuracy and run dir."""
+    """Train (or resume) a run; returns a summary with the best test accuracy and run dir.
+
+    glibc keeps freed memory for the next batch (`skyclass.cpu_memory`; the CLI also turns
+    on huge pages before torch loads): on a 2-core CPU, training steps ran 16-19% and test
+    passes 50-70% faster (bench/results/cpu_memory.json).
+    """
+    cpu_memory.tune()
+    with opencv_threads(1):
+        return _train(config)
+
+
+def _train(config: TrainConfig) -> dict:
     config.validate()
     ctx_probe = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(config.device, ctx_probe)
