@@ -148,7 +148,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_before": load_before,
                     "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-                    "note": "shared by several jobs at once; runs alternated 1,2,1,2"},
+                    "note": "runs alternated 1,2,1,2; the load averages say how busy the "
+                            "machine was"},
         "wall_seconds": {f"workers_{k}": v for k, v in timings.items()},
         "wall_seconds_best": {f"workers_{k}": min(v) for k, v in timings.items()},
         "speedup_best_2_vs_1": round(min(timings["1"]) / min(timings["2"]), 2),

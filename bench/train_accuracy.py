@@ -6,9 +6,12 @@
    this machine; test accuracy, per-class recall, wall time and images/s are recorded.
 2. A plain loop written the way the reference notebook did it (torchvision ImageFolder-style
    dataset over the RAW 416-px JPEGs, PIL transforms, the whole model in train mode, L1/L2
-   over every parameter, reference hyper-parameters) trains for `--naive-epochs` epochs on
-   the same train/test split; its training images/s is compared with skyclass's `reference`
-   run (same hyper-parameters, so the same work per image).
+   over every parameter, reference hyper-parameters) trains for `--naive-epochs` epochs
+   (default: as many as the recipes) on the same train/test split, before the recipes and
+   again after them; its training images/s and its test accuracy after that many epochs are
+   set against each skyclass recipe's.
+
+On a GPU machine: `--device cuda --workers 8 --naive-epochs 0 --name train_accuracy_gpu`.
 
 Writes bench/results/train_accuracy.json and bench/results/train_accuracy.md.
 """
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -49,9 +53,11 @@ def ensure_dataset(path: Path, raw: Path) -> Path:
     return path
 
 
-def run_recipe(name: str, data: Path, out: Path, epochs: int, overrides: dict) -> dict:
+def run_recipe(name: str, data: Path, out: Path, epochs: int, overrides: dict,
+               runtime: dict) -> dict:
+    """One recipe; `overrides` change what it learns, `runtime` only where it runs."""
     config = TrainConfig.from_recipe(name, data=str(data), out=str(out), epochs=epochs,
-                                     **overrides)
+                                     **runtime, **overrides)
     summary = train(config)
     history = read_history(out)
     return {
@@ -134,10 +140,24 @@ def naive_loop(data: Path, raw: Path, epochs: int, workers: int) -> dict:
         rows.append({"epoch": epoch, "train_acc": correct / seen,
                      "test_acc": test_correct / test_seen, "train_images": seen,
                      "train_seconds": train_seconds, "images_per_s": seen / train_seconds})
-        print(f"naive epoch {epoch}: {rows[-1]}", flush=True)
+        print(f"naive epoch {epoch}: {rows[-1]}", file=sys.stderr, flush=True)
     return {"history": rows, "train_images_per_s": _mean_rate(rows),
-            "final_test_acc": rows[-1]["test_acc"], "workers": workers,
+            "final_test_acc": rows[-1]["test_acc"],
+            "best_test_acc": max(r["test_acc"] for r in rows), "workers": workers,
             "loadavg_1min": [load_before, os.getloadavg()[0]]}
+
+
+def naive_in_fresh_process(data: Path, raw: Path, epochs: int, workers: int) -> dict:
+    """The notebook loop in a new interpreter, as a notebook runs it: none of the memory
+    settings `skyclass train` applies to its own process (skyclass.cpu_memory)."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, __file__, "--naive-child", "--data", str(data), "--raw", str(raw),
+         "--naive-epochs", str(epochs), "--workers", str(workers)],
+        check=True, capture_output=True, text=True)
+    print(proc.stderr[-2000:], end="", flush=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------- report
@@ -148,9 +168,10 @@ def markdown(result: dict) -> str:
         "# train_accuracy benchmark", "",
         f"Data: `{result['data']}` ({result['train_images']} train / {result['test_images']} "
         f"test images, classes {', '.join(result['classes'])}); {result['epochs']} epochs per "
-        f"recipe; machine: {result['machine']}; torch {result['torch']}; threads "
-        f"{result['threads']}. The CPU was shared with other work while this ran, so "
-        "absolute times are noisy; both runs of a comparison ran in the same session.", "",
+        f"recipe; machine: {result['machine']}; device: {result.get('device', 'cpu')}; torch "
+        f"{result['torch']}; threads {result['threads']}; DataLoader workers "
+        f"{result.get('workers', '?')}. All runs of a comparison ran one after the other in "
+        "the same process.", "",
         "| run | best test acc | final test acc | " + " | ".join(
             f"recall {c}" for c in result["classes"]) + " | wall s | train img/s |",
         "|---|---|---|" + "---|" * len(result["classes"]) + "---|---|",
@@ -166,23 +187,40 @@ def markdown(result: dict) -> str:
     naive = result.get("naive")
     if naive:
         blanks = " | ".join("" for _ in result["classes"])
-        lines.append(f"| notebook-style loop ({len(naive['history'])} epoch, run before and "
-                     f"after the recipes) | | {naive['final_test_acc']:.4f} | {blanks} | | "
-                     f"{naive['train_images_per_s']:.1f} |")
-        lines += ["", f"Training throughput, skyclass `{result['speedup_baseline']}` / notebook "
-                      f"loop: **{result['speedup_vs_naive']:.2f}x** (same hyper-parameters, "
-                      f"{naive['workers']} DataLoader worker(s) each). skyclass runs with its "
-                      "defaults on this CPU: images pre-resized to 224 px by `prepare`, frozen "
-                      "prefix in eval mode under no_grad, channels_last, bf16 autocast (AMX); "
-                      "the notebook loop decodes and transforms the raw 416-px JPEGs with PIL "
-                      "and runs the whole fp32 model in train mode."]
+        epochs = len(naive["history"])
+        lines.append(f"| notebook-style loop ({epochs} epoch(s), run before and after the "
+                     f"recipes) | {naive['best_test_acc']:.4f} | {naive['final_test_acc']:.4f} "
+                     f"| {blanks} | | {naive['train_images_per_s']:.1f} |")
+        lines += ["", f"Training throughput against the notebook loop (same data, "
+                      f"{naive['workers']} DataLoader worker(s) each):", ""]
+        lines += [f"- skyclass `{name}`: **{ratio:.2f}x** the images/s; test accuracy after "
+                  f"epoch {epochs}: {acc:.4f} vs the loop's {naive['final_test_acc']:.4f}"
+                  for name, ratio, acc in speedups(result)]
+        lines += ["", "skyclass runs with its defaults: images pre-resized to 224 px by "
+                      "`prepare`, frozen prefix in eval mode under no_grad, channels_last, "
+                      f"mixed precision: {result.get('amp', '?')}, glibc keeping freed memory "
+                      "(`skyclass.cpu_memory`); the notebook loop, in a fresh Python process "
+                      "of its own, decodes and transforms the raw 416-px JPEGs with PIL and "
+                      "runs the whole fp32 model in train mode (the `reference` recipe has its "
+                      "hyper-parameters)."]
     lines += ablation_lines(result)
     lines += ["", f"One test image is {100 / result['test_images']:.2f} percentage points of "
-                  "accuracy; per-epoch images/s swing with the load other jobs put on the shared "
-                  "CPU (1-minute load averages around each run are in the json)."]
-    lines += ["", "Per-epoch rows (loss, accuracy, LR, images/s, epoch time) and the 1-minute "
-                  "load average around each run are in train_accuracy.json."]
+                  "accuracy. Per-epoch rows (loss, accuracy, LR, images/s, epoch time) and the "
+                  f"1-minute load average around each run are in {result['name']}.json."]
     return "\n".join(lines) + "\n"
+
+
+def speedups(result: dict) -> list[tuple[str, float, float]]:
+    """(recipe, images/s over the notebook loop's, test accuracy at the loop's last epoch)."""
+    naive = result["naive"]
+    epochs = len(naive["history"])
+    rows = []
+    for r in result["recipes"]:
+        if r.get("diverged") or len(r["history"]) < epochs:
+            continue
+        rows.append((r["recipe"], r["train_images_per_s"] / naive["train_images_per_s"],
+                     r["history"][epochs - 1]["test_acc"]))
+    return rows
 
 
 def per_epoch(history: list[dict]) -> str:
@@ -231,31 +269,50 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=["reference", "default"])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
                         help="overrides applied to the default recipe (exploration)")
-    parser.add_argument("--naive-epochs", type=int, default=1)
+    parser.add_argument("--naive-epochs", type=int, default=None,
+                        help="epochs of the notebook-style loop (default: --epochs; 0: skip)")
+    parser.add_argument("--device", default="auto", help="auto|cpu|cuda (every run)")
+    parser.add_argument("--workers", type=int, default=-1,
+                        help="DataLoader workers of every run (default: skyclass's choice)")
     parser.add_argument("--name", default="train_accuracy")
+    parser.add_argument("--naive-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--render", action="store_true",
                         help="only rewrite the .md from an existing results .json")
     args = parser.parse_args()
+    if args.naive_child:  # the notebook loop, alone in this process: print its result
+        workers = max(args.workers, 0)
+        print(json.dumps(naive_loop(args.data, args.raw, args.naive_epochs, workers)))
+        return
     if args.render:
         saved = json.loads((RESULTS / f"{args.name}.json").read_text())
         (RESULTS / f"{args.name}.md").write_text(markdown(saved))
         return
 
+    if args.naive_epochs is None:
+        args.naive_epochs = args.epochs
     data = ensure_dataset(args.data, args.raw)
     ds = PreparedDataset(data)
+    from skyclass.train.distributed import DistContext
+    from skyclass.train.loop import amp_dtype, default_workers, pick_device
+
+    device = pick_device(args.device)
+    workers = (args.workers if args.workers >= 0
+               else default_workers(DistContext(), len(ds.split("train")), device.type == "cuda"))
+    runtime = {"device": args.device, "workers": workers}
     result: dict = {
         "data": str(data), "classes": ds.classes, "epochs": args.epochs,
         "train_images": len(ds.split("train")), "test_images": len(ds.split("test")),
         "machine": f"{platform.machine()} {os.cpu_count()} cores", "torch": torch.__version__,
         "threads": torch.get_num_threads(), "recipes": [], "started": time.ctime(),
+        "name": args.name,
+        "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else device.type),
+        "amp": str(amp_dtype(TrainConfig(data="-", out="-"), device) or "off"),
+        "workers": workers,
     }
-    from skyclass.train.distributed import DistContext
-    from skyclass.train.loop import default_workers
-
-    workers = default_workers(DistContext(), len(ds.split("train")))
     naive_runs = []
     if args.naive_epochs:  # before the recipes and again after: the CPU load drifts
-        naive_runs.append(naive_loop(data, args.raw, args.naive_epochs, workers))
+        naive_runs.append(naive_in_fresh_process(data, args.raw, args.naive_epochs, workers))
     for name in args.recipes:
         out = args.work / f"{args.name}-{name}"
         if out.exists():
@@ -265,7 +322,7 @@ def main() -> None:
         overrides = parse_overrides(args.set) if name == "default" else {}
         load_before = os.getloadavg()[0]
         try:
-            entry = run_recipe(name, data, out, args.epochs, overrides)
+            entry = run_recipe(name, data, out, args.epochs, overrides, runtime)
         except Exception as exc:  # noqa: BLE001 - a diverging recipe is a result, not a crash
             entry = {"recipe": name, "diverged": str(exc)}
         entry["loadavg_1min"] = [load_before, os.getloadavg()[0]]
@@ -273,12 +330,13 @@ def main() -> None:
         print(json.dumps({k: v for k, v in entry.items() if k != "history"},
                          default=str)[:600], flush=True)
     if args.naive_epochs:
-        naive_runs.append(naive_loop(data, args.raw, args.naive_epochs, workers))
+        naive_runs.append(naive_in_fresh_process(data, args.raw, args.naive_epochs, workers))
         images = sum(r["train_images"] for n in naive_runs for r in n["history"])
         seconds = sum(r["train_seconds"] for n in naive_runs for r in n["history"])
         result["naive"] = {
             "runs": naive_runs, "workers": workers, "train_images_per_s": images / seconds,
             "final_test_acc": naive_runs[0]["final_test_acc"],
+            "best_test_acc": naive_runs[0]["best_test_acc"],
             "history": naive_runs[0]["history"],
         }
         usable = [r for r in result["recipes"] if not r.get("diverged")]

@@ -62,8 +62,8 @@ from skyclass.train.state import (
     write_config,
 )
 
-# Config fields that may differ on --resume (how to run, not what to learn).
 CPU = torch.device("cpu")
+# Config fields that may differ on --resume (how to run, not what to learn).
 RUNTIME_FIELDS = ("data", "out", "device", "amp", "workers", "threads", "quiet", "resume",
                   "channels_last", "weights")
 
