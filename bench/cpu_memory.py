@@ -22,6 +22,7 @@ memory, so only the model's work is timed. Writes bench/results/cpu_memory.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -60,9 +61,8 @@ def child(mode: str, data: Path, steps: int, eval_batches: int) -> dict:
         config = TrainConfig(data=str(data), out=tmp, epochs=1, device="cpu", workers=0,
                              quiet=True).validate()
         run = setup(config, DistContext(), pick_device("cpu"))
-        train_batches = [b for b, _ in zip(run.train_loader, range(steps + 1), strict=False)]
-        test_batches = [b for b, _ in zip(run.test_loader, range(eval_batches + 1),
-                                          strict=False)]
+        train_batches = list(itertools.islice(run.train_loader, steps + 1))
+        test_batches = list(itertools.islice(run.test_loader, eval_batches + 1))
         run.train_loader = Preloaded(train_batches[:1])
         train_one_epoch(run, 1)  # warm-up: oneDNN primitives, first allocations
         run.train_loader = Preloaded(train_batches[1:])
