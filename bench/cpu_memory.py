@@ -37,6 +37,7 @@ from epoch_breakdown import Preloaded  # bench/ is on sys.path when run as a scr
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "cpu_memory.json"
 MODES = ("baseline", "malloc", "thp", "thp+malloc")
+THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def child(mode: str, data: Path, steps: int, eval_batches: int) -> dict:
@@ -114,9 +115,7 @@ def main() -> None:
     base = medians["baseline"]
     result = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "thp": Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-                    .strip() if Path("/sys/kernel/mm/transparent_hugepage/enabled").exists()
-                    else "n/a"},
+                    "thp": THP.read_text().strip() if THP.exists() else "n/a"},
         "workload": f"default recipe, {args.steps} training steps of 32 and "
                     f"{args.eval_batches} test batches of 64, decoded batches in memory",
         "repeats": args.repeats, "medians": medians,

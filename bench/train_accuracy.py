@@ -11,7 +11,7 @@
    again after them; its training images/s and its test accuracy after that many epochs are
    set against each skyclass recipe's.
 
-On a GPU machine: `--device cuda --workers 8 --naive-epochs 0 --name train_accuracy_gpu`.
+On a GPU machine: `--device cuda --naive-epochs 0 --name train_accuracy_gpu`.
 
 Writes bench/results/train_accuracy.json and bench/results/train_accuracy.md.
 """
@@ -170,8 +170,8 @@ def markdown(result: dict) -> str:
         f"test images, classes {', '.join(result['classes'])}); {result['epochs']} epochs per "
         f"recipe; machine: {result['machine']}; device: {result.get('device', 'cpu')}; torch "
         f"{result['torch']}; threads {result['threads']}; DataLoader workers "
-        f"{result.get('workers', '?')}. All runs of a comparison ran one after the other in "
-        "the same process.", "",
+        f"{result.get('workers', '?')}. All runs ran one after the other on this machine; the "
+        "notebook loop, when there is one, in a Python process of its own.", "",
         "| run | best test acc | final test acc | " + " | ".join(
             f"recall {c}" for c in result["classes"]) + " | wall s | train img/s |",
         "|---|---|---|" + "---|" * len(result["classes"]) + "---|---|",
