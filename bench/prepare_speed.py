@@ -117,7 +117,7 @@ def sweep(raw: Path, thresholds: list[int]) -> list[dict]:
             "largest_group": max((len(g) for g in result.near_groups), default=1),
             "label_conflict_sets": len(result.conflicts),
             "label_conflict_images": sum(len(c) for c in result.conflicts),
-            "cross_class_hash_matches_not_confirmed": result.unconfirmed_cross_class,
+            "hash_matches_not_confirmed": result.unconfirmed_matches,
             **check,
         })
     return table

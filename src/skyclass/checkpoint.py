@@ -2,9 +2,12 @@
 
 RUN_DIR/
   config.json      the TrainConfig of the run, class names, dataset path
-  history.jsonl    one JSON object per finished epoch
+  history.jsonl    one JSON object per finished epoch (train_* and val_* metrics)
   last.pt          checkpoint after the latest finished epoch (every epoch)
-  best.pt          checkpoint of the epoch with the best test accuracy
+  best.pt          checkpoint of the epoch with the best validation accuracy; its metrics
+                   gain test_acc/test_loss/test_recall when training ends: the test split,
+                   scored once with these weights
+  test.json        those test metrics (and the validation split used, with any warning)
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
 `torch.load(weights_only=True)`: nothing in it can run code. It is written to a temporary file
@@ -30,6 +33,7 @@ from skyclass.model import build_model
 CHECKPOINT_FORMAT = "skyclass-checkpoint"
 CHECKPOINT_VERSION = 1
 HISTORY_NAME = "history.jsonl"
+TEST_METRICS_NAME = "test.json"
 CONFIG_NAME = "config.json"
 CHECKPOINT_NAMES = ("best", "last")
 

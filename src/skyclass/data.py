@@ -124,7 +124,10 @@ def class_counts(entries: list[Entry], num_classes: int) -> list[int]:
 
 
 def check_trainable(dataset: PreparedDataset) -> None:
-    """Every class needs training images and the test split must not be empty."""
+    """Every class needs training images and the test split must not be empty.
+
+    (The validation split may be missing: an old two-way zip validates on its test split.)
+    """
     counts = class_counts(dataset.split("train"), len(dataset.classes))
     empty = [name for name, n in zip(dataset.classes, counts, strict=True) if n == 0]
     if empty:
@@ -134,7 +137,7 @@ def check_trainable(dataset: PreparedDataset) -> None:
         )
     if not dataset.split("test"):
         raise DatasetFormatError(
-            f"{dataset.path}: the test split is empty; prepare it with --val-fraction > 0"
+            f"{dataset.path}: the test split is empty; prepare it with --test-fraction > 0"
         )
 
 

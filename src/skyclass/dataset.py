@@ -21,11 +21,13 @@ from skyclass.images import PreprocessSpec
 MANIFEST_NAME = "manifest.csv"
 REPORT_NAME = "report.json"
 DATASET_FORMAT = "skyclass-dataset"
-DATASET_FORMAT_VERSION = 1
+# 2: a `val` split (model selection) beside `test` (scored once). Version-1 zips have
+# train/test only: they still train, validating on test (with a warning in the report).
+DATASET_FORMAT_VERSION = 2
 MANIFEST_COLUMNS = [
     "path", "class", "split", "sha256", "phash", "group", "source", "width", "height",
 ]
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,11 @@ class PreparedDataset:
         if name not in SPLITS:
             raise DatasetFormatError(f"unknown split {name!r}; choose one of {SPLITS}")
         return [e for e in self.entries if e.split == name]
+
+    @property
+    def validation_split(self) -> str:
+        """Where training selects its model: `val`, or `test` in an old two-way zip."""
+        return "val" if self.split("val") else "test"
 
     def read(self, path: str) -> bytes:
         zf = getattr(self._local, "zf", None)

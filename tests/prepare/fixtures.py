@@ -202,25 +202,31 @@ def assert_accounted(raw: Path, report: dict, rows: list[dict]) -> None:
         assert path in listed or any(p in skipped for p in parents), f"{path!r} is lost"
     totals = report["totals"]
     assert totals["found"] == totals["kept"] + totals["skipped"] == len(kept) + len(skipped)
-    assert totals["kept"] == totals["train"] + totals["test"]
+    assert totals["kept"] == totals["train"] + totals["val"] + totals["test"]
     for name, c in report["classes"].items():
         assert c["found"] == c["kept"] + sum(c["skipped"].values()), name
         assert c["kept"] == sum(1 for r in rows if r["class"] == name)
 
 
 def assert_split_sound(report: dict, rows: list[dict], zf: zipfile.ZipFile) -> None:
-    """Groups never straddle the split; each class is split near --val-fraction; files exist."""
+    """Groups never straddle a split; no sha256 is on two sides; each class is split near
+    --val-fraction / --test-fraction; files exist."""
     sides: dict[str, set[str]] = defaultdict(set)
     for r in rows:
         assert r["path"].startswith(f"{r['split']}/{r['class']}/")
         if r["group"]:
             sides[r["group"]].add(r["split"])
     assert all(len(s) == 1 for s in sides.values()), "a near-duplicate group straddles the split"
-    fraction = report["config"]["val_fraction"]
+    sha_sides: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        sha_sides[r["sha256"]].add(r["split"])
+    assert all(len(s) == 1 for s in sha_sides.values()), "one photo on two sides"
     group_sizes = Counter(r["group"] for r in rows if r["group"])
     biggest = max(group_sizes.values(), default=1)
-    for name, c in report["classes"].items():
-        assert abs(c["test"] - round(c["kept"] * fraction)) <= biggest, name
+    for split in ("val", "test"):
+        fraction = report["config"][f"{split}_fraction"]
+        for name, c in report["classes"].items():
+            assert abs(c[split] - round(c["kept"] * fraction)) <= biggest + 1, (split, name)
     names = set(zf.namelist())
     assert {r["path"] for r in rows} <= names
     assert len(names) == len(rows) + 2  # images + manifest.csv + report.json

@@ -60,9 +60,9 @@ def test_summary_is_printed_and_nothing_on_stderr_without_a_tty(small_raw, tmp_p
     captured = capsys.readouterr()
     assert captured.err == ""  # pytest's stderr is not a TTY: no progress bar
     lines = captured.out.splitlines()
-    assert lines[0].split() == ["class", "found", "kept", "train", "test", "skipped", "dup",
-                                "near", "conflict"]
-    assert lines[1].split()[:5] == ["bird", "3", "3", "2", "1"]
+    assert lines[0].split() == ["class", "found", "kept", "train", "val", "test", "skipped",
+                                "dup", "near", "conflict"]
+    assert lines[1].split()[:6] == ["bird", "3", "3", "1", "1", "1"]
     assert lines[-1].startswith(f"wrote {out} (6 images")
     assert no_leftovers(tmp_path) == []
 

@@ -17,7 +17,9 @@ def test_reads_classes_splits_and_images(messy_zip):
     report, rows, _ = read_dataset(messy_zip)
     ds = PreparedDataset(messy_zip)
     assert ds.classes == ["bird", "drone"] == report["class_names"]
-    assert len(ds.split("train")) + len(ds.split("test")) == len(rows) == len(ds.entries)
+    sizes = [len(ds.split(name)) for name in ("train", "val", "test")]
+    assert all(sizes) and sum(sizes) == len(rows) == len(ds.entries)
+    assert ds.validation_split == "val"
     assert {e.target for e in ds.entries} == {0, 1}
     assert ds.spec.size == 64 and ds.spec.resize == "pad"
     entry = ds.split("test")[0]
@@ -25,7 +27,7 @@ def test_reads_classes_splits_and_images(messy_zip):
     clone = pickle.loads(pickle.dumps(ds))  # DataLoader workers get a copy that reopens the zip
     assert clone.read(entry.path) == ds.read(entry.path)
     with pytest.raises(DatasetFormatError, match="unknown split"):
-        ds.split("val")
+        ds.split("validation")
 
 
 def test_rejects_what_is_not_a_dataset(tmp_path):

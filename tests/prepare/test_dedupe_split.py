@@ -9,15 +9,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from skyclass.prepare.dedupe import dedupe, near_pairs, thumb_correlation
+from skyclass.prepare.dedupe import confirmed, dedupe, make_thumb, near_pairs, similarity
 from skyclass.prepare.process import THUMB_SIDE, Processed, dihedral_phashes, grey_thumb, phash64
 from skyclass.prepare.scan import Source
 from skyclass.prepare.split import split_groups
 
 
-def _item(index: int, label: str, phash: int, sha: str = "", thumb: bytes = b"") -> Processed:
+def _thumb(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    return grey_thumb(Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)))
+
+
+SAME = _thumb(1)  # one detailed picture: items carrying it are confirmed copies of each other
+
+
+def _item(index: int, label: str, phash: int, sha: str = "", thumb: bytes = SAME,
+          name: str = "") -> Processed:
     return Processed(
-        index=index, source=Source(f"{label}/{index:03d}.jpg", label, f"/x/{index}"),
+        index=index, source=Source(f"{label}/{name or f'{index:03d}.jpg'}", label, f"/x/{index}"),
         sha256=sha or f"{index:064x}", phash=phash, dihedral=(phash,) * 8, width=100,
         height=100, spool_file="", thumb=thumb,
     )
@@ -49,13 +58,14 @@ def test_near_pairs_catch_rotations_through_the_dihedral_hashes():
     assert near_pairs([a, rotated], 0) == [(0, 1)]
 
 
-def _thumb(seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    return grey_thumb(Image.fromarray(rng.integers(0, 255, (64, 64), dtype=np.uint8)))
+def test_hash_match_must_be_confirmed_by_the_thumbnails_in_a_class_too():
+    items = [_item(0, "a", 5), _item(1, "a", 5, thumb=_thumb(2)), _item(2, "a", 5)]
+    result = dedupe(items, "near", 6)
+    assert result.near_groups == [[0, 2]] and result.unconfirmed_matches == 2
 
 
 def test_cross_class_hash_match_must_be_confirmed_by_the_thumbnails():
-    same, other = _thumb(1), _thumb(2)
+    same, other = SAME, _thumb(2)
     confirmed = [_item(0, "a", 5, thumb=same), _item(1, "b", 5, thumb=same)]
     result = dedupe(confirmed, "near", 6)
     assert result.conflicts == [["a/000.jpg", "b/001.jpg"]] and not result.kept
@@ -63,20 +73,45 @@ def test_cross_class_hash_match_must_be_confirmed_by_the_thumbnails():
     unconfirmed = [_item(0, "a", 5, thumb=same), _item(1, "b", 5, thumb=other)]
     result = dedupe(unconfirmed, "near", 6)
     assert not result.conflicts and len(result.kept) == 2
-    assert result.unconfirmed_cross_class == 1
+    assert result.unconfirmed_matches == 1
     # Exact copies across classes need no confirmation.
     exact = [_item(0, "a", 5, sha="s", thumb=same), _item(1, "b", 9, sha="s", thumb=other)]
     assert dedupe(exact, "exact", 0).conflicts == [["a/000.jpg", "b/001.jpg"]]
 
 
-def test_thumbnail_correlation_is_rotation_and_brightness_invariant():
-    img = Image.fromarray(np.random.default_rng(3).integers(0, 200, (48, 48), dtype=np.uint8))
+def test_thumbnail_check_is_rotation_and_brightness_invariant():
+    img = Image.fromarray(np.random.default_rng(3).integers(0, 200, (64, 64), dtype=np.uint8))
     brighter = Image.fromarray((np.asarray(img, np.int16) + 40).clip(0, 255).astype(np.uint8))
-    a = _item(0, "a", 0, thumb=grey_thumb(img))
-    b = _item(1, "b", 0, thumb=grey_thumb(brighter.transpose(Image.Transpose.ROTATE_90)))
-    assert thumb_correlation(a, b) > 0.99
-    assert len(a.thumb) == THUMB_SIDE * THUMB_SIDE * 4
-    assert thumb_correlation(a, _item(2, "b", 0, thumb=_thumb(9))) < 0.5
+    a = make_thumb(_item(0, "a", 0, thumb=grey_thumb(img)))
+    b = make_thumb(_item(1, "b", 0, thumb=grey_thumb(brighter.transpose(Image.Transpose.ROTATE_90))))
+    plain, detail = similarity(a, b)
+    assert plain > 0.999 and detail > 0.99 and confirmed(a, b)
+    assert len(grey_thumb(img)) == THUMB_SIDE * THUMB_SIDE
+    other = make_thumb(_item(2, "b", 0, thumb=_thumb(9)))
+    assert max(similarity(a, other)) < 0.5 and not confirmed(a, other)
+
+
+def test_flat_images_are_never_near_copies_only_exact_ones():
+    flat = grey_thumb(Image.new("L", (64, 64), 128))
+    ramp = grey_thumb(Image.fromarray(np.tile(np.arange(64, dtype=np.uint8), (64, 1)) // 16 + 120))
+    items = [_item(0, "a", 5, thumb=flat), _item(1, "b", 5, thumb=flat),
+             _item(2, "a", 5, thumb=ramp), _item(3, "a", 5, thumb=ramp)]
+    result = dedupe(items, "near", 6)
+    assert not result.conflicts and not result.near_groups and len(result.kept) == 4
+    assert result.low_detail == 4
+    twins = [_item(0, "a", 5, thumb=flat, sha="s"), _item(1, "a", 5, thumb=flat, sha="s")]
+    assert [s.reason for s in dedupe(twins, "near", 6).skipped] == ["duplicate"]
+
+
+def test_a_label_conflict_names_only_the_photos_it_matched():
+    """A chain of 10 copies in class a, one of them also filed under b: each a-photo is reported
+    with the b-photo, the b-photo with a few a-photos and how many more."""
+    items = [_item(i, "a", 5) for i in range(10)] + [_item(10, "b", 5)]
+    result = dedupe(items, "near", 6)
+    assert len(result.conflicts) == 1 and len(result.conflicts[0]) == 11
+    details = {s.path: s.detail for s in result.skipped}
+    assert details["a/000.jpg"].endswith(": b/010.jpg")
+    assert "a/000.jpg, a/001.jpg, a/002.jpg and 7 more" in details["b/010.jpg"]
 
 
 classes = st.dictionaries(
@@ -98,32 +133,51 @@ def _layout(spec: dict[str, list[int]]) -> tuple[list[Processed], dict[int, int]
     return items, group_of
 
 
+FRACTIONS = [(0.0, 0.0), (0.0, 0.3), (0.1, 0.1), (0.15, 0.15), (0.2, 0.3), (0.3, 0.2)]
+
+
 @settings(max_examples=150, deadline=None)
-@given(spec=classes, fraction=st.sampled_from([0.0, 0.1, 0.3, 0.5]), seed=st.integers(0, 99))
-def test_split_properties(spec, fraction, seed):
+@given(spec=classes, fractions=st.sampled_from(FRACTIONS), seed=st.integers(0, 99))
+def test_split_properties(spec, fractions, seed):
+    val_f, test_f = fractions
     items, group_of = _layout(spec)
-    split = split_groups(items, group_of, fraction, seed)
+    kw = {"val_fraction": val_f, "test_fraction": test_f, "seed": seed}
+    split = split_groups(items, group_of, **kw)
     assert set(split) == {it.index for it in items}
-    assert split == split_groups(list(reversed(items)), group_of, fraction, seed)  # deterministic
+    assert split == split_groups(list(reversed(items)), group_of, **kw)  # deterministic
     sides = defaultdict(set)
     for index, group in group_of.items():
         sides[group].add(split[index])
     assert all(len(s) == 1 for s in sides.values())  # no group straddles
     for label, sizes in spec.items():
         total = sum(sizes)
-        test = sum(1 for it in items if it.source.label == label and split[it.index] == "test")
-        assert abs(test - round(total * fraction)) <= max(sizes)  # stratified per class
-        if fraction == 0:
-            assert test == 0
+        got = Counter(split[it.index] for it in items if it.source.label == label)
+        for name, fraction in (("val", val_f), ("test", test_f)):
+            assert abs(got[name] - round(total * fraction)) <= max(sizes) + 1  # stratified
+            if fraction == 0:
+                assert got[name] == 0
         if total >= 2:
-            assert test < total  # a class always keeps training images
+            assert got["train"] > 0  # a class always keeps training images
 
 
 def test_split_depends_on_the_seed():
     items, group_of = _layout({"bird": [1] * 40, "drone": [2] * 20})
-    a = split_groups(items, group_of, 0.3, 0)
-    assert a != split_groups(items, group_of, 0.3, 1)
-    assert Counter(a.values()) == Counter({"train": 56, "test": 24})
+    kw = {"val_fraction": 0.15, "test_fraction": 0.15}
+    a = split_groups(items, group_of, seed=0, **kw)
+    assert a != split_groups(items, group_of, seed=1, **kw)
+    assert Counter(a.values()) == Counter({"train": 56, "val": 12, "test": 12})  # 6+6 a class
+
+
+def test_a_group_in_several_classes_stays_on_one_side():
+    """A user group (a contributor, say) with photos in two classes is placed once."""
+    items = [_item(i, "bird" if i % 2 else "drone", 0, thumb=_thumb(i)) for i in range(40)]
+    group_of = {it.index: f"person{it.index % 8}" for it in items}
+    split = split_groups(items, group_of, val_fraction=0.25, test_fraction=0.25, seed=3)
+    sides = defaultdict(set)
+    for it in items:
+        sides[group_of[it.index]].add(split[it.index])
+    assert all(len(s) == 1 for s in sides.values())
+    assert set(split.values()) == {"train", "val", "test"}
 
 
 def test_near_pairs_same_whatever_the_chunking():

@@ -36,8 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="training run directory (or a .pt checkpoint) or exported bundle")
     parser.add_argument("--data", metavar="DATASET.zip|FOLDER",
                         help="data to evaluate on (default: the run's own dataset)")
-    parser.add_argument("--split", choices=("test", "train"), default="test",
-                        help="split of a dataset zip to evaluate (default test)")
+    parser.add_argument("--split", choices=("test", "val", "train"), default="test",
+                        help="split of a dataset zip to evaluate (default test: scored by "
+                             "no selection; val chose best.pt, train is what it learnt from)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint of a run (default best)")
     parser.add_argument("--out", metavar="DIR",

@@ -16,17 +16,28 @@ def add_prepare_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resize", choices=RESIZE_MODES, default="pad",
                    help="pad: keep aspect ratio, longer side = size, pad to a square (default); "
                         "fit: keep aspect ratio, no padding (not square); stretch: ignore ratio")
-    g.add_argument("--val-fraction", type=float, default=0.3,
-                   help="share of each class held out as the test split (default 0.3 = 70:30)")
+    g.add_argument("--val-fraction", type=float, default=0.15,
+                   help="share of each class held out as the validation split, on which "
+                        "train picks best.pt and steers the LR (default 0.15)")
+    g.add_argument("--test-fraction", type=float, default=0.15,
+                   help="share of each class held out as the test split, scored once at the "
+                        "end and reported (default 0.15; with the defaults 70:15:15)")
+    g.add_argument("--group-by", metavar="REGEX",
+                   help="images whose path inside the class folder gives the same first "
+                        "capture group stay on one side of every split, e.g. frames of one "
+                        r"video: '^(V_[A-Z]+_\d+)_'")
+    g.add_argument("--groups", metavar="FILE.csv", dest="groups_file",
+                   help="CSV of path,group (path as in report.json, e.g. bird/x.jpg): each "
+                        "group stays on one side of every split")
     g.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     g.add_argument("--dedupe", choices=DEDUPE_MODES, default="near",
                    help="near: exact copies + perceptual near-copies under rotation/flip "
                         "(default); exact: identical bytes only; off: keep everything")
     g.add_argument("--near-threshold", type=int, default=6,
                    help="max differing bits (of 64) of the perceptual hash, under any "
-                        "rotation/flip, for near-copies (default 6); near-copies in two "
-                        "classes must also match as 16x16 thumbnails to count as a label "
-                        "conflict")
+                        "rotation/flip, for near-copy candidates (default 6); a candidate "
+                        "counts only when its 32x32 thumbnail and edge detail match too; "
+                        "low-detail images (plain sky) are never near-copies")
     g.add_argument("--min-side", type=int, default=32,
                    help="skip images whose shorter side is below this (default 32 px)")
     g.add_argument("--workers", type=int, default=default_workers(),
@@ -46,10 +57,12 @@ def prepare_config_from_args(args: argparse.Namespace, out: str):
 
     return PrepareConfig(
         raw=args.raw, out=out, size=args.size, resize=args.resize,
-        val_fraction=args.val_fraction, seed=args.seed, dedupe=args.dedupe,
+        val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed,
+        dedupe=args.dedupe,
         near_threshold=args.near_threshold, min_side=args.min_side, workers=args.workers,
         format=args.format, quality=args.quality, max_pixels=args.max_pixels,
         max_file_bytes=args.max_file_mb * 1024 * 1024, quiet=args.quiet,
+        group_by=args.group_by, groups_file=args.groups_file,
     )
 
 
@@ -59,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="scan, validate, dedupe, resize and split a photo folder into a dataset zip",
         description=(
             "Turn RAW_DIR/<class>/**/<photo> (or a zip of it) into a dataset zip with "
-            "train/ and test/ images, manifest.csv and report.json. Every file is either "
+            "train/, val/ and test/ images, manifest.csv and report.json. Every file is either "
             "kept or listed as skipped with its reason."
         ),
     )

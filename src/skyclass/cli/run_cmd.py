@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from skyclass.cli.prepare_cmd import add_prepare_options, prepare_config_from_args
-from skyclass.cli.train_cmd import add_train_options, train_config_from_args
+from skyclass.cli.train_cmd import add_train_options, result_line, train_config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -97,8 +97,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     started = _stage("train", args.quiet)
     summary = train(train_config_from_args(args, str(dataset_zip), str(run_dir)))
     if not args.quiet:
-        print(f"best test accuracy {summary['best_test_acc']:.4f} "
-              f"(epoch {summary['best_epoch']}/{summary['epochs']})")
+        print(result_line(summary))
     _done(started, args.quiet)
 
     started = _stage("evaluate", args.quiet)

@@ -38,7 +38,7 @@ def add_train_options(parser: argparse.ArgumentParser, common: bool = True) -> N
     g.add_argument("--label-smoothing", type=float, help="label smoothing (default 0.1)")
     g.add_argument("--scheduler", choices=("plateau", "cosine", "onecycle", "constant"),
                    help="LR schedule: per-step cosine/onecycle/constant or ReduceLROnPlateau "
-                        "on the test loss (default cosine; reference plateau)")
+                        "on the validation loss (default cosine; reference plateau)")
     g.add_argument("--plateau-factor", type=float, help="LR factor of the plateau scheduler")
     g.add_argument("--plateau-patience", type=int, help="epochs without improvement before "
                                                         "the plateau scheduler cuts the LR")
@@ -84,7 +84,8 @@ def add_train_options(parser: argparse.ArgumentParser, common: bool = True) -> N
                        help="DataLoader worker processes (default: from the core count)")
         r.add_argument("--seed", type=int, help="random seed (default 0; deterministic on CPU)")
     r.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last.pt (same epoch count)")
+                   help="continue the run in --out from its last.pt (same epoch count; with "
+                        "--epochs N, continue a finished run to N epochs)")
 
 
 AUG_FIELDS = ("rotate_limit", "hflip", "rgb_shift", "cutout_frac", "cutout_p", "crop_scale_min")
@@ -117,8 +118,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fine-tune MobileNetV2 on a prepared dataset zip",
         description=(
             "Fine-tune an ImageNet MobileNetV2 on DATASET.zip (from `skyclass prepare`). "
-            "Writes RUN_DIR/history.jsonl, last.pt (every epoch), best.pt (best test "
-            "accuracy), config.json, model_scripted.pt and model_traced_cpu.pt. Several GPUs: "
+            "Writes RUN_DIR/history.jsonl, last.pt (every epoch), best.pt (best validation "
+            "accuracy; the test split is scored once with it, into test.json), config.json, "
+            "model_scripted.pt and model_traced_cpu.pt. Several GPUs: "
             "torchrun --nproc-per-node N -m skyclass train ..."
         ),
     )
@@ -130,12 +132,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_train)
 
 
+def result_line(summary: dict) -> str:
+    """Test accuracy of best.pt (scored once) and the validation accuracy that chose it."""
+    val = summary["validation_split"]
+    test = summary["test_acc"]
+    head = f"test accuracy {test:.4f}" if test is not None else "no test score"
+    line = (f"{head} (best.pt: epoch {summary['best_epoch']}/{summary['epochs']}, "
+            f"{val} accuracy {summary['best_val_acc']:.4f})")
+    for warning in summary.get("warnings", []):
+        line = f"warning: {warning}\n{line}"
+    return line
+
+
 def run_train(args: argparse.Namespace) -> int:
     from skyclass.train import train
 
     summary = train(train_config_from_args(args, args.data, args.out))
     if not args.quiet and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 speaks
-        print(f"best test accuracy {summary['best_test_acc']:.4f} (epoch "
-              f"{summary['best_epoch']}/{summary['epochs']}), {summary['wall_seconds']:.1f} s; "
+        print(f"{result_line(summary)}, {summary['wall_seconds']:.1f} s; "
               f"run in {summary['run_dir']}")
     return 0

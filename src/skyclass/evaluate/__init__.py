@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from skyclass.errors import EvaluateError
-from skyclass.evaluate import plots
+from skyclass.evaluate import honesty, plots
 from skyclass.evaluate.html import write_report
 from skyclass.evaluate.metrics import classification_report
 from skyclass.evaluate.predictions import (
@@ -144,6 +144,11 @@ def evaluate(config: EvaluateConfig) -> dict:
     data = load_data(_data_path(config, model), class_names, config.split)
     preds = predict(model.predictor, data, config.batch_size, config.quiet)
     metrics = _metrics(preds, data, model, config, labels)
+    metrics["overlap_with_training"] = honesty.overlap(model, data, dataset_of_run)
+    metrics["warnings"] = honesty.findings(metrics, preds.targets.tolist(), _history(model),
+                                           model.info.get("epoch"),
+                                           metrics["overlap_with_training"])
+    data.notes.extend(f"WARNING: {w}" for w in metrics["warnings"])
     out = Path(config.out) if config.out else default_out(model)
     out.mkdir(parents=True, exist_ok=True)
     pngs = _plots(preds, metrics, labels, model, out)
@@ -172,9 +177,10 @@ def summary_table(metrics: dict) -> str:
         lines.append(f"{name:<{width}}  {s['precision']:9.3f}  {s['recall']:6.3f}  "
                      f"{s['f1']:6.3f}  {s['support']:7d}")
     lines.append("confusion matrix (rows: true, columns: predicted)")
+    warnings = [f"warning: {w}" for w in metrics.get("warnings", [])]
     short = metrics.get("short_names") or metrics["class_names"]
     cell = max(6, *(len(s) for s in short))
     lines.append(" " * cell + "".join(f"{s:>{cell + 1}}" for s in short))
     for s, row in zip(short, metrics["confusion_matrix"], strict=True):
         lines.append(f"{s:<{cell}}" + "".join(f"{v:>{cell + 1}d}" for v in row))
-    return "\n".join(lines)
+    return "\n".join(lines + warnings)

@@ -104,7 +104,7 @@ def _confusion_table(metrics: dict) -> str:
 def _dataset_summary(summary: dict) -> str:
     """prepare's report.json in two tables (per class, totals), or a folder's file counts."""
     if "classes" in summary and isinstance(summary["classes"], dict):
-        cols = ("found", "kept", "train", "test", "near_duplicate_images")
+        cols = ("found", "kept", "train", "val", "test", "near_duplicate_images")
         rows = [
             (name, *(c.get(k, "") for k in cols),
              ", ".join(f"{r}: {n}" for r, n in (c.get("skipped") or {}).items()))

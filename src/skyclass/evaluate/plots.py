@@ -36,9 +36,10 @@ SHORT_NAME_LIMIT = 8  # names longer than this get initials in plots
 HISTORY_KEYS = {
     "epoch": ("epoch",),
     "train_acc": ("train_acc", "train_accuracy", "acc"),
-    "test_acc": ("test_acc", "test_accuracy", "val_acc", "val_accuracy"),
+    # Validation: the split best.pt was chosen on (`test_*` in runs from before the 3-way split).
+    "val_acc": ("val_acc", "val_accuracy", "test_acc", "test_accuracy"),
     "train_loss": ("train_loss", "loss"),
-    "test_loss": ("test_loss", "val_loss"),
+    "val_loss": ("val_loss", "test_loss"),
     "lr": ("lr", "learning_rate", "head_lr"),
 }
 
@@ -164,15 +165,15 @@ def lr_drops(history: list[dict],
 
 def plot_curves(history: list[dict], path: Path,
                 scheduler: str | None = None) -> Path | None:
-    """Accuracy (train + test), train loss and test loss against epoch; LR drops dashed."""
+    """Accuracy (train + validation), train and validation loss by epoch; LR drops dashed."""
     if not history:
         return None
     epochs = _series(history, "epoch") or list(range(1, len(history) + 1))
     panels = [
         ("Accuracy", [("train", _series(history, "train_acc")),
-                      ("test", _series(history, "test_acc"))]),
+                      ("validation", _series(history, "val_acc"))]),
         ("Train loss", [("train", _series(history, "train_loss"))]),
-        ("Test loss", [("test", _series(history, "test_loss"))]),
+        ("Validation loss", [("validation", _series(history, "val_loss"))]),
     ]
     drops = lr_drops(history, scheduler)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=DPI)

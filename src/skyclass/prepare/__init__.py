@@ -20,6 +20,14 @@ from skyclass.errors import PrepareError
 from skyclass.images import PREPROCESS_VERSION
 from skyclass.prepare.config import PrepareConfig
 from skyclass.prepare.dedupe import DedupeResult, dedupe
+from skyclass.prepare.groups import (
+    burst_warning,
+    compile_group_by,
+    group_summary,
+    read_groups_csv,
+    split_units,
+    user_groups,
+)
 from skyclass.prepare.process import Processed, process_source
 from skyclass.prepare.scan import ScanResult, Skipped, scan
 from skyclass.prepare.split import split_groups
@@ -58,7 +66,8 @@ def _class_counts(
     counts: dict = {}
     for label in scanned.classes:
         name = display_text(label)
-        counts[name] = {"found": 0, "kept": 0, "train": 0, "test": 0, "skipped": Counter(),
+        counts[name] = {"found": 0, "kept": 0, "train": 0, "val": 0, "test": 0,
+                        "skipped": Counter(),
                         "near_duplicate_groups": 0, "near_duplicate_images": 0}
     for s in scanned.sources:
         counts[display_text(s.label)]["found"] += 1
@@ -101,6 +110,7 @@ def prepare(config: PrepareConfig) -> dict:
     """Run the whole stage; return the report (also stored as report.json in the zip)."""
     started = time.perf_counter()
     _check_output(config)
+    _check_groups(config)
     scanned = scan(config.raw)
     parent = _spool_parent(config)
     remove_stale_temp(config.out)
@@ -123,14 +133,46 @@ def _build(config: PrepareConfig, scanned: ScanResult, spool: str, started: floa
     skipped = walk_skips + [r for r in results if isinstance(r, Skipped)]
     deduped = dedupe(processed, config.dedupe, config.near_threshold)
     skipped += deduped.skipped
-    assignment = split_groups(deduped.kept, deduped.group_of, config.val_fraction, config.seed)
-    rows = manifest_rows(deduped.kept, assignment, deduped.group_of, config.format)
+    users = user_groups(deduped.kept, config.group_by, config.groups_file)
+    units = split_units(deduped.kept, deduped.group_of, users)
+    assignment = split_groups(deduped.kept, units, val_fraction=config.val_fraction,
+                              test_fraction=config.test_fraction, seed=config.seed)
+    rows = manifest_rows(deduped.kept, assignment, units, config.format)
     counts = _class_counts(scanned, skipped, rows, deduped)
     _check_usable(counts)
     report = _report(config, scanned, skipped, rows, counts, deduped, started)
+    report["groups"] = group_summary(deduped.kept, units, users, config.group_by)
+    report["warnings"] = _warnings(config, deduped, users, report["groups"])
     spool_of = {row["path"]: it.spool_file for row, it in zip(rows, deduped.kept, strict=True)}
     write_zip(config.out, rows, spool_of, report)
     return report
+
+
+def _check_groups(config: PrepareConfig) -> None:
+    """A bad --group-by pattern or --groups file fails before any image is decoded."""
+    if config.group_by:
+        compile_group_by(config.group_by)
+    if config.groups_file is not None:
+        read_groups_csv(config.groups_file)
+
+
+def _warnings(config: PrepareConfig, deduped: DedupeResult, users, groups: dict) -> list[str]:
+    """Things the user should act on; printed by the CLI and kept in report.json."""
+    warnings = []
+    if users.source is None:
+        burst = burst_warning(deduped.kept)
+        if burst is not None:
+            groups["bursts"] = burst
+            warnings.append(burst["message"])
+    elif users.ungrouped:
+        how = (f"--group-by {config.group_by!r} did not match" if users.source == "group_by"
+               else f"--groups {config.groups_file} does not list")
+        warnings.append(f"{how} {len(users.ungrouped)} image(s) (e.g. "
+                        f"{groups['ungrouped_examples'][0]}): each is its own group")
+    if users.unknown_paths:
+        warnings.append(f"--groups {config.groups_file}: {len(users.unknown_paths)} path(s) "
+                        f"match no kept image (e.g. {groups['unknown_path_examples'][0]})")
+    return warnings
 
 
 def _check_output(config: PrepareConfig) -> None:
@@ -183,6 +225,7 @@ def _report(
             "found": found,
             "kept": len(rows),
             "train": sum(1 for r in rows if r["split"] == "train"),
+            "val": sum(1 for r in rows if r["split"] == "val"),
             "test": sum(1 for r in rows if r["split"] == "test"),
             "skipped": len(all_skipped),
         },
@@ -191,7 +234,8 @@ def _report(
             "groups": len(deduped.near_groups),
             "images": sum(len(g) for g in deduped.near_groups),
             "threshold": config.near_threshold,
-            "unconfirmed_cross_class_matches": deduped.unconfirmed_cross_class,
+            "unconfirmed_matches": deduped.unconfirmed_matches,
+            "low_detail_images": deduped.low_detail,
         },
         "label_conflicts": deduped.conflicts,
         "skipped": [s.to_dict() for s in all_skipped],

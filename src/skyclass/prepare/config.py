@@ -28,7 +28,9 @@ class PrepareConfig:
     out: Path
     size: int = 224
     resize: str = "pad"
-    val_fraction: float = 0.3
+    # Held out per class: validation (model selection) and test (scored once, reported).
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
     seed: int = 0
     dedupe: str = "near"
     # Hamming distance (of 64) between perceptual hashes, minimised over the 8 rotations/flips.
@@ -40,14 +42,25 @@ class PrepareConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_file_bytes: int = 100 * 1024 * 1024
     quiet: bool = False
+    # Split units the user knows: a regex on the path inside the class folder (first capture
+    # group), or a CSV of path,group. Such a group never straddles a split.
+    group_by: str | None = None
+    groups_file: Path | None = None
 
     def __post_init__(self) -> None:
         self.raw = Path(self.raw)
         self.out = Path(self.out)
+        if self.groups_file is not None:
+            self.groups_file = Path(self.groups_file)
         checks = [
             (self.size >= 16, f"--size must be at least 16, got {self.size}"),
             (self.resize in RESIZE_MODES, f"--resize must be one of {RESIZE_MODES}"),
             (0.0 <= self.val_fraction < 1.0, "--val-fraction must be in [0, 1)"),
+            (0.0 <= self.test_fraction < 1.0, "--test-fraction must be in [0, 1)"),
+            (self.val_fraction + self.test_fraction < 1.0,
+             "--val-fraction + --test-fraction must leave images for training (sum < 1)"),
+            (not (self.group_by and self.groups_file),
+             "give either --group-by or --groups, not both"),
             (self.dedupe in DEDUPE_MODES, f"--dedupe must be one of {DEDUPE_MODES}"),
             (0 <= self.near_threshold <= 32, "--near-threshold must be in 0..32"),
             (self.min_side >= 1, "--min-side must be at least 1"),
@@ -63,4 +76,5 @@ class PrepareConfig:
         data = asdict(self)
         data["raw"] = str(self.raw)
         data["out"] = str(self.out)
+        data["groups_file"] = None if self.groups_file is None else str(self.groups_file)
         return data

@@ -42,11 +42,11 @@ class Processed:
     width: int  # original size, after EXIF orientation
     height: int
     spool_file: str
-    thumb: bytes = b""  # THUMB_SIDE^2 float32, zero-mean unit-norm grey: confirms near copies
+    thumb: bytes = b""  # THUMB_SIDE^2 uint8 grey thumbnail: confirms perceptual-hash matches
 
 
-# Side of the tiny grey thumbnail that confirms a perceptual-hash match across classes.
-THUMB_SIDE = 16
+# Side of the grey thumbnail that confirms a perceptual-hash match (skyclass.prepare.dedupe).
+THUMB_SIDE = 32
 
 
 class _ZipCache:
@@ -109,12 +109,9 @@ def phash64(img: Image.Image) -> int:
 
 
 def grey_thumb(grey: Image.Image) -> bytes:
-    """A THUMB_SIDE^2 grey thumbnail, zero mean and unit norm (brightness-shift invariant)."""
-    small = grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX)
-    arr = np.asarray(small, dtype=np.float32)
-    arr = arr - arr.mean()
-    norm = float(np.linalg.norm(arr))
-    return (arr / norm if norm > 0 else arr).astype(np.float32).tobytes()
+    """A THUMB_SIDE^2 uint8 grey thumbnail (box-averaged): 1 KB per image in the parent."""
+    small = grey.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.uint8).tobytes()
 
 
 def process_source(

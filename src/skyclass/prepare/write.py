@@ -26,7 +26,7 @@ def zip_member_name(it: Processed, split: str, fmt: str) -> str:
 
 
 def manifest_rows(
-    kept: list[Processed], assignment: dict[int, str], group_of: dict[int, int], fmt: str
+    kept: list[Processed], assignment: dict[int, str], group_of: dict[int, object], fmt: str
 ) -> list[dict]:
     rows = []
     for it in kept:
@@ -38,7 +38,7 @@ def manifest_rows(
                 "split": split,
                 "sha256": it.sha256,
                 "phash": f"{it.phash:016x}",
-                "group": group_of.get(it.index, ""),
+                "group": display_text(str(group_of.get(it.index, ""))),
                 "source": it.source.path,
                 "width": it.width,
                 "height": it.height,
@@ -139,22 +139,28 @@ def write_zip(out: Path, rows: list[dict], spool_of: dict[str, str], report: dic
     atomic_write(out, write, prefix=partial_prefix(out), suffix=".partial")
 
 
+SPLIT_NAMES = ("train", "val", "test")
+DETAIL_SHOWN = 160  # characters of a skip's detail on the console (report.json has it all)
+
+
 def summary_text(report: dict) -> str:
     """The human summary printed at the end of `prepare`."""
+    splits = [s for s in SPLIT_NAMES if s in report["totals"]]
     lines = [
-        f"{'class':<24}{'found':>7}{'kept':>7}{'train':>7}{'test':>7}{'skipped':>9}"
-        f"{'dup':>6}{'near':>6}{'conflict':>10}",
+        f"{'class':<24}{'found':>7}{'kept':>7}" + "".join(f"{s:>7}" for s in splits)
+        + f"{'skipped':>9}{'dup':>6}{'near':>6}{'conflict':>10}",
     ]
     for label, c in report["classes"].items():
         lines.append(
-            f"{label[:23]:<24}{c['found']:>7}{c['kept']:>7}{c['train']:>7}{c['test']:>7}"
-            f"{sum(c['skipped'].values()):>9}{c['skipped'].get('duplicate', 0):>6}"
+            f"{label[:23]:<24}{c['found']:>7}{c['kept']:>7}"
+            + "".join(f"{c.get(s, 0):>7}" for s in splits)
+            + f"{sum(c['skipped'].values()):>9}{c['skipped'].get('duplicate', 0):>6}"
             f"{c['near_duplicate_images']:>6}{c['skipped'].get('label_conflict', 0):>10}"
         )
     t = report["totals"]
     lines.append(
-        f"{'total':<24}{t['found']:>7}{t['kept']:>7}{t['train']:>7}{t['test']:>7}"
-        f"{t['skipped']:>9}"
+        f"{'total':<24}{t['found']:>7}{t['kept']:>7}" + "".join(f"{t[s]:>7}" for s in splits)
+        + f"{t['skipped']:>9}"
     )
     if report["skipped_by_reason"]:
         lines.append("skipped by reason: " + ", ".join(
@@ -165,9 +171,22 @@ def summary_text(report: dict) -> str:
         f"near-duplicate groups: {nd['groups']} ({nd['images']} images, kept on one side "
         f"of the split); label conflicts: {len(report['label_conflicts'])}"
     )
+    groups = report.get("groups")
+    if groups and groups.get("source"):
+        sizes = groups["sizes"]
+        lines.append(
+            f"groups ({groups['source'].replace('_', '-')}): {groups['user_groups']} groups, "
+            f"{groups['split_units']} split units of {sizes['min']}-{sizes['max']} images "
+            f"(median {sizes['median']:g}); none straddles a split"
+        )
+    for warning in report.get("warnings", []):
+        lines.append(f"warning: {warning}")
     shown = [s for s in report["skipped"] if s["reason"] not in ("duplicate",)][:15]
     for s in shown:
-        lines.append(f"  skipped {s['path']}: {s['reason']} {s['detail']}".rstrip())
+        detail = s["detail"]
+        if len(detail) > DETAIL_SHOWN:
+            detail = detail[: DETAIL_SHOWN - 3] + "..."
+        lines.append(f"  skipped {s['path']}: {s['reason']} {detail}".rstrip())
     hidden = len(report["skipped"]) - len(shown)
     if hidden > 0:
         lines.append(f"  ... {hidden} more skipped files listed in report.json")

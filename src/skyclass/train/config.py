@@ -68,6 +68,9 @@ class TrainConfig:
     resume: bool = False
     quiet: bool = False
     script_at: float = 0.8  # save the scripted model at this fraction of the epochs
+    # Options the user gave over the recipe (from_recipe fills it): on --resume, a given
+    # --epochs extends (or confirms) the saved run's count, an absent one keeps it.
+    explicit: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
@@ -109,7 +112,9 @@ class TrainConfig:
         values: dict[str, Any] = dict(RECIPES[name])
         aug = dict(values.pop("augment", {}))
         aug.update(overrides.pop("augment", None) or {})
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values.update(given)
+        values["explicit"] = sorted(set(given) - {"data", "out", "resume", "quiet"})
         values["recipe"] = name
         for key, value in values.items():
             if isinstance(value, Path):

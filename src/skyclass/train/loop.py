@@ -4,7 +4,9 @@ Fixes over the reference notebook, each a cause of lost accuracy there:
 - the frozen prefix runs under `torch.no_grad()` and stays in eval mode (BatchNorm statistics
   do not drift; `model.set_train_mode`);
 - L1/L2 penalties cover trainable weights only;
-- the test transform is the serving preprocessing (`data.EvalTransform`).
+- the test transform is the serving preprocessing (`data.EvalTransform`);
+- best.pt and the plateau scheduler follow the validation split; the test split is scored
+  once, at the end, with best.pt (`final_test`), so the reported figure was never selected on.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from skyclass import cpu_memory
-from skyclass.checkpoint import load_checkpoint, save_checkpoint
+from skyclass.checkpoint import TEST_METRICS_NAME, load_checkpoint, save_checkpoint
 from skyclass.data import (
     EvalTransform,
     TrainTransform,
@@ -60,6 +62,7 @@ from skyclass.train.state import (
     save_traced_cpu,
     truncate_history,
     write_config,
+    write_json,
 )
 
 CPU = torch.device("cpu")
@@ -213,9 +216,15 @@ class Run:
     dtype: torch.dtype | None
     scaler: torch.amp.GradScaler | None
     start_epoch: int = 0
-    best_acc: float = -1.0
+    best_acc: float = -1.0  # best validation accuracy so far
     best_epoch: int = 0
     history: list[dict] = field(default_factory=list)
+    val_loader: DataLoader | None = None  # None: an old two-way zip, validate on test
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def validation_split(self) -> str:
+        return "val" if self.val_loader is not None else "test"
 
     @property
     def per_step_schedule(self) -> bool:
@@ -272,14 +281,28 @@ def resolve_config(config: TrainConfig, dataset: PreparedDataset,
     state = load_resume_state(config, dataset, fingerprint)
     saved = TrainConfig.from_dict(state["config"])
     runtime = {name: getattr(config, name) for name in RUNTIME_FIELDS}
-    return saved.replace(**runtime), state
+    return saved.replace(**runtime, epochs=resume_epochs(config, saved, state)), state
+
+
+def resume_epochs(config: TrainConfig, saved: TrainConfig, state: dict) -> int:
+    """`--resume --epochs N` continues the run to N epochs (a finished run too)."""
+    if "epochs" not in config.explicit or config.epochs == saved.epochs:
+        return saved.epochs
+    done = int(state["epoch"])
+    if config.epochs < done:
+        raise TrainError(f"cannot resume {config.out} to --epochs {config.epochs}: it has "
+                         f"already trained {done} epochs")
+    if saved.scheduler == "onecycle":
+        raise TrainError(f"cannot change the epochs of {config.out} on --resume: its onecycle "
+                         "schedule is fixed to the original count; start a new run")
+    return config.epochs
 
 
 def make_loaders(config: TrainConfig, dataset: PreparedDataset, ctx: DistContext,
                  generator: torch.Generator,
                  device: torch.device = CPU) -> tuple[DataLoader, DataLoader]:
+    """The training loader and the test loader (see `eval_loader` for the validation one)."""
     train_ds = ZipImageDataset(dataset, "train", TrainTransform(config.augment, dataset.spec))
-    test_ds = ZipImageDataset(dataset, "test", EvalTransform(dataset.spec))
     feeds_gpu = device.type == "cuda"
     workers = (config.workers if config.workers >= 0
                else default_workers(ctx, len(train_ds), feeds_gpu))
@@ -297,13 +320,24 @@ def make_loaders(config: TrainConfig, dataset: PreparedDataset, ctx: DistContext
     elif config.balance == "sampler":
         sampler = balanced_sampler(train_ds.targets, len(dataset.classes), config.seed)
         sampler.generator = generator
+    # Keep the last short batch (small data sets would lose up to batch_size - 1 images an
+    # epoch); drop it only when it would hold one image, which BatchNorm cannot train on.
+    per_rank = len(sampler) if sampler is not None else len(train_ds)
     train_loader = DataLoader(
         train_ds, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
-        drop_last=len(train_ds) > config.batch_size, generator=generator, **common)
-    shard = list(range(ctx.rank, len(test_ds), ctx.world_size))
-    test_loader = DataLoader(Subset(test_ds, shard), batch_size=config.batch_size * 2,
-                             shuffle=False, **common)
-    return train_loader, test_loader
+        drop_last=per_rank % config.batch_size == 1, generator=generator, **common)
+    return train_loader, eval_loader(config, dataset, "test", ctx, common)
+
+
+def eval_loader(config: TrainConfig, dataset: PreparedDataset, split: str, ctx: DistContext,
+                common: dict | None = None) -> DataLoader:
+    """A split in the serving preprocessing, sharded over the ranks, in a fixed order."""
+    ds = ZipImageDataset(dataset, split, EvalTransform(dataset.spec))
+    if common is None:
+        common = {"num_workers": 0}
+    shard = list(range(ctx.rank, len(ds), ctx.world_size))
+    return DataLoader(Subset(ds, shard), batch_size=config.batch_size * 2, shuffle=False,
+                      **common)
 
 
 def default_workers(ctx: DistContext, n_train: int, feeds_gpu: bool = False) -> int:
@@ -358,6 +392,9 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
 
     generator = torch.Generator()
     train_loader, test_loader = make_loaders(config, dataset, ctx, generator, device)
+    val_loader = None
+    if dataset.validation_split == "val":
+        val_loader = eval_loader(config, dataset, "val", ctx, _loader_options(test_loader))
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(train_loader))
     weights = None
@@ -369,10 +406,29 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     run = Run(config, ctx, device, run_dir, dataset, fingerprint, model, prefix, head,
               optimizer, scheduler, criterion, train_loader, test_loader, generator, dtype,
-              scaler)
+              scaler, val_loader=val_loader)
+    if val_loader is None:
+        run.warnings.append(NO_VAL_WARNING.format(data=config.data))
+        if ctx.is_main and not config.quiet:
+            print(f"warning: {run.warnings[-1]}", file=sys.stderr, flush=True)
     if state is not None:
         restore(run, state)
     return run
+
+
+NO_VAL_WARNING = (
+    "{data} has no validation split (a two-way zip from an older skyclass): best.pt and the "
+    "LR schedule were chosen on the test split, so the test accuracy is optimistic. Prepare "
+    "the data again (70:15:15 by default) for an honest figure")
+
+
+def _loader_options(loader: DataLoader) -> dict:
+    """The worker settings of `loader`, for another loader over the same zip."""
+    options = {"num_workers": loader.num_workers, "pin_memory": loader.pin_memory,
+               "worker_init_fn": loader.worker_init_fn, "persistent_workers": False}
+    if loader.num_workers:
+        options["prefetch_factor"] = loader.prefetch_factor
+    return options
 
 
 def restore(run: Run, state: dict) -> None:
@@ -383,7 +439,8 @@ def restore(run: Run, state: dict) -> None:
         run.scaler.load_state_dict(state["scaler"])
     restore_rng(state["rng"])
     run.start_epoch = int(state["epoch"])
-    run.best_acc = float(state["metrics"].get("best_test_acc", -1.0))
+    metrics = state["metrics"]
+    run.best_acc = float(metrics.get("best_val_acc", metrics.get("best_test_acc", -1.0)))
     run.best_epoch = int(state["metrics"].get("best_epoch", 0))
     if run.ctx.is_main:
         run.history = truncate_history(run.run_dir, run.start_epoch)
@@ -478,13 +535,18 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
 
 
 @torch.no_grad()
-def evaluate(run: Run) -> dict:
-    """Test loss (plain cross-entropy), accuracy and per-class recall, over all ranks."""
+def evaluate(run: Run, split: str = "val") -> dict:
+    """`<split>_loss` (plain cross-entropy), `_acc` and `_recall` over all ranks.
+
+    `val` is the validation split (the test split in an old two-way zip); `test` is scored
+    only by `final_test`.
+    """
     run.model.eval()
     k = len(run.class_names)
     loss_sum = 0.0
     per_class = torch.zeros(2, k, dtype=torch.float64)  # [correct, total] per class
-    for x, y in run.test_loader:
+    loader = run.test_loader if split == "test" or run.val_loader is None else run.val_loader
+    for x, y in loader:
         x, y = to_device(run, x, y)
         with run.autocast(evaluating=True):
             logits = run.model(x).float()
@@ -498,8 +560,9 @@ def evaluate(run: Run) -> dict:
     seen = counts[1].sum().item()
     recall = {name: (counts[0, i] / counts[1, i]).item() if counts[1, i] else None
               for i, name in enumerate(run.class_names)}
-    return {"test_loss": loss_sum / max(seen, 1), "test_acc": counts[0].sum().item() / max(seen, 1),
-            "test_recall": recall}
+    return {f"{split}_loss": loss_sum / max(seen, 1),
+            f"{split}_acc": counts[0].sum().item() / max(seen, 1),
+            f"{split}_recall": recall, f"{split}_images": int(seen)}
 
 
 # --------------------------------------------------------------------------- saving
@@ -522,11 +585,13 @@ def checkpoint_state(run: Run, epoch: int, metrics: dict) -> dict:
 
 
 def save_epoch(run: Run, epoch: int, row: dict, lr_dropped: bool) -> None:
-    """history row, last.pt, best.pt and (when due) the scripted model. Rank 0 only."""
-    improved = row["test_acc"] > run.best_acc
+    """history row, last.pt, best.pt (best validation accuracy) and, when due, the scripted
+    model. Rank 0 only."""
+    improved = row["val_acc"] > run.best_acc
     if improved:
-        run.best_acc, run.best_epoch = row["test_acc"], epoch
-    metrics = {**row, "best_test_acc": run.best_acc, "best_epoch": run.best_epoch}
+        run.best_acc, run.best_epoch = row["val_acc"], epoch
+    metrics = {**row, "validation_split": run.validation_split, "best_val_acc": run.best_acc,
+               "best_epoch": run.best_epoch}
     if not run.ctx.is_main:
         return
     state = checkpoint_state(run, epoch, metrics)
@@ -542,8 +607,8 @@ def save_epoch(run: Run, epoch: int, row: dict, lr_dropped: bool) -> None:
 
 def summary_line(row: dict, epochs: int) -> str:
     return (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} "
-            f"acc {row['train_acc']:.4f}  test loss {row['test_loss']:.4f} "
-            f"acc {row['test_acc']:.4f}  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  "
+            f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} "
+            f"acc {row['val_acc']:.4f}  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  "
             f"{row['epoch_seconds']:.1f} s")
 
 
@@ -551,12 +616,12 @@ def run_epoch(run: Run, epoch: int) -> dict:
     start = time.perf_counter()
     lr_before = run.lr()
     train_metrics = train_one_epoch(run, epoch)
-    test_metrics = evaluate(run)
+    val_metrics = evaluate(run, "val")
     if not run.per_step_schedule:
-        run.scheduler.step(test_metrics["test_loss"])
+        run.scheduler.step(val_metrics["val_loss"])
     lr_dropped = broadcast_flag(run.ctx, run.lr() < lr_before * 0.999 and
                                 not run.per_step_schedule, run.device)
-    row = {"epoch": epoch, **train_metrics, **test_metrics,
+    row = {"epoch": epoch, **train_metrics, **val_metrics,
            "epoch_seconds": time.perf_counter() - start}
     save_epoch(run, epoch, row, lr_dropped)
     if run.ctx.is_main and not run.config.quiet:
@@ -564,20 +629,42 @@ def run_epoch(run: Run, epoch: int) -> dict:
     return row
 
 
-def finish(run: Run, wall: float, images: int) -> dict:
-    """CPU traced TorchScript of the best weights, and the summary `train()` returns."""
-    if run.ctx.is_main and run.best_epoch:
-        best = load_checkpoint(run.run_dir / "best.pt")
+def final_test(run: Run) -> dict:
+    """Score the test split once, with best.pt, and record it in best.pt and test.json.
+
+    The last epoch's weights stay in last.pt (for --resume); the model is left holding the
+    best weights. On every rank (the test split is sharded); rank 0 writes.
+    """
+    if not run.best_epoch:
+        return {}
+    barrier(run.ctx)
+    best = load_checkpoint(run.run_dir / "best.pt")
+    run.model.load_state_dict(best["model"])
+    metrics = {**evaluate(run, "test"), "epoch": run.best_epoch,
+               "validation_split": run.validation_split, "warnings": list(run.warnings)}
+    if run.ctx.is_main:
+        best["metrics"] = {**best["metrics"], **metrics}
+        save_checkpoint(run.run_dir / "best.pt", {k: v for k, v in best.items()
+                                                  if k not in ("format", "version")})
+        write_json(run.run_dir / TEST_METRICS_NAME, metrics)
         model = build_model(len(run.class_names), width_mult=run.config.width_mult,
                             pretrained=False, dropout=run.config.dropout)
         model.load_state_dict(best["model"])
         save_traced_cpu(model, run.run_dir / TRACED_NAME, run.dataset.spec.size)
     barrier(run.ctx)
+    return metrics
+
+
+def finish(run: Run, wall: float, images: int) -> dict:
+    """Test score of best.pt, CPU traced TorchScript of it, and the summary `train()` returns."""
+    test = final_test(run)
     last = run.history[-1] if run.history else {}
     return {
         "run_dir": str(run.run_dir), "epochs": run.config.epochs,
-        "best_test_acc": run.best_acc, "best_epoch": run.best_epoch,
-        "final_test_acc": last.get("test_acc"), "final_test_recall": last.get("test_recall"),
+        "best_val_acc": run.best_acc, "best_epoch": run.best_epoch,
+        "validation_split": run.validation_split, "warnings": list(run.warnings),
+        "test_acc": test.get("test_acc"), "test_recall": test.get("test_recall"),
+        "final_val_acc": last.get("val_acc"), "final_val_recall": last.get("val_recall"),
         "wall_seconds": wall, "images_per_s": images / wall if wall else 0.0,
         "class_names": list(run.class_names), "recipe": run.config.recipe,
         "resumed_from_epoch": run.start_epoch, "world_size": run.ctx.world_size,
@@ -639,6 +726,7 @@ def _train(config: TrainConfig) -> dict:
         run = setup(config, ctx, device)
         if run.ctx.is_main and run.start_epoch == 0:
             truncate_history(run.run_dir, 0)  # a run killed before its first epoch
+        if run.ctx.is_main:  # (again on --resume: --epochs may have grown)
             write_config(run.run_dir, run.config.to_dict(), run.class_names, run.fingerprint,
                          run.dataset.spec.to_dict())
         start, images = time.perf_counter(), 0
