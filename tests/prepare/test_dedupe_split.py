@@ -83,7 +83,8 @@ def test_thumbnail_check_is_rotation_and_brightness_invariant():
     img = Image.fromarray(np.random.default_rng(3).integers(0, 200, (64, 64), dtype=np.uint8))
     brighter = Image.fromarray((np.asarray(img, np.int16) + 40).clip(0, 255).astype(np.uint8))
     a = make_thumb(_item(0, "a", 0, thumb=grey_thumb(img)))
-    b = make_thumb(_item(1, "b", 0, thumb=grey_thumb(brighter.transpose(Image.Transpose.ROTATE_90))))
+    turned = brighter.transpose(Image.Transpose.ROTATE_90)
+    b = make_thumb(_item(1, "b", 0, thumb=grey_thumb(turned)))
     plain, detail = similarity(a, b)
     assert plain > 0.999 and detail > 0.99 and confirmed(a, b)
     assert len(grey_thumb(img)) == THUMB_SIDE * THUMB_SIDE

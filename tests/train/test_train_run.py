@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from skyclass.checkpoint import load_checkpoint, load_trained_model, read_history
+from skyclass.dataset import PreparedDataset
 from skyclass.images import PreprocessSpec
 from skyclass.model import build_model
 from skyclass.train import TrainConfig, TrainError, train
@@ -21,9 +22,10 @@ def test_tiny_run_writes_the_run_dir_contract(tiny_run, eva4_zip):
     rows = read_history(tiny_run)
     assert [r["epoch"] for r in rows] == [1, 2]
     for row in rows:
-        for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s",
-                    "epoch_seconds", "test_recall"):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s",
+                    "epoch_seconds", "val_recall"):
             assert key in row
+        assert not any(key.startswith("test_") for key in row)  # test is scored once, at the end
         assert row["train_images"] > 0 and row["images_per_s"] > 0
     state = load_checkpoint(tiny_run / "last.pt")  # torch.load(weights_only=True) inside
     assert state["epoch"] == 2
@@ -33,7 +35,11 @@ def test_tiny_run_writes_the_run_dir_contract(tiny_run, eva4_zip):
     assert state["config"]["width_mult"] == 0.25 and state["config"]["recipe"] == "default"
     assert {"optimizer", "scheduler", "rng", "metrics"} <= set(state)
     best = load_checkpoint(tiny_run / "best.pt")
-    assert best["metrics"]["test_acc"] == max(r["test_acc"] for r in rows)
+    assert best["metrics"]["val_acc"] == max(r["val_acc"] for r in rows)
+    assert best["metrics"]["validation_split"] == "val"
+    test = json.loads((tiny_run / "test.json").read_text())
+    assert test["test_acc"] == best["metrics"]["test_acc"] and test["epoch"] == best["epoch"]
+    assert test["test_images"] == len(PreparedDataset(eva4_zip).split("test"))
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["class_names"] == state["class_names"]
 

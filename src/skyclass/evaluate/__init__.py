@@ -147,7 +147,8 @@ def evaluate(config: EvaluateConfig) -> dict:
     metrics["overlap_with_training"] = honesty.overlap(model, data, dataset_of_run)
     metrics["warnings"] = honesty.findings(metrics, preds.targets.tolist(), _history(model),
                                            model.info.get("epoch"),
-                                           metrics["overlap_with_training"])
+                                           metrics["overlap_with_training"],
+                                           model.info.get("training_metrics") or {})
     data.notes.extend(f"WARNING: {w}" for w in metrics["warnings"])
     out = Path(config.out) if config.out else default_out(model)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@
   row of the training split in the run's dataset manifest; a raw folder's files are hashed).
 - Chance: the accuracy is within CHANCE_MARGIN of what always guessing the most common class
   (or a uniform guess) would score.
+- Selection: best.pt was chosen on the test split (a two-way zip from an older skyclass).
 - Over-fitting: at the selected epoch the training accuracy is more than GAP_LIMIT above
   the validation accuracy.
 Each finding is one sentence with what to try; `evaluate` puts them in metrics.json
@@ -103,11 +104,21 @@ def gap_warning(history: list[dict], epoch: int | None) -> str | None:
             "higher --unfreeze-from")
 
 
+def selection_warning(training_metrics: dict) -> str | None:
+    """best.pt chosen on the test split: a two-way dataset zip from an older skyclass."""
+    if training_metrics.get("validation_split") != "test":
+        return None
+    return ("the model was selected on its test split (a two-way dataset without a validation "
+            "split): its test accuracy is optimistic. Prepare the photos again (train/val/test "
+            "by default) and retrain for an honest figure")
+
+
 def findings(metrics: dict, targets: list[int], history: list[dict], epoch: int | None,
-             overlap_result: dict) -> list[str]:
+             overlap_result: dict, training_metrics: dict) -> list[str]:
     """Every warning that applies, most serious first."""
     found = [
         overlap_warning(overlap_result),
+        selection_warning(training_metrics),
         chance_warning(metrics["accuracy"], chance_level(targets, len(metrics["class_names"]))),
         gap_warning(history, epoch),
     ]
