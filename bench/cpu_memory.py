@@ -73,7 +73,7 @@ def child(mode: str, data: Path, steps: int, eval_batches: int) -> dict:
         train_images = train_one_epoch(run, 2)["train_images"]
         train_s = time.perf_counter() - start
         start = time.perf_counter()
-        evaluate(run)
+        evaluate(run, "test")
         test_s = time.perf_counter() - start
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     test_images = sum(len(y) for _, y in test_batches[1:])

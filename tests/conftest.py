@@ -34,6 +34,12 @@ def bird_drone_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def ddd_visible_dir() -> Path:
+    """1,014 crops of flying objects on plain skies, 6 frames of each video."""
+    return _need(DATASETS / "ddd_visible")
+
+
+@pytest.fixture(scope="session")
 def eva4_images(eva4_dir: Path) -> dict[str, list[Path]]:
     """Class name -> sorted image paths."""
     return {c: sorted((eva4_dir / c).glob("*.png")) for c in EVA4_CLASSES}
