@@ -64,11 +64,13 @@ class TorchScriptModel:
         return {"name": model["name"], "version": model["version"],
                 "sha256": self.manifest["files"]["model.pt"]["sha256"]}
 
-    def predict_bytes(self, data: bytes, top_k: int = 3, max_pixels: int = 0) -> list:
+    def predict_bytes(self, data: bytes, top_k: int = 3, max_pixels: int = 0,
+                      limits: object = None) -> list:
         from skyclass.images import preprocess
         from skyclass.serving.classifier import Prediction
 
-        tensor = self.torch.from_numpy(preprocess(data, self.spec, max_pixels=max_pixels))
+        tensor = self.torch.from_numpy(preprocess(data, self.spec, max_pixels=max_pixels,
+                                                      limits=limits))
         with self.torch.inference_mode():
             probs = self.torch.softmax(self.model(tensor[None]), dim=1)[0]
         values, indices = probs.topk(min(top_k, len(self.class_names)))

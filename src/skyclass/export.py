@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -84,9 +85,11 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
-        return value.tolist()
+        return _jsonable(value.tolist())
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN/Infinity are not JSON (a NaN loss is recorded as null)
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
@@ -191,8 +194,27 @@ def write_torchscript(model: torch.nn.Module, example: torch.Tensor, path: Path,
                        _extra_files={MANIFEST_NAME: json.dumps(metadata, sort_keys=True)})
 
 
+def check_finite_weights(model: torch.nn.Module) -> None:
+    """Refuse a model with a NaN/Infinity weight: it would answer NaN probabilities."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ExportError(f"the checkpoint's weight {name} holds {bad} non-finite value(s) "
+                              "(NaN/Infinity): training diverged; export an earlier checkpoint "
+                              "(--checkpoint) or retrain with a lower learning rate")
+
+
+def _check_finite_outputs(outputs: dict[str, np.ndarray]) -> None:
+    for name, out in outputs.items():
+        if not np.isfinite(out).all():
+            raise ExportError(f"the {name} model's outputs on the parity images hold "
+                              "NaN/Infinity: the bundle was not written")
+
+
 def check_parity(model: torch.nn.Module, folder: Path, batch: np.ndarray) -> dict[str, Any]:
-    """Run the same real images through PyTorch, ONNX Runtime and TorchScript; compare."""
+    """Run the same real images through PyTorch, ONNX Runtime and TorchScript; compare.
+
+    Non-finite outputs fail outright: NaN compares as no difference at all."""
     import onnxruntime as ort
 
     with torch.inference_mode():
@@ -205,6 +227,8 @@ def check_parity(model: torch.nn.Module, folder: Path, batch: np.ndarray) -> dic
         scripted = torch.jit.load(str(folder / TORCHSCRIPT_NAME), map_location="cpu")
     with torch.inference_mode():
         ts_out = scripted(torch.from_numpy(batch)).numpy()
+    _check_finite_outputs({"PyTorch": reference, "ONNX": onnx_out, "ONNX batch-1": single,
+                           "TorchScript": ts_out})
     result = {
         "images": int(batch.shape[0]),
         "onnx_max_abs_diff": float(np.abs(onnx_out - reference).max()),
@@ -247,6 +271,7 @@ def export_bundle(config: ExportConfig) -> Path:
     start = time.perf_counter()
     trained = load_trained_model(config.run, config.checkpoint)
     model = trained.model.cpu().eval()
+    check_finite_weights(model)
     batch, source = parity_batch(config, trained)
     example = torch.from_numpy(batch[:2] if len(batch) > 1 else batch)
     identity = model_identity(config, trained)
@@ -280,7 +305,8 @@ def export_bundle(config: ExportConfig) -> Path:
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "export_seconds": round(time.perf_counter() - start, 2),
         }
-        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        (tmp / MANIFEST_NAME).write_text(
+            json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n")
         _publish(tmp, config.out, config.force)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -46,3 +47,20 @@ def atomic_write(
         if isinstance(exc, OSError) and exc.filename is None:
             exc.filename = str(path)  # a full disk names the file it could not write
         raise
+
+
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def special_file_kind(path: str | Path) -> str | None:
+    """What `path` is when it is neither a folder nor a regular file (e.g. "a FIFO (named
+    pipe)"), else None. Reading such a path blocks for ever or never ends, so inputs given on
+    the command line are checked with this before anything opens them."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing or unreadable: the caller's own check reports it
+    if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _SPECIAL_KINDS if test(mode)), "not a regular file")

@@ -10,12 +10,22 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
+
+from skyclass.decode_limits import (
+    DEFAULT_MAX_PIXELS,
+    DecodeLimits,
+    LimitExceeded,
+    allowed_formats,
+    check_budget,
+    open_source,
+)
 
 ResizeMode = Literal["fit", "pad", "stretch"]
 RESIZE_MODES: tuple[str, ...] = ("fit", "pad", "stretch")
@@ -28,18 +38,22 @@ PAD_RGB: tuple[int, int, int] = tuple(round(m * 255) for m in IMAGENET_MEAN)  # 
 # Bump when decode/resize/normalise change in a way that changes tensors.
 PREPROCESS_VERSION = 1
 
-# 6000x4000 phone originals (24 Mpx) must pass; a 30000x30000 bomb (900 Mpx) must not.
-DEFAULT_MAX_PIXELS = 64_000_000
 
 # Never read truncated files as if they were whole.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Bytes handed to the decoder per read: the deadline/cancel check runs between reads.
+DECODER_BLOCK_BYTES = 16 * 1024
+# Pixels per band when a conversion needs an intermediate copy (to_rgb).
+BAND_PIXELS = 1 << 20
 
 # iPhone photos are HEIC: decoded when the optional extra `skyclass[heic]` is installed,
-# otherwise they are reported as "not_an_image" like any other format Pillow cannot read.
+# otherwise they are reported as "not_an_image" like any other unsupported format.
 with contextlib.suppress(ImportError):
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
+# The formats decoded at all (decode_limits.BASE_FORMATS, + HEIF where installed).
+ALLOWED_FORMATS: tuple[str, ...] = allowed_formats()
 
 
 class ImageError(ValueError):
@@ -75,22 +89,23 @@ class PreprocessSpec:
         )
 
 
-def _open(source: bytes | str | Path | BinaryIO) -> Image.Image:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        if len(source) == 0:
-            raise ImageError("empty", "zero bytes")
-        fp: BinaryIO | str | Path = io.BytesIO(bytes(source))
-    else:
-        fp = source
+def _open(source: bytes | str | Path | BinaryIO, limits: DecodeLimits) -> Image.Image:
+    if isinstance(source, (bytes, bytearray, memoryview)) and len(source) == 0:
+        raise ImageError("empty", "zero bytes")
     try:
+        fp = open_source(source, limits)
         with warnings.catch_warnings():
             # We apply our own pixel limit below; Pillow's warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(fp)
+            # Only the allow-listed plugins ever see the bytes (never EPS -> Ghostscript).
+            return Image.open(fp, formats=ALLOWED_FORMATS)
+    except LimitExceeded as exc:
+        raise ImageError(exc.reason, exc.detail) from exc
     except Image.DecompressionBombError as exc:
         raise ImageError("too_large", str(exc)) from exc
     except UnidentifiedImageError as exc:
-        raise ImageError("not_an_image", "not a recognised image format") from exc
+        raise ImageError("not_an_image", "not a supported image format (supported: "
+                         f"{', '.join(ALLOWED_FORMATS)})") from exc
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         raise ImageError("unreadable", exc.strerror or str(exc)) from exc
     except OSError as exc:  # Pillow's "cannot create decoder", broken headers, ...
@@ -103,74 +118,138 @@ def _open(source: bytes | str | Path | BinaryIO) -> Image.Image:
 
 
 def decode_image(
-    source: bytes | str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS
+    source: bytes | str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
+    limits: DecodeLimits | None = None,
 ) -> Image.Image:
     """Fully decode an image, apply its EXIF orientation and return it as 8-bit RGB.
 
-    The pixel limit is checked from the header *before* any pixel is decoded, so a tiny file
-    that declares 30000x30000 pixels costs nothing. A full `load()` (not just `verify()`)
-    catches truncated downloads.
+    The decode budget (decode_limits: formats, pixels, peak bytes, JPEG scans) is checked
+    from the header *before* any pixel is decoded, so a tiny file that declares 30000x30000
+    pixels, or 16-bit samples, or thousands of scans, costs nothing. A full `load()` (not just
+    `verify()`) catches truncated downloads. `limits` overrides `max_pixels` when given.
     """
-    img = _open(source)
+    limits = limits or DecodeLimits(max_pixels=max_pixels)
+    img = _open(source, limits)
     width, height = img.size
     if width <= 0 or height <= 0:
         raise ImageError("not_an_image", f"invalid size {width}x{height}")
-    if width * height > max_pixels:
-        raise ImageError(
-            "too_large",
-            f"{width}x{height} = {width * height:,} pixels is over the limit of "
-            f"{max_pixels:,} (decompression-bomb guard)",
-        )
+    # Pillow's PNG getexif() decodes the whole image to find an eXIf chunk: not before the check.
+    predicted = None if img.format == "PNG" else _orientation(img)
+    _check(img, limits, rotated=predicted is not None)
+    _load(img)
+    method = _orientation(img)  # a PNG's eXIf chunk may follow its pixels
+    if method is not None and predicted is None:
+        _check(img, limits, rotated=True)
+    rgb = to_rgb(img)
+    del img  # the decoded original is freed before the rotated copy is made
+    return rgb.transpose(method) if method is not None else rgb
+
+
+def _check(img: Image.Image, limits: DecodeLimits, rotated: bool) -> None:
+    try:
+        check_budget(img, limits, rotated)
+    except LimitExceeded as exc:
+        raise ImageError(exc.reason, exc.detail) from exc
+    except Exception as exc:  # a header field of a type we did not expect
+        raise ImageError("corrupt", f"cannot read the header ({type(exc).__name__})") from exc
+
+
+def _load(img: Image.Image) -> None:
+    """Decode the pixels (first frame only), polling the deadline between reads."""
+    img.decodermaxblock = DECODER_BLOCK_BYTES
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.load()
+    except LimitExceeded as exc:
+        raise ImageError(exc.reason, exc.detail) from exc
     except Image.DecompressionBombError as exc:
         raise ImageError("too_large", str(exc)) from exc
     except MemoryError as exc:
         raise ImageError("too_large", "not enough memory to decode") from exc
     except Exception as exc:
         raise ImageError("corrupt", f"cannot decode ({type(exc).__name__}: {exc})") from exc
-    # A broken EXIF block must not lose the photo: keep it unrotated.
-    with contextlib.suppress(Exception):
-        img = ImageOps.exif_transpose(img)
-    return to_rgb(img)
+
+
+_ORIENTATIONS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                 4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                 8: Image.Transpose.ROTATE_90}
+
+
+def _orientation(img: Image.Image) -> Image.Transpose | None:
+    """The transpose that makes the photo upright (ImageOps.exif_transpose's), or None.
+
+    Applied after the conversion to RGB (both are per-pixel, so the result is the same) so
+    that the decoded original and its rotated copy never exist at once. A broken EXIF block
+    must not lose the photo: it is kept unrotated.
+    """
+    try:
+        return _ORIENTATIONS.get(img.getexif().get(ExifTags.Base.Orientation))
+    except Exception:  # noqa: BLE001 - any broken EXIF means "as stored"
+        return None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB the way a person would expect it to look.
 
     Transparency is composited onto white (as viewers show it), 16-bit and 32-bit grey are
-    scaled to 8 bits rather than clipped, CMYK goes through Pillow's conversion.
+    scaled to 8 bits rather than clipped, CMYK goes through Pillow's conversion. Modes that
+    need intermediate copies are converted in bands of rows, so the peak is the original
+    plus its RGB result (decode_limits.peak_bytes), never a full-size RGBA or float64 copy.
     """
     mode = img.mode
     if mode == "RGB":
         return img
-    if mode == "P":
-        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
-        mode = img.mode
-        if mode == "RGB":
-            return img
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+    if mode.startswith("I;16") or mode in ("I", "F"):
         return _wide_grey_to_rgb(img)
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
+        return _banded(img, _composite_on_white)
     return img.convert("RGB")
 
 
+def _bands(img: Image.Image) -> Iterator[tuple[int, int]]:
+    """(top, bottom) row ranges of about BAND_PIXELS pixels each."""
+    rows = max(1, BAND_PIXELS // max(1, img.width))
+    for top in range(0, img.height, rows):
+        yield top, min(img.height, top + rows)
+
+
+def _banded(img: Image.Image, convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
+    """Apply a per-pixel conversion to RGB band by band into one RGB result."""
+    out = Image.new("RGB", img.size)
+    for top, bottom in _bands(img):
+        out.paste(convert(img.crop((0, top, img.width, bottom))), (0, top))
+    return out
+
+
+def _composite_on_white(img: Image.Image) -> Image.Image:
+    rgba = img.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
 def _wide_grey_to_rgb(img: Image.Image) -> Image.Image:
-    arr = np.asarray(img, dtype=np.float64)
+    """16/32-bit integer or float grey -> 8-bit RGB, scaled by the range the image uses."""
     if img.mode.startswith("I;16"):
         scale = 65535.0
     else:
-        finite = arr[np.isfinite(arr)]
-        scale = float(finite.max()) if finite.size and finite.max() > 255 else 255.0
+        top = max((_finite_max(img.crop((0, t, img.width, b))) for t, b in _bands(img)),
+                  default=None)
+        scale = top if top is not None and top > 255 else 255.0
         scale = 65535.0 if 255 < scale <= 65535 else scale
-    arr = np.nan_to_num(arr, nan=0.0, posinf=scale, neginf=0.0)
-    grey = np.clip(np.rint(arr / scale * 255.0), 0, 255).astype(np.uint8)
+    grey = np.empty((img.height, img.width), dtype=np.uint8)
+    for top, bottom in _bands(img):
+        arr = np.asarray(img.crop((0, top, img.width, bottom)), dtype=np.float64)
+        arr = np.nan_to_num(arr, nan=0.0, posinf=scale, neginf=0.0)
+        grey[top:bottom] = np.clip(np.rint(arr / scale * 255.0), 0, 255).astype(np.uint8)
     return Image.fromarray(grey, mode="L").convert("RGB")
+
+
+def _finite_max(band: Image.Image) -> float | None:
+    arr = np.asarray(band, dtype=np.float64)
+    finite = arr[np.isfinite(arr)]
+    return float(finite.max()) if finite.size else None
 
 
 def _scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
@@ -229,9 +308,10 @@ def preprocess(
     source: bytes | str | Path | BinaryIO,
     spec: PreprocessSpec,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    limits: DecodeLimits | None = None,
 ) -> np.ndarray:
     """Raw file or bytes -> model input. What serving and `evaluate --data FOLDER` use."""
-    return to_model_input(decode_image(source, max_pixels=max_pixels), spec)
+    return to_model_input(decode_image(source, max_pixels=max_pixels, limits=limits), spec)
 
 
 def encode_image(img: Image.Image, fmt: str = "jpeg", quality: int = 95) -> bytes:

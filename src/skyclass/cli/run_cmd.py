@@ -78,6 +78,32 @@ def predict_through_handler(bundle: Path, name: str, data: bytes) -> dict:
     return {"status": response["statusCode"], **json.loads(response["body"])}
 
 
+def check_outputs(args: argparse.Namespace, out: Path) -> bool:
+    """Check every path the pipeline will write, before any is written; True: reuse dataset.zip.
+
+    Without --resume nothing of an earlier run may be in OUT (re-running `prepare` would
+    replace the dataset.zip that run was trained on, and it could never be resumed again).
+    With --resume the existing dataset.zip is reused as it is and the run continues.
+    """
+    from skyclass.errors import SkyclassError
+
+    dataset_zip, run_dir, bundle = out / "dataset.zip", out / "run", out / "bundle"
+    if out.exists() and not out.is_dir():
+        raise SkyclassError(f"--out {out} is a file; give a folder (it will hold dataset.zip, "
+                            "run/ and bundle/)")
+    if args.predict_image and not Path(args.predict_image).is_file():
+        raise SkyclassError(f"--predict-image {args.predict_image} is not a file")
+    if dataset_zip.is_dir():
+        raise SkyclassError(f"{dataset_zip} is a folder; it must be the prepared dataset file")
+    earlier = [str(p) for p in (dataset_zip, run_dir, bundle)
+               if p.exists() and not (p.is_dir() and not any(p.iterdir()))]
+    if earlier and not args.resume:
+        raise SkyclassError(f"--out {out} already holds an earlier run ({', '.join(earlier)}); "
+                            "pass --resume to continue it with its dataset.zip, or choose "
+                            "another --out. Nothing was written.")
+    return bool(args.resume) and dataset_zip.is_file()
+
+
 def run_pipeline(args: argparse.Namespace) -> int:
     from skyclass.evaluate import EvaluateConfig, evaluate, summary_table
     from skyclass.export import ExportConfig, export_bundle
@@ -87,11 +113,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
     out = Path(args.out)
     dataset_zip, run_dir, bundle = out / "dataset.zip", out / "run", out / "bundle"
     total = time.perf_counter()
+    reuse_dataset = check_outputs(args, out)
 
     started = _stage("prepare", args.quiet)
-    report = prepare(prepare_config_from_args(args, str(dataset_zip)))
-    if not args.quiet:
-        print(summary_text(report))
+    if reuse_dataset:  # the run being resumed was trained on exactly this file
+        print(f"reusing {dataset_zip} (--resume)")
+    else:
+        report = prepare(prepare_config_from_args(args, str(dataset_zip)))
+        if not args.quiet:
+            print(summary_text(report))
     _done(started, args.quiet)
 
     started = _stage("train", args.quiet)

@@ -21,12 +21,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=8000,
                         help="port to listen on (default 8000; 0 picks a free one)")
+    parser.add_argument("--cors", metavar="ORIGIN", default=None,
+                        help="let pages of ORIGIN (e.g. https://example.org, or '*' for any "
+                             "site) call the API from a browser; default: none, only the "
+                             "upload page served here")
+    parser.add_argument("--max-predictions", type=int, default=None, metavar="N",
+                        help="predictions decoded at once; more get a quick 503 "
+                             "(default: CPU cores, at most 4)")
     parser.add_argument("--quiet", action="store_true", help="no access log")
     parser.set_defaults(handler=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from skyclass.serving.local_server import serve
+    from skyclass.serving.local_server import DEFAULT_MAX_PREDICTIONS, serve
 
-    serve(args.bundle, host=args.host, port=args.port, quiet=args.quiet)
+    serve(args.bundle, host=args.host, port=args.port, quiet=args.quiet, cors=args.cors,
+          max_predictions=args.max_predictions or DEFAULT_MAX_PREDICTIONS)
     return 0

@@ -21,6 +21,7 @@ import numpy as np
 
 from skyclass.dataset import PreparedDataset
 from skyclass.errors import EvaluateError
+from skyclass.fileio import special_file_kind
 from skyclass.images import ImageError, PreprocessSpec, decode_image, preprocess, to_model_input
 from skyclass.progress import progress
 from skyclass.textsafe import display_text
@@ -205,6 +206,9 @@ def load_data(data: Path, class_names: Sequence[str], split: str = "test") -> Ev
     """A prepared dataset zip (one split) or a raw folder of class folders."""
     if not data.exists():
         raise EvaluateError(f"--data {data} does not exist")
+    special = special_file_kind(data)
+    if special:
+        raise EvaluateError(f"--data {data} is {special}, not a folder or a zip file")
     if data.is_dir():
         return folder_data(data, class_names)
     if _is_prepared_zip(data):

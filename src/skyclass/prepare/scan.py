@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from skyclass.errors import PrepareError
+from skyclass.fileio import special_file_kind
 from skyclass.textsafe import display_text
 
 JUNK_DIRS = frozenset({"__MACOSX", "@eaDir", "$RECYCLE.BIN", "System Volume Information"})
@@ -61,6 +63,9 @@ def scan(raw: Path) -> ScanResult:
     """Scan a class-folder tree or a zip of one."""
     if not raw.exists():
         raise PrepareError(f"input {raw} does not exist")
+    special = special_file_kind(raw)
+    if special:
+        raise PrepareError(f"input {raw} is {special}, not a folder or a zip file")
     if raw.is_dir():
         result = _scan_dir(raw)
     elif zipfile.is_zipfile(raw):
@@ -165,6 +170,35 @@ def _is_folder_zip(usable: list[tuple[zipfile.ZipInfo, tuple[str, ...]]]) -> boo
     return len(tops) == 1 and any(len(parts) > 2 for _, parts in usable)
 
 
+def _member_parts(name: str) -> tuple[str, ...]:
+    """A member name's folders and file name; "./" and "//" mean nothing ("./bird/x.jpg" is
+    "bird/x.jpg", not a hidden file)."""
+    return tuple(p for p in name.replace("\\", "/").split("/") if p and p != ".")
+
+
+def _last_of_each_name(infos: list[zipfile.ZipInfo], result: ScanResult) -> list[zipfile.ZipInfo]:
+    """One entry per name: a zip may hold several entries of the same (normalised) name.
+
+    Unzipping keeps the last one (each overwrites the one before), so that one is used; every
+    earlier one is reported as a skipped duplicate, never lost silently.
+    """
+    keys = [_member_parts(info.filename) for info in infos]
+    last = {key: i for i, key in enumerate(keys)}
+    counts = Counter(keys)
+    kept = []
+    for i, (info, key) in enumerate(zip(infos, keys, strict=True)):
+        if last[key] == i:
+            kept.append(info)
+            continue
+        count = counts[key]
+        result.skipped.append(Skipped(
+            display_text(info.filename), None, "duplicate_zip_entry",
+            f"entry {i + 1} of the zip; the zip holds {count} entries named "
+            f"{display_text('/'.join(key))!r}: the last one (entry {last[key] + 1}) is used, "
+            "as unzip would leave it"))
+    return kept
+
+
 def _scan_zip(archive: Path) -> ScanResult:
     result = ScanResult(classes=[])
     try:
@@ -173,10 +207,10 @@ def _scan_zip(archive: Path) -> ScanResult:
     except (zipfile.BadZipFile, OSError) as exc:
         raise PrepareError(f"cannot read zip {archive}: {exc}") from exc
     usable: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
-    for info in infos:
+    for info in _last_of_each_name(infos, result):
         shown = display_text(info.filename)
         problem = _zip_member_problem(info.filename)
-        parts = tuple(p for p in info.filename.replace("\\", "/").split("/") if p)
+        parts = _member_parts(info.filename)
         if problem:
             result.skipped.append(Skipped(shown, None, "unsafe_path", problem))
         elif any(p in JUNK_DIRS for p in parts):

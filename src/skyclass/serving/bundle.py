@@ -8,15 +8,22 @@ BUNDLE_DIR/
 `MODEL_URI` is a local folder or `s3://bucket/prefix`. An S3 bundle is downloaded once into
 a cache under /tmp (the only writable place on Lambda, and it survives warm restarts of the
 same container), checked against the sha256 values in its skyclass.json, and reused on later
-cold starts as long as the skyclass.json in S3 is unchanged. Only numpy-free stdlib code
-here; boto3 is imported only for s3:// URIs so a local bundle needs no AWS library.
+cold starts as long as the skyclass.json in S3 is unchanged; a broken cache path (a file
+where its folder should be) is repaired or bypassed. Every skyclass.json read is checked
+against the schema of what serving uses (manifest_problems), so `serve` and `deploy` refuse
+a wrong one with the reason, and a server answers 503 with it. Stdlib code (the schema
+check reads the resize modes of skyclass.images); boto3 is imported only for s3:// URIs so a
+local bundle needs no AWS library.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,6 +40,13 @@ BUNDLE_FORMAT_VERSION = 1
 # What a server needs; model.pt stays in S3 (it is ~4x the size and serving never reads it).
 SERVING_FILES = (ONNX_NAME,)
 CACHE_ENV = "SKYCLASS_CACHE_DIR"
+LOG = logging.getLogger("skyclass.serving")
+# The schema of what serving reads from skyclass.json (checked at every load, see
+# validate_manifest): a wrong value must stop `serve`/`deploy`, not 500 every request.
+SIZE_RANGE = (8, 1024)  # model input side in pixels
+MAX_CLASSES = 10_000
+MAX_CLASS_NAME_CHARS = 200
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BundleError(SkyclassError):
@@ -51,7 +65,68 @@ def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
     for key in ("class_names", "preprocess", "files", "model"):
         if key not in manifest:
             raise BundleError(f"{where} has no {key!r} entry")
+    problems = manifest_problems(manifest)
+    if problems:
+        raise BundleError(f"{where} is not a valid bundle manifest: " + "; ".join(problems)
+                          + " (re-export it with `skyclass export`)")
     return manifest
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
+        value)
+
+
+def _triple(pre: dict[str, Any], key: str, low: float, high: float) -> list[str]:
+    value = pre.get(key)
+    if not (isinstance(value, list) and len(value) == 3 and all(map(_number, value))):
+        return [f"preprocess.{key} must be a list of 3 finite numbers, got {value!r:.60}"]
+    if not all(low <= v <= high for v in value) or (key == "std" and min(value) <= 0):
+        return [f"preprocess.{key} values must lie in {'(0' if key == 'std' else f'[{low}'}, "
+                f"{high}], got {value!r:.60}"]
+    return []
+
+
+def manifest_problems(manifest: dict[str, Any]) -> list[str]:
+    """Everything wrong with the fields serving reads; [] for a valid manifest."""
+    from skyclass.images import RESIZE_MODES  # serving decodes images anyway
+
+    problems: list[str] = []
+    names = manifest.get("class_names")
+    if not (isinstance(names, list) and 1 <= len(names) <= MAX_CLASSES
+            and all(isinstance(n, str) and 0 < len(n) <= MAX_CLASS_NAME_CHARS for n in names)):
+        problems.append(f"class_names must be a list of 1 to {MAX_CLASSES:,} non-empty names "
+                        f"of at most {MAX_CLASS_NAME_CHARS} characters")
+    elif len(set(names)) != len(names):
+        problems.append("class_names holds the same name twice")
+    pre = manifest.get("preprocess")
+    if not isinstance(pre, dict):
+        problems.append("preprocess must be an object")
+    else:
+        size = pre.get("size")
+        if not (isinstance(size, int) and not isinstance(size, bool)
+                and SIZE_RANGE[0] <= size <= SIZE_RANGE[1]):
+            problems.append(f"preprocess.size must be an integer from {SIZE_RANGE[0]} to "
+                            f"{SIZE_RANGE[1]}, got {size!r:.40}")
+        if pre.get("resize") not in RESIZE_MODES:
+            problems.append(f"preprocess.resize must be one of {', '.join(RESIZE_MODES)}, "
+                            f"got {pre.get('resize')!r:.40}")
+        problems += _triple(pre, "mean", 0.0, 1.0) + _triple(pre, "std", 0.0, 10.0)
+        if "version" in pre and not (isinstance(pre["version"], int)
+                                     and not isinstance(pre["version"], bool)):
+            problems.append("preprocess.version must be an integer")
+    files = manifest.get("files")
+    if not (isinstance(files, dict) and all(
+            isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
+            and _SHA256.fullmatch(entry["sha256"]) for entry in files.values())):
+        problems.append("files must map each file name to {\"sha256\": 64 hex digits}")
+    elif ONNX_NAME not in files:
+        problems.append(f"files lists no {ONNX_NAME}")
+    model = manifest.get("model")
+    if not (isinstance(model, dict) and all(
+            model.get(k) is None or isinstance(model.get(k), str) for k in ("name", "version"))):
+        problems.append("model must be an object whose name and version are strings")
+    return problems
 
 
 def read_manifest(bundle: Path) -> dict[str, Any]:
@@ -99,6 +174,30 @@ def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "skyclass-models")
 
 
+def usable_cache_root() -> Path:
+    """cache_root(), or, when something that is not a folder is in its way (a regular file,
+    a dangling link) or it cannot be created, a private temporary folder instead: a broken
+    cache path must cost a download, never every request."""
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if root.is_dir() and os.access(root, os.W_OK | os.X_OK):
+            return root
+    except OSError:
+        pass
+    fallback = Path(tempfile.mkdtemp(prefix="skyclass-models-"))
+    LOG.warning("model cache %s is not a usable folder; using %s instead", root, fallback)
+    return fallback
+
+
+def _clear_slot(folder: Path) -> None:
+    """Remove whatever occupies a cache slot (folder, file or link) before publishing into it."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        folder.unlink()
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _s3_client() -> Any:
     try:
         import boto3
@@ -140,17 +239,16 @@ def fetch_s3(uri: str, names: tuple[str, ...] = SERVING_FILES) -> Path:
     client = _s3_client()
     manifest_bytes = _s3_get(client, bucket, key.format(MANIFEST_NAME))
     manifest = parse_manifest(manifest_bytes, f"{uri}/{MANIFEST_NAME}")
-    folder = cache_root() / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    folder = usable_cache_root() / hashlib.sha256(uri.encode()).hexdigest()[:16]
     if _cached_copy_is_valid(folder, manifest_bytes, names):
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=folder.parent))
     try:
         for name in names:
             (tmp / name).write_bytes(_s3_get(client, bucket, key.format(name)))
         verify_files(tmp, manifest, names)  # before it can ever be used
         (tmp / MANIFEST_NAME).write_bytes(manifest_bytes)
-        shutil.rmtree(folder, ignore_errors=True)
+        _clear_slot(folder)
         try:
             os.replace(tmp, folder)
         except OSError:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from skyclass.decode_limits import DecodeLimits
 from skyclass.images import DEFAULT_MAX_PIXELS, PreprocessSpec, preprocess
 from skyclass.serving.bundle import MANIFEST_NAME, ONNX_NAME, BundleError, read_manifest
 
@@ -95,14 +96,16 @@ class Classifier:
         return softmax(logits.astype(np.float64)).astype(np.float32)
 
     def preprocess(
-        self, data: bytes | str | Path, max_pixels: int = DEFAULT_MAX_PIXELS
+        self, data: bytes | str | Path, max_pixels: int = DEFAULT_MAX_PIXELS,
+        limits: DecodeLimits | None = None,
     ) -> np.ndarray:
         """Image file or bytes -> CHW tensor, with the bundle's spec (raises images.ImageError)."""
-        return preprocess(data, self.spec, max_pixels=max_pixels)
+        return preprocess(data, self.spec, max_pixels=max_pixels, limits=limits)
 
     def predict_bytes(
-        self, data: bytes | str | Path, top_k: int = 3, max_pixels: int = DEFAULT_MAX_PIXELS
+        self, data: bytes | str | Path, top_k: int = 3, max_pixels: int = DEFAULT_MAX_PIXELS,
+        limits: DecodeLimits | None = None,
     ) -> list[Prediction]:
         """One encoded image (bytes or a path) -> its top classes."""
-        probs = self.predict_proba(self.preprocess(data, max_pixels=max_pixels))[0]
+        probs = self.predict_proba(self.preprocess(data, max_pixels, limits))[0]
         return top_predictions(probs, self.class_names, top_k)

@@ -12,6 +12,7 @@ import base64
 import binascii
 import email.parser
 import email.policy
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,12 @@ RAW_TYPES = ("application/octet-stream",)
 MAX_CONTENT_TYPE_CHARS = 1024
 MAX_FORM_PARTS = 100
 MAX_PART_HEADER_BYTES = 16 * 1024
+# Digits of a Content-Length we parse: 20 hold any real size (2^64 has 20); a longer one is
+# malformed (Python refuses int() of over 4,300 digits, which was a 500).
+MAX_LENGTH_DIGITS = 20
+# Line endings as the stdlib `email` parser splits lines: CRLF, a bare CR or a bare LF.
+_BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
+_LINE_ENDS = (b"\n", b"\r")
 
 
 class HttpError(Exception):
@@ -139,6 +146,21 @@ def _parse_http_event(event: Mapping[str, Any], context: Any) -> Request:
     return Request(method.upper(), path, headers, query, _decode_body(event), request_id, source)
 
 
+def parse_content_length(value: str | None) -> int | None:
+    """A Content-Length header -> bytes (None when absent); HttpError 400 when malformed.
+
+    Strict: ASCII digits only (no sign, spaces inside, '_' or '²', all of which int() would
+    take or choke on), at most MAX_LENGTH_DIGITS of them, so parsing costs nothing.
+    """
+    if value is None or value.strip() == "":
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_LENGTH_DIGITS:
+        raise HttpError(400, "bad_content_length", "the Content-Length header is not a "
+                        f"number of at most {MAX_LENGTH_DIGITS} digits")
+    return int(text)
+
+
 def _bad_form(message: str) -> HttpError:
     return HttpError(400, "bad_multipart", message)
 
@@ -164,13 +186,14 @@ def _check_form_shape(body: bytes, content_type_header: str) -> None:
     delimiter = b"--" + boundary.encode("latin-1", "replace")
     parts, pos = 0, body.find(delimiter)
     while pos >= 0:
-        if pos == 0 or body[pos - 1:pos] == b"\n":  # only a delimiter at a line start counts
+        # Only a delimiter at a line start counts; a line may end in CRLF, CR or LF.
+        if pos == 0 or body[pos - 1:pos] in _LINE_ENDS:
             parts += 1
             if parts > MAX_FORM_PARTS + 1:  # n parts have n + 1 delimiters
                 raise _bad_form(f"the form has more than {MAX_FORM_PARTS} parts")
             head = body[pos:pos + MAX_PART_HEADER_BYTES + 4]
-            end = min((i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0),
-                      default=-1)
+            blank = _BLANK_LINE.search(head)
+            end = blank.start() if blank else -1
             if end < 0 and len(head) > MAX_PART_HEADER_BYTES:
                 raise _bad_form(f"a part's headers are over {MAX_PART_HEADER_BYTES} bytes")
             if b"multipart/" in head[:end if end >= 0 else None].lower():

@@ -6,15 +6,20 @@ Routes (matched on the last path segment, so a stage or mount prefix does not ma
   POST / or /predict   classify the posted image, `?top_k=N`
 
 Configuration comes from the environment: MODEL_URI (bundle folder or s3://bucket/prefix),
-MAX_BODY_BYTES (default 6 MB, Lambda's own payload limit), MAX_PIXELS (decompression-bomb
-guard), TOP_K (default 3). The model is loaded once per process, on the first request, and the
-request body is never logged.
+MAX_BODY_BYTES (default 6 MB, Lambda's own payload limit), MAX_PIXELS and MAX_DECODE_BYTES
+(the decode budget of skyclass.decode_limits), REQUEST_DEADLINE_S (default 10 s, and always
+DEADLINE_MARGIN_S inside Lambda's remaining time: a decode still running then is stopped and
+answered 503), TOP_K (default 3), CORS_ORIGIN (default none: no CORS header; `*` or an origin
+to let other sites' pages call the API). The model is loaded once per process, on the first
+request, and the request body is never logged. No answer ever holds NaN or Infinity.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -23,9 +28,16 @@ from importlib import resources
 from typing import Any, Protocol
 
 from skyclass import __version__
+from skyclass.decode_limits import DEFAULT_MAX_DECODE_BYTES, DecodeLimits
 from skyclass.errors import SkyclassError
 from skyclass.images import DEFAULT_MAX_PIXELS, ImageError
-from skyclass.serving.events import HttpError, Request, extract_image, parse_event
+from skyclass.serving.events import (
+    HttpError,
+    Request,
+    extract_image,
+    parse_content_length,
+    parse_event,
+)
 
 LOG = logging.getLogger("skyclass.serving")
 LOG.setLevel(logging.INFO)  # Lambda's root logger is at WARNING; the request line is INFO
@@ -33,9 +45,15 @@ DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
 DEFAULT_TOP_K = 3
 MAX_TOP_K = 100
 JSON_TYPE = "application/json"
-CORS = {"access-control-allow-origin": "*",
-        "access-control-allow-headers": "content-type",
-        "access-control-allow-methods": "GET, POST, OPTIONS"}
+CORS_ENV = "CORS_ORIGIN"
+CORS_HEADERS = {"access-control-allow-headers": "content-type",
+                "access-control-allow-methods": "GET, POST, OPTIONS", "vary": "origin"}
+DEFAULT_DEADLINE_S = 10.0
+# Seconds kept back from Lambda's remaining time: enough to answer before it kills the call.
+DEADLINE_MARGIN_S = 3.0
+# ImageError reasons -> (status, error code) of the answer; any other reason is a 400.
+IMAGE_ERRORS = {"too_large": (413, "image_too_large"), "too_costly": (413, "image_too_costly"),
+                "too_slow": (503, "decode_timeout"), "cancelled": (503, "client_gone")}
 
 
 class Model(Protocol):
@@ -46,7 +64,8 @@ class Model(Protocol):
     @property
     def model_info(self) -> dict[str, Any]: ...
 
-    def predict_bytes(self, data: bytes, top_k: int = 3, max_pixels: int = ...) -> list[Any]: ...
+    def predict_bytes(self, data: bytes, top_k: int = 3, max_pixels: int = ...,
+                      limits: DecodeLimits | None = None) -> list[Any]: ...
 
 
 def load_default_model() -> Model:
@@ -65,12 +84,23 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
+def cors_headers() -> dict[str, str]:
+    """CORS headers for CORS_ORIGIN ('*' or one origin); none by default (same-origin page)."""
+    origin = os.environ.get(CORS_ENV, "").strip()
+    return {"access-control-allow-origin": origin, **CORS_HEADERS} if origin else {}
+
+
 def _response(status: int, payload: Any, headers: Mapping[str, str] | None = None,
               content_type: str = JSON_TYPE) -> dict[str, Any]:
-    body = payload if isinstance(payload, str) else json.dumps(payload)
+    try:  # NaN/Infinity are not JSON: a browser's JSON.parse fails on them
+        body = payload if isinstance(payload, str) else json.dumps(payload, allow_nan=False)
+    except ValueError:
+        LOG.error("an answer held a non-finite number; answered 500 instead")
+        status, body = 500, json.dumps({"error": "internal_error",
+                                        "message": "the answer held a non-finite number"})
     return {
         "statusCode": status,
-        "headers": {"content-type": content_type, **CORS, **(headers or {})},
+        "headers": {"content-type": content_type, **cors_headers(), **(headers or {})},
         "body": body,
         "isBase64Encoded": False,
     }
@@ -79,6 +109,32 @@ def _response(status: int, payload: Any, headers: Mapping[str, str] | None = Non
 def error_response(err: HttpError, request_id: str) -> dict[str, Any]:
     payload = {"error": err.code, "message": err.message, "request_id": request_id}
     return _response(err.status, payload, err.headers)
+
+
+def decode_limits(context: Any = None) -> DecodeLimits:
+    """The decode budget of one request: env limits, a deadline inside Lambda's time, and the
+    local server's client-gone check (`context.client_gone`)."""
+    budget = max(0.1, float(_env_int("REQUEST_DEADLINE_S", int(DEFAULT_DEADLINE_S))))
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        with contextlib.suppress(Exception):
+            budget = min(budget, max(0.1, remaining() / 1000.0 - DEADLINE_MARGIN_S))
+    return DecodeLimits(max_pixels=_env_int("MAX_PIXELS", DEFAULT_MAX_PIXELS),
+                        max_bytes=_env_int("MAX_DECODE_BYTES", DEFAULT_MAX_DECODE_BYTES),
+                        deadline=time.monotonic() + budget,
+                        cancelled=getattr(context, "client_gone", None))
+
+
+def _image_error(exc: ImageError) -> HttpError:
+    status, code = IMAGE_ERRORS.get(exc.reason, (400, "bad_image"))
+    if status == 503:
+        return HttpError(503, code, f"the image was not classified: {exc.detail}",
+                         headers={"retry-after": "1"})
+    if status == 413:
+        return HttpError(413, code, "the image is too large or too costly to decode "
+                         f"(decompression-bomb guard): {exc.detail}")
+    return HttpError(status, code, f"the upload is not a usable image "
+                     f"({exc.reason}: {exc.detail})")
 
 
 def _parse_top_k(query: Mapping[str, str]) -> int:
@@ -124,11 +180,10 @@ class App:
         return {"status": "ok", "model": model.model_info, "classes": list(model.class_names),
                 "skyclass_version": __version__}
 
-    def predict(self, request: Request) -> dict[str, Any]:
+    def predict(self, request: Request, context: Any = None) -> dict[str, Any]:
         limit = _env_int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
-        declared = request.headers.get("content-length", "")
-        declared_size = int(declared) if declared.isascii() and declared.isdigit() else 0
-        if len(request.body) > limit or declared_size > limit:  # "²".isdigit() is True too
+        declared_size = parse_content_length(request.headers.get("content-length")) or 0
+        if len(request.body) > limit or declared_size > limit:
             raise HttpError(413, "payload_too_large",
                             f"the body is over the limit of {limit:,} bytes")
         top_k = _parse_top_k(request.query)
@@ -136,21 +191,20 @@ class App:
         model = self.model
         start = time.perf_counter()
         try:
-            predictions = model.predict_bytes(
-                data, top_k=top_k, max_pixels=_env_int("MAX_PIXELS", DEFAULT_MAX_PIXELS))
+            predictions = model.predict_bytes(data, top_k=top_k, limits=decode_limits(context))
         except ImageError as exc:
-            if exc.reason == "too_large":
-                raise HttpError(413, "image_too_large", "the image has too many pixels to "
-                                f"decode (decompression-bomb guard): {exc.detail}") from exc
-            raise HttpError(400, "bad_image", f"the upload is not a usable image "
-                            f"({exc.reason}: {exc.detail})") from exc
+            raise _image_error(exc) from exc
+        if not all(math.isfinite(p.probability) for p in predictions):
+            LOG.error("model output is not finite (NaN/Infinity): the bundle is broken")
+            raise HttpError(503, "model_output_invalid", "the model produced a non-finite "
+                            "probability: its weights are broken; re-export the model")
         return {
             "predictions": [p.to_dict() for p in predictions],
             "model": model.model_info,
             "latency_ms": round((time.perf_counter() - start) * 1000.0, 3),
         }
 
-    def route(self, request: Request) -> dict[str, Any]:
+    def route(self, request: Request, context: Any = None) -> dict[str, Any]:
         segment = request.path.rstrip("/").rsplit("/", 1)[-1]
         if segment not in ("", "health", "predict"):
             raise HttpError(404, "not_found", f"no route {request.path!r}: use GET / or POST /")
@@ -162,7 +216,7 @@ class App:
                 return _response(200, index_html(), content_type="text/html; charset=utf-8")
             return _response(200, self.health())
         if request.method == "POST" and segment != "health":
-            return _response(200, self.predict(request))
+            return _response(200, self.predict(request, context))
         allowed = "POST, OPTIONS" if segment == "predict" else (
             "GET, HEAD, OPTIONS" if segment == "health" else "GET, HEAD, POST, OPTIONS")
         raise HttpError(405, "method_not_allowed",
@@ -176,7 +230,7 @@ class App:
         try:
             request = parse_event(event, context)
             request_id, method, path = request.request_id, request.method, request.path
-            response = self.route(request)
+            response = self.route(request, context)
         except HttpError as err:
             response = error_response(err, request_id)
         except SkyclassError as exc:  # model missing / damaged: the operator must act

@@ -3,6 +3,14 @@
 Each HTTP request becomes the API Gateway HTTP API (payload v2) event Lambda would receive,
 body base64-encoded as API Gateway does for binary bodies, and goes through the very same
 `App` as on Lambda, so local and deployed behaviour cannot drift apart. Standard library only.
+
+Unlike Lambda (one request per instance) one process serves everyone here, so it bounds what
+runs at once: at most `max_predictions` POSTs are decoded and classified concurrently (each
+within the decode budget); another one waits up to BUSY_WAIT_S, then gets a 503 with
+Retry-After. A slot is taken only once the whole body has arrived (slow senders hold none).
+A prediction whose client hangs up stops decoding at the decoder's next read. No CORS header
+by default: the upload page is served by the same origin; `--cors ORIGIN` lets other pages
+call it.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ import base64
 import json
 import os
 import re
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +34,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from skyclass.errors import SkyclassError
-from skyclass.serving.lambda_handler import DEFAULT_MAX_BODY_BYTES, App
+from skyclass.serving.events import HttpError, parse_content_length
+from skyclass.serving.lambda_handler import CORS_ENV, DEFAULT_MAX_BODY_BYTES, App
 
 
 def build_v2_event(method: str, target: str, headers: dict[str, str], body: bytes,
@@ -61,19 +72,53 @@ def build_v2_event(method: str, target: str, headers: dict[str, str], body: byte
 
 
 class _LambdaContext:
-    """The few attributes of Lambda's context object that the handler reads."""
+    """The few attributes of Lambda's context object that the handler reads, plus
+    `client_gone` (the decode stops when it turns true)."""
 
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, connection: socket.socket | None = None) -> None:
         self.aws_request_id = request_id
         self.function_name = "skyclass-local"
+        self._connection = connection
+        self._checked, self._gone = 0.0, False
+
+    def client_gone(self) -> bool:
+        """True once the client closed its connection (polled at most every 50 ms)."""
+        if self._gone or self._connection is None:
+            return self._gone
+        now = time.monotonic()
+        if now - self._checked >= 0.05:
+            self._checked = now
+            self._gone = connection_closed(self._connection)
+        return self._gone
+
+
+def connection_closed(sock: socket.socket) -> bool:
+    """Whether the peer closed `sock` (readable with nothing to read, or reset)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):
+        return True
 
 
 # Seconds a connection may stay silent: without it, a client that stops sending mid-request
 # (or never sends one) holds a server thread for ever.
 IDLE_TIMEOUT_S = 30.0
+# Predictions decoded at once by default: each may use the whole decode budget (~400 MB).
+DEFAULT_MAX_PREDICTIONS = max(1, min(4, os.cpu_count() or 1))
+# Seconds a POST waits for a free prediction slot before it is answered 503.
+BUSY_WAIT_S = 0.5
 
 
-def make_request_handler(app: App, max_body: int) -> type[BaseHTTPRequestHandler]:
+def make_request_handler(app: App, max_body: int,
+                         max_predictions: int = DEFAULT_MAX_PREDICTIONS,
+                         ) -> type[BaseHTTPRequestHandler]:
+    slots = threading.BoundedSemaphore(max(1, max_predictions))
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "skyclass"
         protocol_version = "HTTP/1.1"
@@ -86,18 +131,34 @@ def make_request_handler(app: App, max_body: int) -> type[BaseHTTPRequestHandler
                                       "message": "send a Content-Length (no chunked bodies)"})
                 return
             try:
-                length = int(self.headers.get("content-length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0:
-                self._send_json(400, {"error": "bad_request", "message": "bad Content-Length"})
+                length = parse_content_length(self.headers.get("content-length")) or 0
+                urlsplit(self.path)  # the event needs it: refuse a malformed target first
+            except HttpError as err:
+                self._send_json(err.status, {"error": err.code, "message": err.message})
+                return
+            except ValueError as exc:  # urlsplit: "http://[::1/x" is not a URL
+                self._send_json(400, {"error": "bad_request",
+                                      "message": f"malformed request target ({exc})"})
                 return
             # Over the limit: do not read it, the handler answers 413 from Content-Length.
             body = self.rfile.read(length) if length <= max_body else b""
             if length > max_body:
                 self.close_connection = True
             event = build_v2_event(self.command, self.path, headers, body, self.client_address[0])
-            result = app(event, _LambdaContext(event["requestContext"]["requestId"]))
+            context = _LambdaContext(event["requestContext"]["requestId"], self.connection)
+            if self.command != "POST" or length > max_body:  # cheap answers need no slot
+                self._send(app(event, context))
+                return
+            # Slow senders do not hold a slot: it is taken once the whole body is here.
+            if not slots.acquire(timeout=BUSY_WAIT_S):
+                self._send_json(503, {"error": "busy", "message": "the server is busy with "
+                                      "other predictions; retry in a moment"},
+                                {"retry-after": "1"})
+                return
+            try:
+                result = app(event, context)
+            finally:
+                slots.release()
             self._send(result)
 
         def _send(self, result: dict[str, Any]) -> None:
@@ -113,10 +174,11 @@ def make_request_handler(app: App, max_body: int) -> type[BaseHTTPRequestHandler
             if self.command != "HEAD":
                 self.wfile.write(data)
 
-        def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+        def _send_json(self, status: int, payload: dict[str, Any],
+                       headers: dict[str, str] | None = None) -> None:
             self.close_connection = True
             self._send({"statusCode": status, "body": json.dumps(payload),
-                        "headers": {"content-type": "application/json"}})
+                        "headers": {"content-type": "application/json", **(headers or {})}})
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
 
@@ -127,15 +189,21 @@ def make_request_handler(app: App, max_body: int) -> type[BaseHTTPRequestHandler
 
 
 def make_server(bundle: str, host: str = "127.0.0.1", port: int = 8000,
-                quiet: bool = False) -> ThreadingHTTPServer:
-    """A server for BUNDLE (a folder or s3:// URI) with the model already loaded (fail fast)."""
+                quiet: bool = False, cors: str | None = None,
+                max_predictions: int = DEFAULT_MAX_PREDICTIONS) -> ThreadingHTTPServer:
+    """A server for BUNDLE (a folder or s3:// URI) with the model already loaded (fail fast).
+
+    `cors`: the origin (or '*') allowed to call it from other pages; None keeps CORS_ORIGIN.
+    """
     os.environ["MODEL_URI"] = str(bundle)
+    if cors is not None:
+        os.environ[CORS_ENV] = cors
     from skyclass.serving.lambda_handler import app
 
     app.reset()  # a new bundle: load it, do not reuse a previous one
     _ = app.model
     max_body = int(os.environ.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
-    handler = make_request_handler(app, max_body)
+    handler = make_request_handler(app, max_body, max_predictions)
     if quiet:
         handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
     try:
@@ -146,8 +214,9 @@ def make_server(bundle: str, host: str = "127.0.0.1", port: int = 8000,
     return server
 
 
-def serve(bundle: str, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False) -> None:
-    server = make_server(bundle, host, port, quiet)
+def serve(bundle: str, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False,
+          cors: str | None = None, max_predictions: int = DEFAULT_MAX_PREDICTIONS) -> None:
+    server = make_server(bundle, host, port, quiet, cors, max_predictions)
     bound_host, bound_port = server.server_address[:2]
     print(f"skyclass serving {bundle} on http://{bound_host}:{bound_port}/ (Ctrl-C to stop)",
           flush=True)
