@@ -2,8 +2,12 @@
 
 Every input is tried three ways, as the handler can meet it:
   1. a Lambda event (when it parses as JSON): `parse_event` -> `extract_image` -> decode;
-  2. a multipart/form-data body (boundary taken from its first line): `extract_image` -> decode;
-  3. a raw image body: `skyclass.images.preprocess` (decode, EXIF, RGB, bomb guard, resize).
+  2. a multipart/form-data body (boundary taken from its first line, whatever its line end):
+     `extract_image` -> decode;
+  3. a raw image body: `skyclass.images.preprocess` (decode, EXIF, RGB, decode budget, resize).
+With --bundle BUNDLE each input also goes through the whole handler (`App` with that model): as
+the JSON event, as a raw upload and as a form; an answer that is a 5xx or not valid JSON (NaN
+included) counts as a crash.
 The only exceptions allowed out are the handler's own client errors (`HttpError`, answered as
 a 4xx JSON) and `ImageError` (answered 400/413); anything else is a crash, which atheris /
 libFuzzer stops on and saves under bench/results/fuzz_artifacts/. An input that takes longer
@@ -16,17 +20,23 @@ random-mutation loop over the same corpus runs instead (bit flips, truncation, s
 insertions, cross-overs), with the same checks.
 
 The committed seed corpus is bench/fuzz_corpus/ (tiny real JPEG/PNG/GIF/WEBP, a multipart
-body, v1/v2 events). libFuzzer's new inputs go to a scratch copy, never into the repository.
+body, v1/v2 events, and the round-two shapes: a bare-CR form, a progressive JPEG with extra
+scans, 16-bit and float TIFFs, an EPS header, an ICO). libFuzzer's new inputs go to a scratch
+copy, never into the repository.
 
     python bench/fuzz_handler.py --seconds 60 [--engine atheris|random] [--stats-out F.json]
+        [--bundle BUNDLE] [--executions N]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import logging
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -61,6 +71,12 @@ else:
 
 SPEC = PreprocessSpec(size=64)  # decode is what is fuzzed; a small resize keeps it fast
 EXPECTED = (HttpError, ImageError)
+LINE_END = re.compile(rb"\r\n|\r|\n")
+APP: Any = None  # the handler with a real model, when --bundle is given
+
+
+class BadAnswer(Exception):
+    """The handler answered a 5xx or a body that is not valid JSON: a crash of the target."""
 
 
 class Stats:
@@ -113,10 +129,47 @@ def _as_event(event: Any) -> str:
 
 
 def _as_form(data: bytes) -> str:
-    first = data.split(b"\n", 1)[0].strip()
+    first = LINE_END.split(data, 1)[0].strip()
     boundary = first[2:72].decode("latin-1") if first.startswith(b"--") else "x"
     headers = Headers({"content-type": f"multipart/form-data; boundary={boundary}"})
     return _decode(extract_image(Request("POST", "/", headers, {}, data, "fuzz")))
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} in an answer")
+
+
+def _answer(event: Any) -> str:
+    """The handler's status for `event`; raises BadAnswer on a 5xx or an invalid JSON body."""
+    response = APP(event)
+    status = response["statusCode"]
+    body = response["body"]
+    if status >= 500:
+        raise BadAnswer(f"status {status}: {body[:300]}")
+    if response["headers"]["content-type"].startswith("application/json"):
+        try:
+            json.loads(body, parse_constant=_no_constant)
+        except ValueError as exc:
+            raise BadAnswer(f"invalid JSON answer ({exc}): {body[:300]}") from exc
+    return str(status)
+
+
+def _post_event(body: bytes, content_type: str) -> dict[str, Any]:
+    return {"version": "2.0", "rawPath": "/", "headers": {"content-type": content_type},
+            "requestContext": {"http": {"method": "POST"}, "requestId": "fuzz"},
+            "body": base64.b64encode(body).decode(), "isBase64Encoded": True}
+
+
+def _through_app(data: bytes, event: Any) -> list[str]:
+    outcomes = []
+    if event is not None:
+        outcomes.append("app_event:" + _answer(event))
+    first = LINE_END.split(data, 1)[0].strip()
+    boundary = first[2:72].decode("latin-1") if first.startswith(b"--") else "x"
+    outcomes.append("app_form:" + _answer(_post_event(
+        data, f"multipart/form-data; boundary={boundary}")))
+    outcomes.append("app_raw:" + _answer(_post_event(data, "application/octet-stream")))
+    return outcomes
 
 
 def check_one(data: bytes) -> list[str]:
@@ -130,6 +183,8 @@ def check_one(data: bytes) -> list[str]:
         outcomes.append(_guard("event", _as_event, event))
     outcomes.append(_guard("form", _as_form, data))
     outcomes.append(_guard("raw", _decode, data))
+    if APP is not None:
+        outcomes += _through_app(data, event)
     return outcomes
 
 
@@ -176,13 +231,15 @@ def save_crash(data: bytes, exc: BaseException) -> Path:
 
 
 def random_loop(seconds: float, corpus: list[bytes], stats: Stats, slow: float,
-                seed: int) -> int:
-    """The no-atheris engine: mutate the corpus for `seconds`; returns the crash count."""
+                seed: int, executions: int | None = None) -> int:
+    """The no-atheris engine: mutate the corpus for `seconds` (or until `executions` inputs
+    were tried); returns the crash count."""
     rng = random.Random(seed)
     deadline = time.monotonic() + seconds
     seen: set[str] = set()
     inputs = list(corpus)
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+            executions is None or stats.data["executions"] < executions):
         data = mutate(rng, rng.choice(inputs), corpus)
         start = time.monotonic()
         try:
@@ -198,6 +255,17 @@ def random_loop(seconds: float, corpus: list[bytes], stats: Stats, slow: float,
         stats.record(outcomes, time.monotonic() - start, slow)
     stats.write()
     return stats.data["crashes"]
+
+
+def load_app(bundle: Path) -> None:
+    """The real handler on BUNDLE, one inference thread (decode is what is fuzzed)."""
+    global APP
+    from skyclass.serving.classifier import Classifier
+    from skyclass.serving.lambda_handler import App
+
+    logging.getLogger("skyclass.serving").setLevel(logging.ERROR)  # no line per request
+    APP = App(lambda: Classifier.from_bundle(bundle, threads=1))
+    _ = APP.model
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -234,7 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=20, help="libFuzzer per-input timeout")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stats-out", type=Path, default=None)
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="also run every input through the handler with this model")
+    parser.add_argument("--executions", type=int, default=None,
+                        help="random engine: stop after this many inputs (or --seconds)")
     args = parser.parse_args(argv)
+    if args.bundle is not None:
+        load_app(args.bundle)
     corpus = load_corpus(CORPUS)
     for data in corpus:  # the seeds themselves must pass
         check_one(data)
@@ -248,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     if engine == "atheris":
         run_atheris(args, stats)
         return 0
-    crashes = random_loop(args.seconds, corpus, stats, args.slow, args.seed)
+    crashes = random_loop(args.seconds, corpus, stats, args.slow, args.seed, args.executions)
     d = stats.data
     print(f"random engine: {d['executions']} inputs in {d['seconds']} s, {crashes} crashes, "
           f"{d['slow_inputs']} slow (> {args.slow} s), slowest {d['max_input_seconds']} s",

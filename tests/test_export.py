@@ -104,3 +104,25 @@ def test_parity_failure_is_loud_and_leaves_nothing(orphan_run, tmp_path, eva4_di
         export_bundle(ExportConfig(run=orphan_run, out=out, parity_images=eva4_dir,
                                    parity_count=4))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["orphan"]  # no temp dir left either
+
+
+def test_a_nan_weight_is_refused_and_nothing_is_written(tiny_run: Path, tmp_path: Path, capsys):
+    """The parity check compared NaN as 'identical': a diverged checkpoint exported with exit 0."""
+    state = load_checkpoint(tiny_run / "best.pt")
+    state.pop("format"), state.pop("version")
+    name = next(k for k, v in state["model"].items() if v.is_floating_point() and v.numel() > 1)
+    state["model"][name] = state["model"][name].clone().contiguous()
+    state["model"][name].view(-1)[0] = float("nan")
+    run = tmp_path / "diverged"
+    save_checkpoint(run / "best.pt", state)
+    out = tmp_path / "bundle"
+    assert cli_main(["export", str(run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert name in err and "non-finite" in err
+    assert not out.exists() and not list(tmp_path.glob(".bundle.tmp-*"))
+
+
+def test_non_finite_outputs_fail_the_parity_check(tiny_run: Path, tmp_path: Path):
+    batch = np.zeros((2, 3, 64, 64), np.float32)
+    with pytest.raises(ExportError, match="NaN"):
+        export_mod._check_finite_outputs({"ONNX": np.array([[0.1, np.nan]]), "PyTorch": batch})

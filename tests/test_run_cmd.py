@@ -34,3 +34,23 @@ def test_run_reports_a_missing_input_folder(tmp_path: Path, capsys):
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "o" / "dataset.zip").exists()
+
+
+def test_run_over_an_earlier_run_writes_nothing(eva4_dir: Path, tmp_path: Path, capsys):
+    """prepare used to overwrite OUT/dataset.zip before train refused the existing run."""
+    out = tmp_path / "out"
+    (out / "run").mkdir(parents=True)
+    (out / "dataset.zip").write_bytes(b"the dataset the earlier run was trained on")
+    (out / "run" / "last.pt").write_bytes(b"checkpoint")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    code = main(["run", str(eva4_dir), "--out", str(out), "--epochs", "1", "--quiet"])
+    assert code == 2
+    assert "--resume" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_run_checks_the_predict_image_before_starting(eva4_dir: Path, tmp_path: Path, capsys):
+    code = main(["run", str(eva4_dir), "--out", str(tmp_path / "o"), "--quiet",
+                 "--predict-image", str(tmp_path / "missing.jpg")])
+    assert code == 2 and "--predict-image" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

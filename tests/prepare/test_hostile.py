@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -286,3 +288,54 @@ def test_a_worker_killed_mid_run_is_a_clear_error(tmp_path, birds, drones, monke
     with pytest.raises(PrepareError, match="worker process died"):
         prepare(PrepareConfig(raw=raw, out=out_dir / "o.zip", size=32, workers=2, quiet=True))
     assert list(out_dir.iterdir()) == []
+
+
+def test_dot_slash_zip_entries_are_photos_not_hidden_files(tmp_path, birds, drones):
+    raw = tmp_path / "raw"
+    _two_classes(raw, birds, drones, n=3)
+    archive = tmp_path / "dotslash.zip"
+    _zip_of(raw, archive, prefix="./")  # what `cd raw && zip -r ../x.zip ./` writes
+    report = prepare(PrepareConfig(raw=archive, out=tmp_path / "o.zip", size=32, workers=1,
+                                   quiet=True))
+    assert report["class_names"] == ["bird", "drone"]
+    assert report["totals"]["kept"] == 6 and report["skipped"] == []
+
+
+def test_duplicated_zip_entry_names_are_reported_not_lost(tmp_path, birds, drones):
+    """Two entries named bird/b.jpg: unzip keeps the last, the first is listed with a reason."""
+    archive = tmp_path / "dup.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns "Duplicate name": that is the point
+        with zipfile.ZipFile(archive, "w") as zf:
+            for i, photo in enumerate(birds[:3]):
+                zf.write(photo, f"bird/b{i}.jpg")
+            zf.write(birds[3], "bird/b0.jpg")  # a different photo under a taken name
+            zf.write(birds[4], "./bird/b1.jpg")  # the same name once "./" is dropped
+            for i, photo in enumerate(drones[:3]):
+                zf.write(photo, f"drone/d{i}.jpg")
+    report = prepare(PrepareConfig(raw=archive, out=tmp_path / "o.zip", size=32, workers=1,
+                                   quiet=True))
+    skipped = {s["path"]: s for s in report["skipped"]}
+    assert set(skipped) == {"bird/b0.jpg", "bird/b1.jpg"}
+    assert all(s["reason"] == "duplicate_zip_entry" for s in skipped.values())
+    assert "2 entries named 'bird/b0.jpg'" in skipped["bird/b0.jpg"]["detail"]
+    assert report["totals"]["kept"] == 6 and report["totals"]["found"] == 8
+    assert "conflict" not in str(report["skipped"])
+
+
+@pytest.mark.parametrize("command", ["prepare", "evaluate"])
+def test_a_fifo_as_input_is_refused_at_once(tmp_path, command, capsys, request):
+    from skyclass.cli import main
+
+    fifo = tmp_path / "input.zip"
+    os.mkfifo(fifo)
+    args = (["prepare", str(fifo), "--out", str(tmp_path / "o.zip")] if command == "prepare"
+            else ["evaluate", str(request.getfixturevalue("tiny_run")), "--data", str(fifo)])
+    start = time.monotonic()
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(code=main(args)), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert done, f"{command} hung on a FIFO"
+    assert done["code"] == 2 and time.monotonic() - start < 20
+    assert "FIFO" in capsys.readouterr().err

@@ -9,7 +9,9 @@ Inputs: truncated / bit-flipped / spliced real JPEG, PNG, WEBP and GIF files fro
 data set; generated multipart forms (odd boundaries, many parts, nested parts, non-UTF-8
 filenames, transfer encodings, broken framing, wrong or missing Content-Type); whole random
 API Gateway v1 / v2 / Function URL events (methods, paths, query strings, header-case mixes,
-`isBase64Encoded` lies, huge declared Content-Length); events of the wrong JSON types.
+`isBase64Encoded` lies, huge declared Content-Length); events of the wrong JSON types; the
+round-two shapes of issue 12 (bare-CR forms, progressive JPEGs with extra scans, 16-bit/float/
+int32 TIFFs, EPS headers, ICO containers), each under 2 s of CPU.
 
 Deterministic: the `skyclass-fuzz` profile derandomizes hypothesis (same examples every run)
 and keeps no example database. Set SKYCLASS_FUZZ_STATS=path.json to record how many inputs of
@@ -26,6 +28,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+import hostile_payloads as hp
 from prepare.fixtures import encode, png_bomb  # tests/prepare (pytest puts tests/ on sys.path)
 from skyclass.serving.classifier import Classifier
 from skyclass.serving.lambda_handler import MAX_TOP_K, App
@@ -275,7 +279,7 @@ def multipart_requests(draw, samples: dict[str, bytes]) -> tuple[bytes, dict[str
     if draw(st.integers(0, 9)) == 0:  # many tiny parts: over the form's limit or close to it
         parts += [b'Content-Disposition: form-data; name="x"\r\n\r\nv'] * draw(
             st.integers(50, 150))
-    newline = draw(st.sampled_from([b"\r\n", b"\r\n", b"\n"]))
+    newline = draw(st.sampled_from([b"\r\n", b"\r\n", b"\n", b"\r"]))  # bare CR: issue 12
     body = draw(st.sampled_from([b"", b"preamble" + newline, MARKER + newline]))
     for part in parts:
         body += b"--" + b + newline + part.replace(b"\r\n", newline) + newline
@@ -507,6 +511,53 @@ def _nested(depth: int, payload: bytes = b"x") -> tuple[bytes, str]:
         if level < depth - 1:
             body = b"Content-Type: multipart/mixed; boundary=" + inner + b"\r\n\r\n" + body
     return body, f"multipart/form-data; boundary=n{depth - 1}"
+
+
+# --- round two: shapes that cost time or memory past the limits (issue 12) -------------------
+
+
+@st.composite
+def round_two_uploads(draw) -> tuple[str, bytes, str]:
+    """A progressive JPEG with extra scans, a 16-bit/float/int32 TIFF, an EPS header, an ICO or
+    a bare-CR form with many parts or large part headers; sizes drawn, then maybe mutated."""
+    shape = draw(st.sampled_from(["scans", "tiff", "eps", "ico", "cr_parts", "cr_headers"]))
+    ctype = "application/octet-stream"
+    if shape == "scans":
+        data = hp.progressive_scan_bomb(side=draw(st.sampled_from([16, 64, 256])),
+                                        scans=draw(st.sampled_from([0, 50, 150, 2000])))
+    elif shape == "tiff":
+        bits, fmt = draw(st.sampled_from([(16, 1), (32, 3), (32, 2)]))
+        data = hp._tiff(draw(st.sampled_from([1, 64, 9000])), draw(st.sampled_from([1, 64, 9000])),
+                        bits, fmt)
+    elif shape == "eps":
+        data = hp.eps_file() + draw(st.binary(max_size=64))
+    elif shape == "ico":
+        data = hp.ico_file(draw(st.sampled_from([16, 64])))
+    else:
+        build = hp.multipart_bare_cr_parts if shape == "cr_parts" else hp.multipart_bare_cr_headers
+        size = draw(st.sampled_from([1, 99, 101, 5000]) if shape == "cr_parts" else
+                    st.sampled_from([100, 15_000, 20_000, 200_000]))
+        data, ctype = build(size)
+    if draw(st.integers(0, 3)) == 0 and len(data) > 1:  # a flipped byte or a cut
+        pos = draw(st.integers(0, len(data) - 1))
+        data = (data[:pos] if draw(st.booleans()) else
+                data[:pos] + bytes([data[pos] ^ 0x5A]) + data[pos + 1:])
+    return shape, data, ctype
+
+
+def test_round_two_shapes_are_answered_fast(fuzz_app, log_trap):
+    """Each answer is clean (the invariant) and costs under 2 s of CPU."""
+
+    @settings(FUZZ, max_examples=60)
+    @given(round_two_uploads(), st.sampled_from(KINDS))
+    def check(upload, kind):
+        shape, data, ctype = upload
+        start = time.process_time()
+        call(fuzz_app, log_trap, f"round_two_{shape}", event_for(kind, data,
+                                                                 {"content-type": ctype}), data)
+        assert time.process_time() - start < 2.0, shape
+
+    check()
 
 
 # --- decompression bombs -----------------------------------------------------------------------

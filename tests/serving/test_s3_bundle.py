@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,26 @@ def test_missing_s3_bundle_is_a_clear_error(s3):
         resolve_bundle(f"s3://{BUCKET}/nothing/here")
     with pytest.raises(BundleError, match="expected s3://bucket/prefix"):
         resolve_bundle("s3:///x")
+
+
+def test_a_file_where_the_cache_folder_should_be_is_bypassed(s3, bundle_dir, tmp_path,
+                                                             photo_bytes, monkeypatch):
+    """A regular file at SKYCLASS_CACHE_DIR: the model is still served (from another folder)."""
+    (tmp_path / "cache").write_bytes(b"not a folder")
+    uri = _upload(s3, bundle_dir, "models/blocked-root")
+    folder = resolve_bundle(uri)
+    assert folder.parent != tmp_path / "cache" and (folder / "model.onnx").is_file()
+    assert (tmp_path / "cache").read_bytes() == b"not a folder"  # someone's file: left alone
+    monkeypatch.setenv("MODEL_URI", uri)
+    response = App(loader=load_default_model)(
+        v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes))
+    assert response["statusCode"] == 200, response["body"]
+
+
+def test_a_file_in_the_bundles_cache_slot_is_repaired(s3, bundle_dir, tmp_path):
+    uri = _upload(s3, bundle_dir, "models/blocked-slot")
+    slot = resolve_bundle(uri)
+    shutil.rmtree(slot)
+    slot.write_bytes(b"stray file")  # where the cached bundle folder belongs
+    again = resolve_bundle(uri)
+    assert again == slot and (again / "model.onnx").is_file()
