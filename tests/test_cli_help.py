@@ -30,4 +30,4 @@ def test_recipe_defaults_are_shown_as_values(capsys, command):
     assert "(default 20 from the 'default' recipe)" in text  # --epochs
     assert "(default 0.01 from the 'default' recipe; 'reference': 0.3)" in text  # --lr
     assert "(default 1e-4 from the 'default' recipe; 'reference': 0)" in text  # --weight-decay
-    assert "per epoch" in text and "2-core CPU" in text  # what an epoch costs
+    assert "One epoch" in text and "2-core CPU" in text  # what an epoch costs
