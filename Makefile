@@ -12,7 +12,7 @@ DEMO_OUT ?= demo
 DEMO_EPOCHS ?= 3
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: setup demo test lint browser node clean fuzz
+.PHONY: setup demo test lint browser fonts node clean fuzz
 
 setup: $(STAMP)
 
@@ -33,6 +33,15 @@ browser:
 	      || echo "warning: could not install chromium; the page test will be skipped"; \
 	  else echo "note: not root, chromium not installed; the page test will be skipped"; fi; }
 
+# Fonts for class names in Chinese/Japanese/Korean and emoji in the report's pictures (Debian
+# packages, ~3 MB; needs root, skipped otherwise: the pictures then show boxes, nothing fails).
+fonts:
+	@fc-list 2>/dev/null | grep -qi "wqy-microhei" || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-wqy-microhei fonts-symbola >/dev/null) \
+	      || echo "warning: could not install the CJK/emoji fonts; the report shows boxes for them"; \
+	  else echo "note: not root, CJK/emoji fonts not installed; the report shows boxes for them"; fi; }
+
 # Serverless Framework and plugins, pinned by deploy/package-lock.json; plus the Lambda's
 # manylinux CPython 3.12 wheels in deploy/.wheelhouse, so `serverless package` (and the tests)
 # then run offline with `skyclass deploy --wheelhouse deploy/.wheelhouse`.
@@ -50,7 +59,7 @@ node: $(STAMP)
 demo: $(STAMP)
 	$(SKYCLASS) run $(DATA) --out $(DEMO_OUT) --epochs $(DEMO_EPOCHS)
 
-test: $(STAMP) browser node
+test: $(STAMP) browser fonts node
 	$(PY) -m ruff check src tests bench
 	$(PY) -m pytest
 

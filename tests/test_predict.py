@@ -40,7 +40,8 @@ def test_user_errors(bundle_dir, tmp_path, images, capsys):
     assert cli_main(["predict", str(bundle_dir), str(tmp_path / "none.jpg")]) == 2
     assert "no such image" in capsys.readouterr().err
     assert cli_main(["predict", str(tmp_path), str(images[0])]) == 2
-    assert "not a model bundle" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a bundle" in err and "skyclass export" in err
     with pytest.raises(PredictError, match="cannot reach"):
         predict(PredictConfig("http://127.0.0.1:9/", [images[0]], timeout=5))
 
@@ -71,3 +72,43 @@ def test_multipart_encoding_is_parsed_by_the_server_parser():
     body, ctype = encode_multipart("file", 'we"ird\nname.png', data, "image/png")
     request = Request("POST", "/", Headers({"Content-Type": ctype}), {}, body, "r")
     assert extract_image(request) == data
+
+
+def test_predict_folder_writes_csv_and_jsonl_matching_the_bundle(bundle_dir, eva4_dir, tmp_path,
+                                                                   capsys):
+    """A folder, searched recursively, batched: every class's probability per image, equal to
+    what the bundle's classifier answers for that image alone; the stray file is reported."""
+    import csv
+
+    classifier = Classifier.from_bundle(bundle_dir)
+    csv_path, jsonl_path = tmp_path / "p.csv", tmp_path / "p.jsonl"
+    code = cli_main(["predict", str(bundle_dir), str(eva4_dir), "--csv", str(csv_path),
+                     "--jsonl", str(jsonl_path), "--batch-size", "16", "--quiet"])
+    assert code == 1  # SOURCES.csv is no image
+    assert "175 images: 174 classified, 1 could not be read" in capsys.readouterr().err
+    rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
+    files = sorted(p for p in eva4_dir.rglob("*") if p.is_file())
+    assert [r["image"] for r in rows] == [str(p) for p in files]
+    for row in rows:
+        if row["image"].endswith("SOURCES.csv"):
+            assert row["error"] and not row["predicted"]
+            continue
+        alone = classifier.predict_proba(classifier.preprocess(row["image"]))[0]
+        assert [float(row[c]) for c in classifier.class_names] == pytest.approx(
+            alone.tolist(), abs=1e-5)
+        assert row["predicted"] == classifier.class_names[int(alone.argmax())]
+        assert not row["error"]
+    lines = [json.loads(line) for line in jsonl_path.read_text().splitlines()]
+    assert len(lines) == len(rows)
+    ok = next(r for r in lines if "predictions" in r)
+    assert set(ok["probabilities"]) == set(classifier.class_names)
+    assert sum(ok["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+
+
+def test_predict_output_file_checked_before_any_work(bundle_dir, images, tmp_path, capsys):
+    assert cli_main(["predict", str(bundle_dir), str(images[0]), "--csv", str(tmp_path)]) == 2
+    assert "is a folder: give a file name" in capsys.readouterr().err
+    missing = tmp_path / "no" / "p.csv"
+    assert cli_main(["predict", str(bundle_dir), str(images[0]), "--csv", str(missing)]) == 2
+    assert "mkdir -p" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

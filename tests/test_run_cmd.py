@@ -22,11 +22,22 @@ def test_run_goes_from_raw_folder_to_a_served_prediction(eva4_dir: Path, tmp_pat
     assert sum(map(sum, metrics["confusion_matrix"])) == metrics["num_images"]
     manifest = json.loads((out / "bundle" / "skyclass.json").read_text())
     assert manifest["class_names"] == sorted(p.name for p in eva4_dir.iterdir() if p.is_dir())
-    # The last line is the handler's answer for one real photo: a known label with a probability.
-    answers = printed.strip().splitlines()[-1].split(": ", 1)[1].split(", ")
-    labels = [a.rsplit(" ", 1)[0] for a in answers]
+    assert manifest["model"]["name"] == eva4_dir.name  # the data folder's, not "run"
+    assert f"skyclass evaluation: {eva4_dir.name}" in (
+        out / "run" / "report" / "report.html").read_text()
+    # Then the handler's answer for one real test photo, with its true class and a verdict.
+    *_, prediction, last = printed.strip().splitlines()
+    name, rest = prediction.split(": true class ", 1)
+    true_class, rest = rest.split("; predicted ", 1)
+    answers, verdict = rest.rsplit(" (", 1)
+    labels = [a.rsplit(" ", 1)[0] for a in answers.split(", ")]
+    assert true_class in manifest["class_names"] and Path(name).parent.name == true_class
     assert len(labels) == 3 and set(labels) <= set(manifest["class_names"])
-    assert all(a.endswith("%") for a in answers)
+    assert verdict == ("right)" if labels[0] == true_class else "MISS)")
+    # The last line: the test accuracy and where the report is.
+    report = out / "run" / "report" / "report.html"
+    assert last == (f"test accuracy {metrics['accuracy']:.2%} ({metrics['num_images']} images); "
+                    f"report: {report}")
 
 
 def test_run_reports_a_missing_input_folder(tmp_path: Path, capsys):

@@ -64,8 +64,11 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot load checkpoint {path}: {exc}") from exc
+    except Exception as exc:  # torch's own text asks to "report an enhancement request"
+        raise CheckpointError(
+            f"{path} cannot be read as a PyTorch checkpoint ({type(exc).__name__}): it is "
+            "damaged or another kind of file; give a run folder written by `skyclass train`"
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a skyclass checkpoint")
     return state
@@ -84,7 +87,7 @@ def resolve_checkpoint(run: str | Path, which: str = "best") -> Path:
     if not path.is_file():
         raise CheckpointError(
             f"{run} has no {which}.pt: the run has not finished an epoch yet "
-            f"(train it with `skyclass train DATASET.zip --out {run}`)"
+            f"(continue it with `skyclass train --out {run} --resume`)"
         )
     return path
 

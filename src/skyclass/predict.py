@@ -8,18 +8,26 @@ Standard library only on the client side, so the lean serving install can use it
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import mimetypes
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from skyclass.errors import SkyclassError
+from skyclass.fileio import atomic_write
 from skyclass.images import ImageError
+from skyclass.progress import progress
 
 
 class PredictError(SkyclassError):
@@ -28,17 +36,48 @@ class PredictError(SkyclassError):
 
 @dataclass
 class PredictConfig:
+    """What to classify (files and folders, searched recursively) and where the answers go."""
+
     target: str
     images: list[Path] = field(default_factory=list)
     top_k: int = 3
     timeout: float = 30.0
+    batch_size: int = 32
+    quiet: bool = False  # no progress bar
 
     def __post_init__(self) -> None:
         self.images = [Path(p) for p in self.images]
         if self.top_k < 1:
             raise PredictError("--top-k must be at least 1")
+        if self.batch_size < 1:
+            raise PredictError("--batch-size must be at least 1")
         if not self.images:
-            raise PredictError("give at least one image")
+            raise PredictError("give at least one image or folder")
+
+
+def _is_hidden(path: Path) -> bool:
+    return any(part.startswith(".") for part in path.parts if part not in (".", ".."))
+
+
+def expand_images(paths: list[Path]) -> list[Path]:
+    """Files as given; folders searched recursively (hidden files and folders left out).
+
+    Every file of a folder is tried, not only known image suffixes: one that is no image
+    comes back as a per-file error, so nothing is skipped silently.
+    """
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise PredictError(f"no such image file or folder: {', '.join(missing)}")
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(f for f in path.rglob("*")
+                                if f.is_file() and not _is_hidden(f.relative_to(path))))
+        else:
+            found.append(path)
+    if not found:
+        raise PredictError(f"no files in {', '.join(str(p) for p in paths)}")
+    return found
 
 
 def is_url(target: str) -> bool:
@@ -79,31 +118,139 @@ def post_image(url: str, path: Path, top_k: int, timeout: float) -> dict[str, An
         raise PredictError(f"{url} did not answer JSON: is it a skyclass API?") from exc
 
 
-def predict_local(config: PredictConfig) -> list[dict[str, Any]]:
+def _decode_batch(classifier: Any, paths: list[Path],
+                  pool: ThreadPoolExecutor) -> list[Any]:
+    """Each path -> its model input, or the exception that says why it cannot be read."""
+    def one(path: Path) -> Any:
+        try:
+            return classifier.preprocess(path)
+        except (ImageError, OSError) as exc:
+            return exc
+
+    return list(pool.map(one, paths))
+
+
+def _local_results(classifier: Any, paths: list[Path], inputs: list[Any],
+                   top_k: int) -> list[dict[str, Any]]:
+    """One forward pass for the readable images of a batch; a per-file error for the rest."""
+    import numpy as np
+
+    from skyclass.serving.classifier import top_predictions
+
+    ok = [i for i, x in enumerate(inputs) if not isinstance(x, Exception)]
+    probs = classifier.predict_proba(np.stack([inputs[i] for i in ok])) if ok else None
+    rows: dict[int, dict[str, Any]] = {}
+    for row, i in enumerate(ok):
+        p = probs[row]
+        rows[i] = {"image": str(paths[i]),
+                   "predictions": [t.to_dict() for t in
+                                   top_predictions(p, classifier.class_names, top_k)],
+                   "probabilities": {name: float(p[c])
+                                     for c, name in enumerate(classifier.class_names)},
+                   "model": classifier.model_info}
+    return [rows.get(i) or {"image": str(paths[i]), "error": "bad_image",
+                            "message": str(inputs[i])} for i in range(len(paths))]
+
+
+def _batches(paths: list[Path], size: int, quiet: bool) -> Iterator[list[Path]]:
+    """Batches of paths; a progress bar (on a terminal) counts the images as they go."""
+    items = progress(paths, total=len(paths), desc="predict", quiet=quiet or len(paths) <= size)
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+def predict_local(config: PredictConfig, paths: list[Path]) -> list[dict[str, Any]]:
+    """Batched inference through the bundle's ONNX model; images decode on a thread pool."""
     from skyclass.serving.bundle import resolve_bundle
     from skyclass.serving.classifier import Classifier
 
     classifier = Classifier.from_bundle(resolve_bundle(config.target))
-    results = []
-    for path in config.images:
-        try:
-            predictions = [p.to_dict() for p in classifier.predict_bytes(path, config.top_k)]
-            results.append({"image": str(path), "predictions": predictions,
-                            "model": classifier.model_info})
-        except (ImageError, OSError) as exc:
-            results.append({"image": str(path), "error": "bad_image", "message": str(exc)})
+    results: list[dict[str, Any]] = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for batch in _batches(paths, config.batch_size, config.quiet):
+            inputs = _decode_batch(classifier, batch, pool)
+            results.extend(_local_results(classifier, batch, inputs, config.top_k))
     return results
 
 
-def predict(config: PredictConfig) -> list[dict[str, Any]]:
-    """One result per image: {"image", "predictions"|"error", ...}. Bad images do not abort."""
-    missing = [str(p) for p in config.images if not p.is_file()]
-    if missing:
-        raise PredictError(f"no such image file: {', '.join(missing)}")
+def predict_remote(config: PredictConfig, paths: list[Path],
+                   all_classes: bool) -> list[dict[str, Any]]:
+    """POST each image; with `all_classes` ask for every class (for --csv/--jsonl)."""
+    from skyclass.serving.lambda_handler import MAX_TOP_K
+
+    top_k = MAX_TOP_K if all_classes else config.top_k
+    results = []
+    for path in progress(paths, total=len(paths), desc="predict", quiet=config.quiet):
+        answer = {"image": str(path), **post_image(config.target, path, top_k, config.timeout)}
+        if "predictions" in answer and all_classes:
+            answer["probabilities"] = {p["label"]: p["probability"]
+                                       for p in answer["predictions"]}
+            answer["predictions"] = answer["predictions"][:config.top_k]
+        results.append(answer)
+    return results
+
+
+def predict(config: PredictConfig, all_classes: bool = False) -> list[dict[str, Any]]:
+    """One result per image: {"image", "predictions"|"error", ...}. Bad images do not abort.
+
+    Folders are searched recursively. A local bundle answers every class's probability
+    ("probabilities"); a URL does too when `all_classes` is set (it costs a larger answer).
+    """
+    if not is_url(config.target) and not config.target.startswith("s3://"):
+        from skyclass.inputs import BUNDLE, require
+
+        require(config.target, (BUNDLE,), "predict", "a bundle folder from `skyclass export`, "
+                "an s3:// bundle or the http(s):// URL of a skyclass API")
+    paths = expand_images(config.images)
     if not is_url(config.target):
-        return predict_local(config)
-    return [{"image": str(p), **post_image(config.target, p, config.top_k, config.timeout)}
-            for p in config.images]
+        return predict_local(config, paths)
+    return predict_remote(config, paths, all_classes)
+
+
+def class_names_of(results: list[dict[str, Any]]) -> list[str]:
+    """Every class seen in the results' probabilities, in the model's order where known."""
+    names: list[str] = []
+    for result in results:
+        for name in result.get("probabilities", {}):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def csv_text(results: list[dict[str, Any]]) -> str:
+    """image, predicted, probability, error, then one column per class (its probability)."""
+    classes = class_names_of(results)
+    fixed = ["image", "predicted", "probability", "error"]
+    header = fixed + [f"p_{c}" if c in fixed else c for c in classes]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for r in results:
+        top = (r.get("predictions") or [{}])[0]
+        probs = r.get("probabilities", {})
+        writer.writerow([r["image"], top.get("label", ""),
+                         f"{top['probability']:.6f}" if "probability" in top else "",
+                         "" if "predictions" in r else r.get("message", r.get("error", "")),
+                         *(f"{probs[c]:.6f}" if c in probs else "" for c in classes)])
+    return out.getvalue()
+
+
+def jsonl_text(results: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
+
+
+def check_output(path: Path) -> None:
+    """Before any work: an output file must not be a folder and its folder must exist."""
+    if path.is_dir():
+        raise PredictError(f"{path} is a folder: give a file name, e.g. {path / 'predictions'}"
+                           f"{path.suffix or '.csv'}")
+    if not path.parent.is_dir():
+        raise PredictError(f"the folder of {path} does not exist: create it with "
+                           f"`mkdir -p {path.parent}` or choose another file")
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def format_table(results: list[dict[str, Any]]) -> str:

@@ -53,7 +53,7 @@ def test_curves_png(tmp_path: Path) -> None:
     out = plots.plot_curves(_history([0.3, 0.3, 0.03]), tmp_path / "curves.png")
     with Image.open(out) as img:
         img.load()
-        assert img.size == (1500, 420)
+        assert img.size == (2000, 420)  # accuracy, train loss, test loss, LR
     assert plots.plot_curves([], tmp_path / "none.png") is None
 
 
@@ -81,10 +81,11 @@ def test_galleries_have_the_grid_sizes(tmp_path: Path, eva4_images) -> None:
     assert sorted(targets[picked].tolist()) == [0, 0, 1, 1, 2, 2, 3]  # classes take turns
     right = plots.plot_correct(picked, targets, np.full(24, 0.9), labels,
                                lambda i: files[i].read_bytes(), tmp_path / "correct.png")
-    for png, (r, c) in ((wrong, (4, 6)), (right, (2, 5))):
+    sizes = ((wrong, 4, 6, plots.ROW_LABEL_PX), (right, 2, 5, 0))
+    for png, r, c, label_px in sizes:
         with Image.open(png) as img:
             img.load()
-            assert img.size == plots.grid_size_px(r, c) == (c * 180, r * 180 + 40)
+            assert img.size == (label_px + c * 180, r * 180 + 40)
 
 
 def test_misclassified_grid_caps_at_ten_per_class() -> None:
@@ -122,4 +123,70 @@ def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:
     assert refs and all(r.startswith("data:image/png;base64,") for r in refs)
     assert not re.search(r'(?:src|href)\s*=\s*["\']?\s*(?:https?:)?//', page, flags=re.I)
     assert "<b>bird</b>" not in page and "&lt;b&gt;bird&lt;/b&gt;" in page
-    assert "bird/bad.jpg" in page and "augment.hflip" in page
+    assert "bird/bad.jpg" in page and "augment hflip" in page
+
+
+def _ink_columns(png: Path, top: int, bottom: int) -> np.ndarray:
+    """Columns of rows [top, bottom) of a PNG that hold any non-white pixel."""
+    with Image.open(png) as img:
+        band = np.asarray(img.convert("L"))[top:bottom]
+    return np.flatnonzero((band < 200).any(axis=0))
+
+
+@pytest.mark.parametrize("per_class", [1, 10])
+def test_misclassified_gallery_is_as_wide_as_its_title(tmp_path: Path, eva4_images, per_class):
+    """The title is drawn whole, with white space either side, and every row is labelled."""
+    files = [p for c in EVA4_NAMES for p in eva4_images[c][:10]]
+    mistakes = [{"index": 10 * t + i, "target": t, "pred": (t + 1) % 4, "confidence": 0.8}
+                for t in range(4) for i in range(per_class)]
+    png = plots.plot_misclassified(plots.misclassified_grid(mistakes, 4),
+                                   plots.short_names(EVA4_NAMES),
+                                   lambda i: files[i].read_bytes(), tmp_path / "m.png")
+    with Image.open(png) as img:
+        width, height = img.size
+    title = "Misclassified (most confident mistakes first)"
+    assert width >= plots.text_width_px(title, plots.TITLE_FONTSIZE)
+    assert width == max(plots.ROW_LABEL_PX + per_class * plots.CELL_PX,
+                        plots.gallery_size_px(4, per_class, title, row_labels=True)[0])
+    ink = _ink_columns(png, 0, plots.HEADER_PX)
+    assert ink.size and ink[0] > 2 and ink[-1] < width - 3  # not cut at either edge
+    label_ink = _ink_columns(png, plots.HEADER_PX, height)
+    assert label_ink[0] < (width - per_class * plots.CELL_PX) / 2  # the row-label column
+
+
+def test_non_latin_class_names_draw_without_glyph_warnings(tmp_path: Path, eva4_images,
+                                                            recwarn, caplog) -> None:
+    names = ["鸟", "ドローン", "드론", "🐦 bird"]
+    files = [eva4_images["Flying Birds"][0]]
+    mistakes = [{"index": 0, "target": t, "pred": (t + 1) % 4, "confidence": 0.8}
+                for t in range(4)]
+    plots.plot_misclassified(plots.misclassified_grid(mistakes, 4), names,
+                             lambda i: files[i].read_bytes(), tmp_path / "m.png")
+    plots.plot_confusion(np.eye(4, dtype=int), names, tmp_path / "cm.png")
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]
+    assert not [r for r in caplog.records if "findfont" in r.getMessage()]
+
+
+def test_report_tables_show_formatted_numbers_and_chosen_settings_only() -> None:
+    names = ["bird", "drone"]
+    metrics = classification_report(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]),
+                                     names, ["a", "b"])
+    metrics["skipped"] = []
+    page = render_report(metrics, {}, {
+        "title": "birds", "subtitle": "",
+        "model": {"checkpoint": "r/best.pt", "which": "best", "version": 1, "scaler": None,
+                  "epoch": 3, "dataset_fingerprint": "f" * 64,
+                  "training_metrics": {"test_acc": 0.47916666666666667, "lr": 2.1e-05}},
+        "config": {"recipe": "default", "lr": 0.01, "weight_decay": 0.0001, "threads": 0,
+                   "workers": -1, "quiet": True, "out": "r", "scheduler": "cosine",
+                   "plateau_factor": 0.1, "augment": {"hflip": 0.5}},
+        "data": {"path": "d.zip", "evaluated": 2, "skipped": 0},
+        "summary": {"classes": {"bird": {"found": 3, "kept": 2, "skipped": {"corrupt": 1}}},
+                    "totals": {"found": 3, "kept": 2, "skipped": 1}},
+    })
+    assert "0.47916666666666667" not in page and "47.92%" in page
+    for internal in ("scaler", "threads", "workers", "quiet", "dataset_fingerprint",
+                     "plateau", "<td class=\"l\">version"):
+        assert internal not in page, internal
+    assert "1e-4" in page and "augment hflip" in page
+    assert page.count("left out by prepare") >= 1 and ">skipped<" not in page

@@ -33,7 +33,7 @@ def test_not_a_prepared_zip(capsys, tmp_path):
     plain = tmp_path / "photos.zip"
     with zipfile.ZipFile(plain, "w") as zf:
         zf.writestr("bird/a.jpg", b"x")
-    _fails(capsys, [str(plain), "--out", str(tmp_path / "r"), *TINY], "not a skyclass dataset")
+    _fails(capsys, [str(plain), "--out", str(tmp_path / "r"), *TINY], "skyclass prepare")
     text = tmp_path / "notes.zip"
     text.write_text("hello")
     _fails(capsys, [str(text), "--out", str(tmp_path / "r"), *TINY], "not a zip file")

@@ -54,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SkyclassError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # train's says which epoch is saved and how to resume
+        print(f"\n{exc}" if str(exc) else "\ninterrupted", file=sys.stderr)
         return 130
     except OSError as exc:  # a full disk is no bug: say so, without a traceback
         if exc.errno not in DISK_FULL_ERRNOS:

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from skyclass.cli.helpfmt import HelpFormatter, examples
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -18,7 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "needed). Prints the endpoint and a ready `skyclass predict` line. Needs Node.js "
             "and `make node` (npm ci in deploy/)."
         ),
-        epilog="Tear down with: skyclass deploy --remove [--stage dev] [--region R]",
+        formatter_class=HelpFormatter,
+        epilog=examples(
+            "skyclass deploy bundle/ --bucket my-models            # prints the endpoint",
+            "skyclass deploy bundle/ --bucket my-models --package-only   # no AWS account needed",
+            "skyclass deploy --remove --stage dev                  # tear the stack down",
+        ),
     )
     parser.add_argument("bundle", metavar="BUNDLE_DIR", nargs="?", type=Path,
                         help="bundle folder written by `skyclass export`")
@@ -59,6 +66,10 @@ def run_deploy(args: argparse.Namespace) -> int:
         wheels = download_wheels(service_dir, args.download_wheels)
         print(f"{len(wheels)} wheels in {args.download_wheels}")
         return 0
+    if args.bundle is not None and not args.remove:
+        from skyclass.inputs import BUNDLE, require
+
+        require(args.bundle, (BUNDLE,), "deploy", "a bundle folder from `skyclass export`")
     config = DeployConfig(
         bundle=args.bundle, bucket=args.bucket, prefix=args.prefix, stage=args.stage,
         region=args.region, memory=args.memory, timeout=args.timeout, private=args.private,

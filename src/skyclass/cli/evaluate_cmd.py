@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from skyclass.cli.helpfmt import HelpFormatter, examples
+
 
 def _names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",")]
@@ -31,6 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "serving preprocessing, so the accuracy is what the deployed API would score; "
             "unreadable files are skipped and listed."
         ),
+        formatter_class=HelpFormatter,
+        epilog=examples(
+            "skyclass evaluate runs/r1                       # -> runs/r1/report/report.html",
+            "skyclass evaluate runs/r1 --data new_photos/    # photos it never saw",
+            "skyclass evaluate bundle/ --data new_photos/    # the exported model, no torch",
+        ),
     )
     parser.add_argument("target", metavar="RUN_DIR|BUNDLE_DIR",
                         help="training run directory (or a .pt checkpoint) or exported bundle")
@@ -46,14 +54,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--short-names", type=_names, metavar="A,B,...",
                         help="comma-separated class labels for the plots, in class order "
                              "(default: initials such as FB,LQ,SQ,WD when names are long)")
-    parser.add_argument("--batch-size", type=_positive, default=32, help="images per forward pass")
+    parser.add_argument("--batch-size", type=_positive, default=32,
+                        help="images per forward pass (default 32)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no table")
     parser.set_defaults(handler=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from skyclass.evaluate import EvaluateConfig, evaluate, summary_table
+    from skyclass.inputs import BUNDLE, CHECKPOINT, RUN_DIR, require
 
+    require(args.target, (RUN_DIR, CHECKPOINT, BUNDLE), "evaluate",
+            "a run folder (from `skyclass train`) or a bundle (from `skyclass export`)")
     metrics = evaluate(EvaluateConfig(
         target=args.target, data=args.data, split=args.split, checkpoint=args.checkpoint,
         out=args.out, short_names=args.short_names, batch_size=args.batch_size,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from skyclass.cli.helpfmt import HelpFormatter, examples
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -15,6 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "batch, one file), model.pt (CPU TorchScript) and skyclass.json (classes, "
             "preprocessing, training recipe and metrics, sha256 of each file). The exported "
             "models are checked against PyTorch on real images first; a mismatch aborts."
+        ),
+        formatter_class=HelpFormatter,
+        epilog=examples(
+            "skyclass export runs/r1 --out bundle/",
+            "skyclass export runs/r1 --out bundle/ --checkpoint last --name birds --force",
+            "skyclass export runs/r1 --out bundle/ --parity-images my_photos/Bird",
         ),
     )
     parser.add_argument("run", metavar="RUN_DIR", help="run directory of `skyclass train` "
@@ -40,8 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from skyclass.export import ExportConfig, export_bundle
+    from skyclass.inputs import CHECKPOINT, RUN_DIR, require
     from skyclass.serving.bundle import read_manifest
 
+    require(args.run, (RUN_DIR, CHECKPOINT), "export", "a run folder from `skyclass train`")
     config = ExportConfig(
         run=args.run, out=args.out, checkpoint=args.checkpoint, parity_images=args.parity_images,
         parity_count=args.parity_count, name=args.name, version=args.model_version,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from skyclass.cli.helpfmt import HelpFormatter, examples
 from skyclass.errors import PrepareError
 from skyclass.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 from skyclass.prepare.config import DEDUPE_MODES, OUTPUT_FORMATS, default_workers
@@ -75,17 +76,28 @@ def register(sub: argparse._SubParsersAction) -> None:
             "train/, val/ and test/ images, manifest.csv and report.json. Every file is either "
             "kept or listed as skipped with its reason."
         ),
+        formatter_class=HelpFormatter,
+        epilog=examples(
+            "skyclass prepare my_photos/ --out data.zip",
+            "skyclass prepare my_photos.zip --out data.zip --size 160 --val-fraction 0.2",
+            "skyclass prepare ../shared/datasets/bird_drone --out bird_drone.zip --workers 2",
+        ),
     )
     parser.add_argument("raw", metavar="RAW_DIR", help="folder (or .zip) of class folders")
-    parser.add_argument("--out", required=True, metavar="DATASET.zip", help="output zip")
+    parser.add_argument("--out", required=True, metavar="DATASET.zip",
+                        help="the zip file to write (its name must end in .zip)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     add_prepare_options(parser)
     parser.set_defaults(handler=run_prepare)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    from skyclass.inputs import FOLDER, PHOTO_FOLDER, PHOTO_ZIP, require, require_zip_name
     from skyclass.prepare import prepare, summary_text
 
+    require(args.raw, (PHOTO_FOLDER, PHOTO_ZIP, FOLDER), "prepare",
+            "a folder (or zip) of class folders of photos")
+    require_zip_name(args.out, "prepare", args.raw)
     try:
         config = prepare_config_from_args(args, args.out)
     except ValueError as exc:

@@ -13,6 +13,7 @@ import mimetypes
 import time
 from pathlib import Path
 
+from skyclass.cli.helpfmt import HelpFormatter, examples
 from skyclass.cli.prepare_cmd import add_prepare_options, prepare_config_from_args
 from skyclass.cli.train_cmd import add_train_options, result_line, train_config_from_args
 
@@ -27,11 +28,20 @@ def register(sub: argparse._SubParsersAction) -> None:
             "OUT/bundle/ (model.onnx, model.pt, skyclass.json), then classifies one photo "
             "through the same handler that serves the API. All prepare and train options apply."
         ),
+        formatter_class=HelpFormatter,
+        epilog=examples(
+            "skyclass run my_photos/ --out runs/mine --epochs 5",
+            "skyclass run ../shared/datasets/bird_drone --out demo --epochs 3   # = make demo",
+            "skyclass run my_photos.zip --out runs/z --recipe reference --name flyers",
+        ),
     )
     parser.add_argument("raw", metavar="RAW_DIR", help="folder (or .zip) of class folders")
     parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
     parser.add_argument("--predict-image", metavar="IMAGE", default=None,
                         help="photo for the final prediction (default: the first test photo)")
+    parser.add_argument("--name", default=None,
+                        help="model name in the report, the API answers, the upload page and "
+                             "the default S3 prefix (default: the name of RAW_DIR)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars, fewer lines")
     add_prepare_options(parser)
     add_train_options(parser, common=False)
@@ -49,19 +59,38 @@ def _done(started: float, quiet: bool) -> None:
         print(f"({time.perf_counter() - started:.1f} s)", flush=True)
 
 
-def _prediction_image(args: argparse.Namespace, dataset_zip: Path) -> tuple[str, bytes]:
-    """The user's photo, else the raw source of the first test image, else its zip copy."""
+def model_name(args: argparse.Namespace) -> str:
+    """--name, else the photo folder's name ('bird_drone', not 'run'); a zip without .zip."""
+    if args.name:
+        return args.name
+    raw = Path(args.raw).resolve()
+    return raw.stem if raw.suffix.lower() == ".zip" else raw.name
+
+
+def _prediction_image(args: argparse.Namespace,
+                      dataset_zip: Path) -> tuple[str, bytes, str | None]:
+    """The user's photo, else the raw source of the first test image, else its zip copy;
+    with the true class where it is known (a test image), None for the user's photo."""
     from skyclass.dataset import PreparedDataset
 
     if args.predict_image:
         path = Path(args.predict_image)
-        return path.name, path.read_bytes()
+        return path.name, path.read_bytes(), None
     dataset = PreparedDataset(dataset_zip)
     entry = (dataset.split("test") or dataset.split("train"))[0]
     raw_source = Path(args.raw) / entry.source
     if Path(args.raw).is_dir() and raw_source.is_file():
-        return str(raw_source), raw_source.read_bytes()
-    return entry.path, dataset.read(entry.path)
+        return str(raw_source), raw_source.read_bytes(), entry.label
+    return entry.path, dataset.read(entry.path), entry.label
+
+
+def prediction_line(name: str, answer: dict, true_class: str | None) -> str:
+    """`photo: true bird, predicted bird 97.1% (right)`, or the top-3 for the user's photo."""
+    top = ", ".join(f"{p['label']} {p['probability']:.1%}" for p in answer["predictions"])
+    if true_class is None:
+        return f"{name}: {top}"
+    verdict = "right" if answer["predictions"][0]["label"] == true_class else "MISS"
+    return f"{name}: true class {true_class}; predicted {top} ({verdict})"
 
 
 def predict_through_handler(bundle: Path, name: str, data: bytes) -> dict:
@@ -107,9 +136,12 @@ def check_outputs(args: argparse.Namespace, out: Path) -> bool:
 def run_pipeline(args: argparse.Namespace) -> int:
     from skyclass.evaluate import EvaluateConfig, evaluate, summary_table
     from skyclass.export import ExportConfig, export_bundle
+    from skyclass.inputs import FOLDER, PHOTO_FOLDER, PHOTO_ZIP, require
     from skyclass.prepare import prepare, summary_text
     from skyclass.train import train
 
+    require(args.raw, (PHOTO_FOLDER, PHOTO_ZIP, FOLDER), "run",
+            "a folder (or zip) of class folders of photos")
     out = Path(args.out)
     dataset_zip, run_dir, bundle = out / "dataset.zip", out / "run", out / "bundle"
     total = time.perf_counter()
@@ -131,28 +163,32 @@ def run_pipeline(args: argparse.Namespace) -> int:
     _done(started, args.quiet)
 
     started = _stage("evaluate", args.quiet)
-    metrics = evaluate(EvaluateConfig(target=str(run_dir), quiet=args.quiet))
+    name = model_name(args)
+    metrics = evaluate(EvaluateConfig(target=str(run_dir), quiet=args.quiet, title=name))
+    report_html = Path(metrics["report_dir"]) / "report.html"
     if not args.quiet:
         print(summary_table(metrics))
-        print(f"report: {Path(metrics['report_dir']) / 'report.html'}")
+        print(f"report: {report_html}")
     _done(started, args.quiet)
 
     started = _stage("export", args.quiet)
-    export_bundle(ExportConfig(run=run_dir, out=bundle, force=True, quiet=args.quiet))
+    export_bundle(ExportConfig(run=run_dir, out=bundle, force=True, quiet=args.quiet,
+                               name=name))
     if not args.quiet:
         print(f"bundle: {bundle}")
     _done(started, args.quiet)
 
     started = _stage("predict (local Lambda handler)", args.quiet)
-    name, data = _prediction_image(args, dataset_zip)
-    answer = predict_through_handler(bundle, name, data)
+    photo, data, true_class = _prediction_image(args, dataset_zip)
+    answer = predict_through_handler(bundle, photo, data)
     if answer["status"] != 200:
         print(f"prediction failed: {json.dumps(answer)}")
         return 1
-    print(f"{name}: " + ", ".join(
-        f"{p['label']} {p['probability']:.1%}" for p in answer["predictions"]))
+    print(prediction_line(photo, answer, true_class))
     _done(started, args.quiet)
     if not args.quiet:
         print(f"\ndone in {time.perf_counter() - total:.0f} s; serve it with: "
               f"skyclass serve {bundle}")
+    print(f"test accuracy {metrics['accuracy']:.2%} ({metrics['num_images']} images); "
+          f"report: {report_html}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from skyclass.cli.helpfmt import HelpFormatter, examples
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -14,6 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "becomes an API Gateway v2 event for the Lambda handler. GET / shows an upload page "
             "in a browser (JSON health otherwise, or at /health); POST / classifies an image "
             "(multipart field 'file' or a raw image body), ?top_k=N."
+        ),
+        formatter_class=HelpFormatter,
+        epilog=examples(
+            "skyclass serve bundle/                          # http://127.0.0.1:8000",
+            "skyclass serve bundle/ --port 0                 # any free port",
+            "curl -F file=@photo.jpg http://127.0.0.1:8000/",
         ),
     )
     parser.add_argument("bundle", metavar="BUNDLE_DIR", help="bundle folder or s3://bucket/prefix")
@@ -33,8 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    from skyclass.inputs import BUNDLE, require
     from skyclass.serving.local_server import DEFAULT_MAX_PREDICTIONS, serve
 
+    if not str(args.bundle).startswith("s3://"):
+        require(args.bundle, (BUNDLE,), "serve", "a bundle folder from `skyclass export`")
     serve(args.bundle, host=args.host, port=args.port, quiet=args.quiet, cors=args.cors,
           max_predictions=args.max_predictions or DEFAULT_MAX_PREDICTIONS)
     return 0

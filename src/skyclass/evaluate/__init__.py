@@ -47,6 +47,7 @@ class EvaluateConfig:
     batch_size: int = DEFAULT_BATCH
     quiet: bool = False
     extra: dict = field(default_factory=dict)  # recorded as-is in metrics.json (bench labels)
+    title: str | None = None  # the report's heading; default: the run or bundle folder's name
 
 
 def default_out(model: ModelSource) -> Path:
@@ -117,10 +118,10 @@ def _plots(preds: Predictions, metrics: dict, labels: list[str], model: ModelSou
     return pngs
 
 
-def _context(model: ModelSource, data: EvalData, metrics: dict) -> dict:
+def _context(model: ModelSource, data: EvalData, metrics: dict, title: str | None) -> dict:
     split = f", {data.split} split" if data.split else ""
     return {
-        "title": model.path.name,
+        "title": title or model.path.name,
         "subtitle": f"{model.kind} {model.path} on {data.kind} {data.path}{split}; "
                     f"{data.transform}",
         "notes": data.notes,
@@ -156,7 +157,7 @@ def evaluate(config: EvaluateConfig) -> dict:
     for m in metrics["misclassified"]:
         m.pop("index", None)  # an index into this run's sample order: meaningless outside
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    write_report(out / "report.html", metrics, pngs, _context(model, data, metrics))
+    write_report(out / "report.html", metrics, pngs, _context(model, data, metrics, config.title))
     metrics["report_dir"] = str(out)
     return metrics
 

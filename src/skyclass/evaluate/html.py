@@ -15,6 +15,32 @@ from pathlib import Path
 
 LEFT = ' class="l"'
 MAX_LISTED = 200  # misclassified/skipped rows in the page; metrics.json has all of them
+# What the "Model" table shows, in this order: facts a reader needs, not a checkpoint's
+# internals (format version, GradScaler state, dataset fingerprint...).
+MODEL_ROWS = (
+    ("name", "model name"), ("version", "model version"), ("bundle", "bundle"),
+    ("checkpoint", "checkpoint"), ("which", "checkpoint chosen"), ("epoch", "epoch"),
+    ("architecture", "architecture"), ("width_mult", "width"),
+    ("training_metrics.test_acc", "test accuracy (scored once, after training)"),
+    ("training_metrics.val_acc", "validation accuracy (chose this checkpoint)"),
+    ("training_metrics.best_epoch", "best epoch"),
+    ("training_metrics.train_acc", "train accuracy (augmented images)"),
+    ("training_metrics.epoch_seconds", "seconds per epoch"),
+    ("training_metrics.images_per_s", "training images/s"),
+    ("skyclass_version", "skyclass version"), ("created_at", "exported at"),
+)
+# The training settings a person chooses (recipe, options); runtime internals such as
+# threads, workers, quiet or the output path are left out (all of them: RUN_DIR/config.json).
+SETTING_ROWS = (
+    "recipe", "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "scheduler",
+    "warmup_epochs", "weight_decay", "l1", "l2", "label_smoothing", "unfreeze_from",
+    "backbone_lr_mult", "width_mult", "dropout", "pretrained", "balance", "grad_clip",
+    "plateau_factor", "plateau_patience", "augment.rotate_limit", "augment.hflip",
+    "augment.rgb_shift", "augment.cutout_frac", "augment.cutout_p", "augment.crop_scale_min",
+    "seed",
+)
+# Shown only where the value says something (an LR plateau factor without plateau does not).
+PLATEAU_ONLY = ("plateau_factor", "plateau_patience")
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
@@ -56,6 +82,43 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}"
 
 
+def show(value: object) -> str:
+    """A value as a person reads it: 0.47916666666666667 -> 0.4792, 1e-05, yes/no, none."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        return f"{value:.0e}".replace("e-0", "e-") if abs(value) < 1e-3 else f"{value:.4g}"
+    return str(value)
+
+
+def _model_rows(model: dict) -> list[tuple[str, str]]:
+    flat = dict(_flatten(model))
+    if "checkpoint" in model and "bundle" not in model:
+        flat.pop("version", None)  # a checkpoint's "version" is its file format's
+    rows = []
+    for key, label in MODEL_ROWS:
+        value = flat.get(key)
+        if value is None:
+            continue
+        if key.endswith("_acc"):
+            rows.append((label, f"{value:.2%}"))
+        else:
+            rows.append((label, show(value)))
+    return rows
+
+
+def _setting_rows(config: dict) -> list[tuple[str, str]]:
+    flat = dict(_flatten(config))
+    keys = [k for k in SETTING_ROWS if k in flat]
+    if flat.get("scheduler") != "plateau":
+        keys = [k for k in keys if k not in PLATEAU_ONLY]
+    return [(k.replace("augment.", "augment ").replace("_", " "), show(flat[k])) for k in keys]
+
+
 def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
     for key, value in d.items():
@@ -77,7 +140,7 @@ def _headline(metrics: dict) -> str:
     if len(metrics["class_names"]) > 2:
         items.insert(1, ("top-2 accuracy", f"{metrics['top2_accuracy']:.2%}"))
     if metrics.get("skipped"):
-        items.append(("skipped files", len(metrics["skipped"])))
+        items.append(("unreadable files, not scored", len(metrics["skipped"])))
     return '<div class="headline">' + "".join(
         f"<div>{esc(label)}<b>{esc(value)}</b></div>" for label, value in items
     ) + "</div>"
@@ -110,13 +173,18 @@ def _dataset_summary(summary: dict) -> str:
              ", ".join(f"{r}: {n}" for r, n in (c.get("skipped") or {}).items()))
             for name, c in summary["classes"].items()
         ]
-        parts = [table(("class", *cols, "skipped"), rows, left=1)]
+        parts = [table(("class", *cols, "left out by prepare"), rows, left=1)]
         facts = [(k, summary.get(k)) for k in ("source", "created", "size", "resize")]
-        facts += [(f"total {k}", v) for k, v in (summary.get("totals") or {}).items()]
+        facts += [(PREPARE_TOTALS.get(k, f"total {k}"), v)
+                  for k, v in (summary.get("totals") or {}).items()]
         parts.append(table(("", "value"), [f for f in facts if f[1] is not None], left=2))
         return "".join(parts)
     counts = summary.get("files_per_class", {})
     return table(("class", "files"), counts.items())
+
+
+PREPARE_TOTALS = {"skipped": "photos left out by prepare (unreadable, duplicates, too small, "
+                            "label conflicts: reasons in the dataset's report.json)"}
 
 
 def _legend(metrics: dict) -> str:
@@ -143,6 +211,13 @@ def _listing(rows: list[dict], keys: Sequence[str], what: str) -> str:
     return f"<details><summary>{len(rows)} {esc(what)}</summary>{body}{note}</details>"
 
 
+def _data_rows(data: dict) -> list[tuple[str, str]]:
+    """The evaluated data. Unreadable files are counted in the headline and listed under
+    "Skipped files"; the only "left out" count here is prepare's, with its meaning."""
+    labels = {"evaluated": "images scored"}
+    return [(labels.get(k, k), show(v)) for k, v in data.items() if k != "skipped"]
+
+
 def render_report(metrics: dict, pngs: dict[str, Path], context: dict) -> str:
     """The whole page. `context`: model, data, config, dataset summary, notes."""
     mistakes = [
@@ -161,12 +236,15 @@ def render_report(metrics: dict, pngs: dict[str, Path], context: dict) -> str:
         _listing(mistakes, ("path", "true", "predicted", "confidence"), "misclassified files"),
         "<h2>Correctly classified images</h2>", _image("correct", pngs, "correct images"),
         "<h2>Skipped files</h2>",
+        '<p class="note">Files of the evaluated data that could not be read, so they are '
+        'not in the numbers above.</p>',
         _listing(metrics.get("skipped", []), ("path", "reason", "detail"), "skipped files"),
-        "<h2>Model</h2>", table(("", "value"), _flatten(context.get("model", {})), left=2),
-        "<h2>Training config</h2>",
-        table(("", "value"), _flatten(context.get("config", {})), left=2)
-        if context.get("config") else '<p class="note">No training config recorded.</p>',
-        "<h2>Data</h2>", table(("", "value"), _flatten(context.get("data", {})), left=2),
+        "<h2>Model</h2>", table(("", "value"), _model_rows(context.get("model", {})), left=2),
+        "<h2>Training settings</h2>",
+        table(("", "value"), _setting_rows(context.get("config", {})), left=2)
+        + '<p class="note">All values, runtime ones too, are in the run\'s config.json.</p>'
+        if context.get("config") else '<p class="note">No training settings recorded.</p>',
+        "<h2>Data</h2>", table(("", "value"), _data_rows(context.get("data", {})), left=2),
         _dataset_summary(context.get("summary", {})),
     ]
     return (

@@ -2,22 +2,32 @@
 
 matplotlib with the Agg backend (no display needed). Gallery images are decoded from the
 image bytes and shown as the person saw them, never by inverting the normalisation of the
-model input. Galleries use a fixed cell size, so a grid of R x C images is always
-C * CELL_PX wide and R * CELL_PX + HEADER_PX high: easy to lay out in HTML and to check.
+model input. Galleries use a fixed cell size: a grid of R x C images is R * CELL_PX +
+HEADER_PX high and C * CELL_PX wide (plus the row-label column of the misclassified
+gallery), or as wide as its title when that is wider, so the title is never cut.
+
+Class names may be in any script: text is drawn with a chain of fonts (`font_families`),
+DejaVu Sans first, then CJK and symbol fonts where installed, then matplotlib's own "Last
+Resort" font, so a glyph no font has shows as a placeholder box and no warning is printed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import re
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.font_manager as font_manager
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
@@ -27,10 +37,18 @@ from skyclass.images import ImageError, decode_image
 DPI = 100
 CELL_PX = 180  # one gallery image with its title
 HEADER_PX = 40  # the gallery's headline
+ROW_LABEL_PX = 120  # the misclassified gallery's left column: the row's true class
+TITLE_FONTSIZE = 12
+TITLE_MARGIN_PX = 12  # free space left and right of a gallery's title
 MISCLASSIFIED_PER_CLASS = 10
 CORRECT_COUNT = 25
 CORRECT_COLS = 5
 SHORT_NAME_LIMIT = 8  # names longer than this get initials in plots
+# Tried in order for every character. Debian packages: fonts-dejavu-core, fonts-wqy-microhei
+# (Chinese, Japanese kana, Korean), fonts-noto-cjk, fonts-symbola (monochrome emoji); the
+# Last Resort font ships with matplotlib >= 3.10 and draws a box for anything else.
+FONT_FALLBACK = ("DejaVu Sans", "WenQuanYi Micro Hei", "Noto Sans CJK JP", "Droid Sans Fallback",
+                 "Symbola", "Last Resort High-Efficiency")
 
 # Accepted spellings of the history.jsonl fields (first match wins).
 HISTORY_KEYS = {
@@ -42,6 +60,41 @@ HISTORY_KEYS = {
     "val_loss": ("val_loss", "test_loss"),
     "lr": ("lr", "learning_rate", "head_lr"),
 }
+
+
+# ---------------------------------------------------------------------------- fonts
+
+
+@functools.lru_cache(maxsize=1)
+def font_families() -> list[str]:
+    """The FONT_FALLBACK families this machine has, registering ones installed after
+    matplotlib built its font cache (a font package installed later would be missed)."""
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    if not all(name in known for name in FONT_FALLBACK):
+        for path in font_manager.findSystemFonts():
+            with contextlib.suppress(Exception):  # an unreadable font file: not ours to fix
+                family = font_manager.get_font(path).family_name
+                if family in FONT_FALLBACK and family not in known:
+                    font_manager.fontManager.addfont(path)
+                    known.add(family)
+    return [name for name in FONT_FALLBACK if name in known] or ["sans-serif"]
+
+
+@contextlib.contextmanager
+def any_script() -> Iterator[None]:
+    """Draw with the fallback font chain; a glyph no font has is a box, not a warning."""
+    with plt.rc_context({"font.family": font_families()}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph .* missing from font")
+        yield
+
+
+def text_width_px(text: str, fontsize: float) -> float:
+    """How wide `text` is drawn at `fontsize` points (DPI pixels per inch)."""
+    fig = Figure(dpi=DPI)
+    FigureCanvasAgg(fig)
+    with any_script():
+        label = fig.text(0, 0, text, fontsize=fontsize)
+        return label.get_window_extent(fig.canvas.get_renderer()).width
 
 
 # ---------------------------------------------------------------------------- names
@@ -98,20 +151,31 @@ def thumbnail(raw: bytes, size: int) -> np.ndarray:
     return np.asarray(img)
 
 
-def grid_size_px(rows: int, cols: int) -> tuple[int, int]:
-    """(width, height) in pixels of a gallery PNG of rows x cols cells."""
-    return cols * CELL_PX, rows * CELL_PX + HEADER_PX
+def gallery_size_px(rows: int, cols: int, title: str,
+                    row_labels: bool = False) -> tuple[int, int]:
+    """(width, height) in pixels of a gallery PNG: the grid, or the title if that is wider."""
+    grid = (ROW_LABEL_PX if row_labels else 0) + cols * CELL_PX
+    title_px = math.ceil(text_width_px(title, TITLE_FONTSIZE)) + 2 * TITLE_MARGIN_PX
+    return max(grid, title_px), rows * CELL_PX + HEADER_PX
 
 
-def _gallery_figure(rows: int, cols: int, title: str) -> tuple[Figure, np.ndarray]:
-    width, height = grid_size_px(rows, cols)
+def _gallery_figure(rows: int, cols: int, title: str,
+                    row_labels: Sequence[str] | None = None) -> tuple[Figure, np.ndarray]:
+    """A figure of rows x cols image cells under `title`, the grid centred; with
+    `row_labels`, a left column naming each row."""
+    width, height = gallery_size_px(rows, cols, title, row_labels is not None)
+    label_px = ROW_LABEL_PX if row_labels is not None else 0
+    x0 = (width - label_px - cols * CELL_PX) / 2 + label_px  # where the image cells start
     fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-    fig.suptitle(title, fontsize=12, y=1 - (HEADER_PX * 0.25) / height, va="top")
+    fig.suptitle(title, fontsize=TITLE_FONTSIZE, y=1 - (HEADER_PX * 0.25) / height, va="top")
     axes = np.empty((rows, cols), dtype=object)
     title_px, pad_px = 26, 6
+    for r, label in enumerate(row_labels or []):
+        fig.text((x0 - pad_px) / width, ((rows - 1 - r) * CELL_PX + CELL_PX / 2) / height,
+                 f"true class\n{label}", ha="right", va="center", fontsize=10)
     for r in range(rows):
         for c in range(cols):
-            left = (c * CELL_PX + pad_px) / width
+            left = (x0 + c * CELL_PX + pad_px) / width
             bottom = ((rows - 1 - r) * CELL_PX + pad_px) / height
             ax = fig.add_axes((left, bottom, (CELL_PX - 2 * pad_px) / width,
                                (CELL_PX - title_px - pad_px) / height))
@@ -165,18 +229,25 @@ def lr_drops(history: list[dict],
 
 def plot_curves(history: list[dict], path: Path,
                 scheduler: str | None = None) -> Path | None:
-    """Accuracy (train + validation), train and validation loss by epoch; LR drops dashed."""
+    """Accuracy (train + validation), train loss, validation loss and the learning rate
+    against epoch; LR drops dashed."""
     if not history:
         return None
+    with any_script():
+        return _plot_curves(history, path, scheduler)
+
+
+def _plot_curves(history: list[dict], path: Path, scheduler: str | None) -> Path:
     epochs = _series(history, "epoch") or list(range(1, len(history) + 1))
     panels = [
         ("Accuracy", [("train", _series(history, "train_acc")),
                       ("validation", _series(history, "val_acc"))]),
         ("Train loss", [("train", _series(history, "train_loss"))]),
         ("Validation loss", [("validation", _series(history, "val_loss"))]),
+        ("Learning rate (end of epoch)", [("head LR", _series(history, "lr"))]),
     ]
     drops = lr_drops(history, scheduler)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=DPI)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), dpi=DPI)
     for n, (ax, (title, lines)) in enumerate(zip(axes, panels, strict=True)):
         for label, values in lines:
             if values is not None:
@@ -191,6 +262,8 @@ def plot_curves(history: list[dict], path: Path,
                             va="bottom", ha="right")
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        if title.startswith("Learning rate"):
+            _lr_axis(ax, _series(history, "lr"))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
@@ -199,11 +272,26 @@ def plot_curves(history: list[dict], path: Path,
     return _save(fig, path)
 
 
+def _lr_axis(ax: plt.Axes, lrs: list[float] | None) -> None:
+    """A log scale when the LR spans more than 10x (plateau drops, cosine's tail)."""
+    positive = [v for v in lrs or [] if v > 0]
+    if positive and max(positive) > 10 * min(positive):
+        ax.set_yscale("log")
+    if not lrs:
+        ax.text(0.5, 0.5, "no learning rate recorded", ha="center", va="center",
+                transform=ax.transAxes, color="grey")
+
+
 # ---------------------------------------------------------------------------- confusion
 
 
 def plot_confusion(cm: np.ndarray, labels: Sequence[str], path: Path) -> Path:
     """Counts and row-normalised (recall per true class) side by side."""
+    with any_script():
+        return _plot_confusion(cm, labels, path)
+
+
+def _plot_confusion(cm: np.ndarray, labels: Sequence[str], path: Path) -> Path:
     cm = np.asarray(cm)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=np.float64), where=rows > 0)
@@ -248,9 +336,18 @@ def misclassified_grid(
 def plot_misclassified(
     rows: list[list[dict]], labels: Sequence[str], read: Callable[[int], bytes], path: Path
 ) -> Path:
-    """One row per true class; each image titled `true → predicted (p=0.87)`."""
+    """One row per true class, labelled on the left; each image titled
+    `true → predicted (p=0.87)`."""
+    with any_script():
+        return _plot_misclassified(rows, labels, read, path)
+
+
+def _plot_misclassified(
+    rows: list[list[dict]], labels: Sequence[str], read: Callable[[int], bytes], path: Path
+) -> Path:
     cols = max(1, max(len(r) for r in rows))
-    fig, axes = _gallery_figure(len(rows), cols, "Misclassified (most confident mistakes first)")
+    fig, axes = _gallery_figure(len(rows), cols, "Misclassified (most confident mistakes first)",
+                                row_labels=labels)
     for r, row in enumerate(rows):
         if not row:
             axes[r, 0].text(0.5, 0.5, f"no mistakes\nfor {labels[r]}", ha="center",
@@ -285,6 +382,14 @@ def pick_correct(
 def plot_correct(
     picked: list[int], targets: np.ndarray, confidence: np.ndarray, labels: Sequence[str],
     read: Callable[[int], bytes], path: Path, cols: int = CORRECT_COLS,
+) -> Path:
+    with any_script():
+        return _plot_correct(picked, targets, confidence, labels, read, path, cols)
+
+
+def _plot_correct(
+    picked: list[int], targets: np.ndarray, confidence: np.ndarray, labels: Sequence[str],
+    read: Callable[[int], bytes], path: Path, cols: int,
 ) -> Path:
     rows = max(1, math.ceil(len(picked) / cols))
     fig, axes = _gallery_figure(rows, cols, f"Correctly classified ({len(picked)} shown)")

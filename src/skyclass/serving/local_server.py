@@ -16,6 +16,7 @@ call it.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import re
@@ -209,7 +210,10 @@ def make_server(bundle: str, host: str = "127.0.0.1", port: int = 8000,
     try:
         server = ThreadingHTTPServer((host, port), handler)
     except OSError as exc:
-        raise SkyclassError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        hint = (f"; another program is using port {port}: choose another with --port N, or "
+                "--port 0 for any free one" if exc.errno == errno.EADDRINUSE else "")
+        raise SkyclassError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from exc
     server.daemon_threads = True
     return server
 

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ from skyclass.train.state import (
     capture_rng,
     dataset_fingerprint,
     ensure_writable,
+    recorded_dataset,
     restore_rng,
     save_scripted,
     save_traced_cpu,
@@ -73,6 +75,10 @@ RUNTIME_FIELDS = ("data", "out", "device", "amp", "workers", "threads", "quiet",
 
 class TrainError(SkyclassError):
     """Training cannot go on (diverged, or a resume that does not match)."""
+
+
+class TrainInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; its message says which epoch is saved and how to resume."""
 
 
 # --------------------------------------------------------------------------- model pieces
@@ -221,6 +227,7 @@ class Run:
     history: list[dict] = field(default_factory=list)
     val_loader: DataLoader | None = None  # None: an old two-way zip, validate on test
     warnings: list[str] = field(default_factory=list)
+    bar: object = None  # the epoch's progress bar, closed on Ctrl-C before the message
 
     @property
     def validation_split(self) -> str:
@@ -489,7 +496,7 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
     c = run.config
     loss_sum = correct = seen = 0.0
     last_lr = run.lr()
-    bar = _bar(run, len(run.train_loader), f"epoch {epoch}/{c.epochs}")
+    bar = run.bar = _bar(run, len(run.train_loader), f"epoch {epoch}/{c.epochs}")
     start = time.perf_counter()
     for x, y in run.train_loader:
         x, y = to_device(run, x, y)
@@ -715,7 +722,17 @@ def train(config: TrainConfig) -> dict:
         return _train(config)
 
 
+def interrupted_message(run_dir: Path, saved_epoch: int, epochs: int) -> str:
+    """Which epoch is saved and the exact command that continues from it."""
+    resume = f"skyclass train --out {shlex.quote(str(run_dir))} --resume"
+    saved = (f"epoch {saved_epoch}/{epochs} is saved in {run_dir / 'last.pt'}" if saved_epoch
+             else "no epoch had finished, so no weights are saved yet")
+    return f"training interrupted: {saved}; continue with: {resume}"
+
+
 def _train(config: TrainConfig) -> dict:
+    if config.resume and not config.data:  # config.json records the dataset
+        config = config.replace(data=recorded_dataset(Path(config.out)))
     config.validate()
     ctx_probe = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(config.device, ctx_probe)
@@ -731,7 +748,14 @@ def _train(config: TrainConfig) -> dict:
                          run.dataset.spec.to_dict())
         start, images = time.perf_counter(), 0
         for epoch in range(run.start_epoch + 1, run.config.epochs + 1):
-            images += run_epoch(run, epoch)["train_images"]
+            try:
+                images += run_epoch(run, epoch)["train_images"]
+            except KeyboardInterrupt as exc:
+                if run.bar is not None:
+                    run.bar.close()
+                saved = run.history[-1]["epoch"] if run.history else run.start_epoch
+                raise TrainInterrupted(
+                    interrupted_message(run.run_dir, saved, run.config.epochs)) from exc
         return finish(run, time.perf_counter() - start, images)
     finally:
         cleanup_distributed(ctx)

@@ -52,6 +52,29 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, lambda fh: fh.write(text))
 
 
+def recorded_dataset(run_dir: Path) -> str:
+    """The dataset zip RUN_DIR/config.json records, for `--resume` without DATASET.zip.
+
+    A relative path is tried from the working directory, the run dir and its parent (the run
+    may have been started from elsewhere).
+    """
+    path = Path(run_dir) / CONFIG_NAME
+    try:
+        recorded = json.loads(path.read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if not isinstance(recorded, str) or not recorded:
+        raise RunDirError(
+            f"--resume without DATASET.zip: {path} does not record the dataset (is {run_dir} "
+            f"a training run?); give it: `skyclass train DATASET.zip --out {run_dir} --resume`")
+    for candidate in (Path(recorded), Path(run_dir) / recorded, Path(run_dir).parent / recorded):
+        if candidate.is_file():
+            return str(candidate)
+    raise RunDirError(
+        f"{run_dir} was trained on {recorded}, which does not exist here; give its new place: "
+        f"`skyclass train DATASET.zip --out {run_dir} --resume`")
+
+
 def write_config(run_dir: Path, config: dict, class_names: list[str], fingerprint: str,
                  spec: dict) -> None:
     write_json(run_dir / CONFIG_NAME, {
