@@ -23,6 +23,8 @@ MISSING = "missing"
 FOLDER = "folder"
 OTHER = "other"
 
+# Kinds that are folders: a command taking one of them explains a plain folder best itself.
+FOLDER_KINDS = frozenset({PHOTO_FOLDER, RUN_DIR, BUNDLE, FOLDER})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff",
                             ".heic", ".heif", ".avif", ".jfif", ".ppm", ".pgm"})
 # Files whose presence makes a folder a run of `skyclass train` or a bundle of `export`.
@@ -146,6 +148,8 @@ def require(path: str | Path, accepted: tuple[str, ...], command: str, wanted: s
     """
     kind = kind_of(path)
     if kind in accepted or kind == OTHER:  # a file of no known kind: the reader says why
+        return kind
+    if kind == FOLDER and set(accepted) & FOLDER_KINDS:  # e.g. "run X has no best.pt yet"
         return kind
     text = str(path)
     if kind == MISSING:

@@ -16,7 +16,7 @@ from skyclass.cli import main
 from skyclass.dataset import PreparedDataset
 from skyclass.errors import EvaluateError
 from skyclass.evaluate import REPORT_FILES, EvaluateConfig, evaluate
-from skyclass.evaluate.plots import grid_size_px
+from skyclass.evaluate.plots import gallery_size_px
 
 EVA4_NAMES = ["Flying Birds", "Large QuadCopters", "Small QuadCopters", "Winged Drones"]
 
@@ -67,9 +67,12 @@ def test_pngs_decode_with_expected_grids(report) -> None:
     metrics, out = report
     cm = np.array(metrics["confusion_matrix"])
     most_wrong = max(int(cm[i].sum() - cm[i, i]) for i in range(4))
-    assert _png_size(out / "misclassified.png") == grid_size_px(4, max(1, min(10, most_wrong)))
+    assert _png_size(out / "misclassified.png") == gallery_size_px(
+        4, max(1, min(10, most_wrong)), "Misclassified (most confident mistakes first)",
+        row_labels=True)
     correct = min(25, int(np.trace(cm)))
-    assert _png_size(out / "correct.png") == grid_size_px(max(1, math.ceil(correct / 5)), 5)
+    assert _png_size(out / "correct.png") == gallery_size_px(
+        max(1, math.ceil(correct / 5)), 5, f"Correctly classified ({correct} shown)")
     assert _png_size(out / "curves.png")[0] > 600
     assert _png_size(out / "confusion_matrix.png")[0] > 400
 
@@ -80,7 +83,7 @@ def test_html_is_self_contained(report) -> None:
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, flags=re.I)
     assert "http://" not in page and "https://" not in page
     assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 4
-    assert "width_mult" in page  # run config
+    assert "width mult" in page  # run config
     assert "near_duplicate_images" in page  # prepare's dataset summary
 
 
