@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from skyclass.cli import main
 from skyclass.prepare import PrepareConfig, prepare
 
 from .fixtures import assert_accounted, assert_split_sound, read_dataset
@@ -73,3 +74,42 @@ def test_frames_of_one_video_stay_in_one_split_with_group_by(hard_raw, tmp_path)
     assert groups["sizes"]["min"] == groups["sizes"]["max"] == 6 and groups["ungrouped"] == 0
     assert report["warnings"] == []
     assert {r["group"] for r in rows} == set(HARD_VIDEOS)
+
+
+def test_groups_csv_keeps_each_group_on_one_side_and_reports_gaps(hard_raw, tmp_path, capsys):
+    rows_in = sorted(p.relative_to(hard_raw).as_posix() for p in hard_raw.glob("*/*.jpg"))
+    left_out = rows_in[0]
+    csv_file = tmp_path / "groups.csv"
+    lines = ["path,group", *(f"{p},{VIDEO.match(Path(p).name).group(1)}" for p in rows_in[1:]),
+             "bird/not_there.jpg,V_BIRD_999"]
+    csv_file.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "d.zip"
+    assert main(["prepare", str(hard_raw), "--out", str(out), "--groups", str(csv_file),
+                 "--workers", "2", "--seed", "2"]) == 0
+    printed = capsys.readouterr().out
+    report, rows, zf = read_dataset(out)
+    assert_split_sound(report, rows, zf)
+    splits_of_video = defaultdict(set)
+    for r in rows:
+        if r["source"] != left_out:
+            splits_of_video[VIDEO.match(Path(r["source"]).name).group(1)].add(r["split"])
+    assert all(len(s) == 1 for s in splits_of_video.values())
+    assert report["groups"]["ungrouped"] == 1 and report["groups"]["unknown_paths"] == 1
+    assert f"does not list 1 image(s) (e.g. {left_out})" in printed
+    assert "1 path(s) match no kept image (e.g. bird/not_there.jpg)" in printed
+    assert f"groups (groups-file): {len(HARD_VIDEOS)} groups" in printed
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--group-by", "V_(unclosed"], "not a valid regular expression"),
+    (["--group-by", "^V_"], "needs a capture group"),
+    (["--groups", "missing.csv"], "cannot read --groups"),
+    (["--group-by", "^(V)", "--groups", "x.csv"], "either --group-by or --groups"),
+])
+def test_bad_grouping_is_a_clear_error_before_any_work(hard_raw, tmp_path, capsys, option,
+                                                       message):
+    out = tmp_path / "d.zip"
+    assert main(["prepare", str(hard_raw), "--out", str(out), *option]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not out.exists()
