@@ -188,14 +188,15 @@ def fuzz_section(seconds: float, engine: str, bundle: Path | None = None,
         for job in range(jobs):
             share = ["--executions", str(-(-executions // jobs))] if (
                 executions and engine == "random") else []
-            stats_path = Path(tmp) / f"fuzz-{job}.json"
-            procs.append((stats_path, subprocess.Popen(
-                [PY, "bench/fuzz_handler.py", "--seconds", str(seconds), "--engine", engine,
-                 "--seed", str(job + 1), "--stats-out", str(stats_path), *extra, *share],
-                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
-        logs = [proc.communicate()[0] for _, proc in procs]
-        returncode = max(proc.returncode for _, proc in procs)
-        parts = [json.loads(p.read_text()) for p, _ in procs if p.exists()]
+            stats_path, log_path = Path(tmp) / f"fuzz-{job}.json", Path(tmp) / f"fuzz-{job}.log"
+            with open(log_path, "w") as log_file:  # a file: a full pipe would block the job
+                procs.append((stats_path, log_path, subprocess.Popen(
+                    [PY, "bench/fuzz_handler.py", "--seconds", str(seconds), "--engine", engine,
+                     "--seed", str(job + 1), "--stats-out", str(stats_path), *extra, *share],
+                    cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, text=True)))
+        returncode = max(proc.wait() for _, _, proc in procs)
+        logs = [log_path.read_text(errors="replace") for _, log_path, _ in procs]
+        parts = [json.loads(p.read_text()) for p, _, _ in procs if p.exists()]
         stats = _merge_stats(parts) if parts else {}
     log = "".join(logs)
     done = re.findall(r"#(\d+)\s+(?:DONE|pulse|NEW|REDUCE)\s+cov: (\d+) ft: (\d+) corp: (\d+)/",
