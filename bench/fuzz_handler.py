@@ -179,12 +179,12 @@ def check_one(data: bytes) -> list[str]:
         event = json.loads(data)
     except (ValueError, RecursionError):  # not JSON (or nested too deep for json itself)
         event = None
+    if APP is not None:  # the whole handler covers the three paths below, and more
+        return _through_app(data, event)
     if event is not None:
         outcomes.append(_guard("event", _as_event, event))
     outcomes.append(_guard("form", _as_form, data))
     outcomes.append(_guard("raw", _decode, data))
-    if APP is not None:
-        outcomes += _through_app(data, event)
     return outcomes
 
 

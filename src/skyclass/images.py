@@ -138,6 +138,9 @@ def decode_image(
     _check(img, limits, rotated=predicted is not None)
     _load(img)
     method = _orientation(img)  # a PNG's eXIf chunk may follow its pixels
+    if not hasattr(source, "read"):  # the file decode_limits.open_source opened: done with it
+        with contextlib.suppress(Exception):
+            img.fp.close()
     if method is not None and predicted is None:
         _check(img, limits, rotated=True)
     rgb = to_rgb(img)

@@ -24,9 +24,10 @@ import pytest
 import hostile_payloads as hp
 from skyclass.cli import main as cli_main
 from skyclass.fileio import sha256_file
+from skyclass.serving import lambda_handler
 from skyclass.serving.bundle import BundleError, read_manifest
 from skyclass.serving.classifier import Classifier
-from skyclass.serving.lambda_handler import App, _response
+from skyclass.serving.lambda_handler import DEADLINE_MARGIN_S, App, _response, decode_limits
 
 from .aws_events import v1_event, v2_event
 from .conftest import body_json
@@ -213,3 +214,47 @@ def test_serve_and_deploy_refuse_to_start_with_the_reason(bundle_dir, tmp_path, 
     assert "preprocess.size" in capsys.readouterr().err
     assert cli_main(["deploy", str(bundle), "--bucket", "b", "--package-only"]) != 0
     assert "preprocess.size" in capsys.readouterr().err
+
+
+# --- the request deadline ----------------------------------------------------------------------
+
+
+class _Context:
+    aws_request_id = "deadline-test"
+
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_the_decode_deadline_stays_inside_lambdas_remaining_time(monkeypatch):
+    monkeypatch.delenv("REQUEST_DEADLINE_S", raising=False)
+    now = time.monotonic()
+    limits = decode_limits(_Context(remaining_ms=28_000))
+    assert now + 9 < limits.deadline <= time.monotonic() + 10  # the 10 s default
+    limits = decode_limits(_Context(remaining_ms=5_000))
+    assert limits.deadline <= time.monotonic() + 5.0 - DEADLINE_MARGIN_S
+
+
+def test_a_decode_past_the_deadline_is_a_503_with_retry_after(app, photo_bytes, monkeypatch):
+    """A request that arrives with (almost) no Lambda time left is stopped at the first read."""
+    monkeypatch.setattr(lambda_handler, "DEADLINE_MARGIN_S", 60.0)  # leaves the 0.1 s floor
+    monkeypatch.setattr(time, "monotonic", _clock_that_jumps(0.5))
+    response = app(v2_event(method="POST", headers={"content-type": "image/jpeg"},
+                            body=photo_bytes), _Context(remaining_ms=1_000))
+    assert response["statusCode"] == 503
+    assert body_json(response)["error"] == "decode_timeout"
+    assert response["headers"]["retry-after"] == "1"
+
+
+def _clock_that_jumps(step: float):
+    """time.monotonic that advances `step` seconds per call: the decode 'takes' seconds."""
+    real, calls = time.monotonic, [0]
+
+    def clock() -> float:
+        calls[0] += 1
+        return real() + step * calls[0]
+
+    return clock

@@ -6,7 +6,6 @@ set its prediction slots and CORS origin.
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 import threading
@@ -15,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from PIL import Image
 
+import hostile_payloads as hp
 from skyclass.serving.local_server import connection_closed, make_server
 
 
@@ -78,9 +77,7 @@ def test_no_cors_header_unless_an_origin_is_given(start_server):
 def test_a_full_server_answers_503_quickly(start_server):
     """One prediction slot, six uploads at once: the extra ones get 503 in about BUSY_WAIT_S."""
     url, _ = start_server(max_predictions=1)
-    buf = io.BytesIO()  # a large (10 Mpx) but honest PNG: each prediction takes a while
-    Image.effect_noise((3200, 3200), 80).convert("RGB").save(buf, "PNG", compress_level=1)
-    data = buf.getvalue()
+    data = hp.rgb_png(6000)  # 36 Mpx of RGB, within the budget: each prediction takes a while
 
     def post(_):
         start = time.monotonic()
