@@ -41,6 +41,7 @@ def test_augmented_pairs_grouped_and_look_alikes_not_conflicts(bird_drone_dir, t
     report = prepare(PrepareConfig(raw=raw, out=out, size=32, workers=2, quiet=True))
     _, rows, zf = read_dataset(out)
     assert report["label_conflicts"] == []
+    assert report["warnings"] == []  # hash-like names are not mistaken for bursts
     assert report["near_duplicates"]["unconfirmed_matches"] > 0
     assert_accounted(raw, report, rows)
     assert_split_sound(report, rows, zf)

@@ -193,11 +193,11 @@ def burst_warning(kept: list[Processed]) -> dict | None:
     return {
         "images_in_bursts": in_bursts,
         "prefixes": len(bursts),
-        "examples": [{"class": display_text(label), "prefix": display_text(prefix.lstrip("./")),
+        "examples": [{"class": display_text(label), "prefix": display_text(prefix),
                       "files": len(files)} for (label, prefix), files in examples],
         "message": (
             f"{in_bursts} of {len(kept)} images share a name prefix with a running number "
-            f"({len(bursts)} prefixes, e.g. {display_text(examples[0][0][1].lstrip('./'))}*): "
+            f"({len(bursts)} prefixes, e.g. {display_text(examples[0][0][1])}*): "
             "frames of one video or burst are near-copies; keep each on one side of the "
             f"split with --group-by '{SUGGESTED_GROUP_BY}' (or a pattern of your own, or "
             "--groups FILE.csv)"
