@@ -50,6 +50,7 @@ def prepare_config_from_args(args: argparse.Namespace, out: str):
         near_threshold=args.near_threshold, min_side=args.min_side, workers=args.workers,
         format=args.format, quality=args.quality, max_pixels=args.max_pixels,
         max_file_bytes=args.max_file_mb * 1024 * 1024, quiet=args.quiet,
+        decisions=getattr(args, "decisions", None),
     )
 
 
@@ -66,12 +67,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("raw", metavar="RAW_DIR", help="folder (or .zip) of class folders")
     parser.add_argument("--out", required=True, metavar="DATASET.zip", help="output zip")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    parser.add_argument("--decisions", metavar="DECISIONS.csv",
+                        help="apply the relabel/exclude decisions of `skyclass review` (matched "
+                             "by source path and sha256; RAW is never changed; report.json "
+                             "lists every applied and every refused decision)")
     add_prepare_options(parser)
     parser.set_defaults(handler=run_prepare)
 
 
 def run_prepare(args: argparse.Namespace) -> int:
     from skyclass.prepare import prepare, summary_text
+    from skyclass.prepare.decisions import decisions_summary
 
     try:
         config = prepare_config_from_args(args, args.out)
@@ -80,5 +86,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     report = prepare(config)
     if not args.quiet:
         print(summary_text(report))
+        if "decisions" in report:
+            print(decisions_summary(report["decisions"]))
         print(f"wrote {args.out} ({report['totals']['kept']} images, {report['seconds']:.1f} s)")
     return 0

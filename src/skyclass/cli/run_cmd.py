@@ -78,6 +78,14 @@ def predict_through_handler(bundle: Path, name: str, data: bytes) -> dict:
     return {"status": response["statusCode"], **json.loads(response["body"])}
 
 
+def review_hint(raw: str, dataset_zip: Path, out: Path) -> str:
+    """The label-cleaning loop, with this run's paths."""
+    review_dir = out / "review"
+    return (f"clean the labels: skyclass review {dataset_zip} --out {review_dir} --serve, then "
+            f"skyclass prepare {raw} --decisions {review_dir / 'decisions.csv'} --out "
+            f"{out / 'dataset-reviewed.zip'} and train on it")
+
+
 def run_pipeline(args: argparse.Namespace) -> int:
     from skyclass.evaluate import EvaluateConfig, evaluate, summary_table
     from skyclass.export import ExportConfig, export_bundle
@@ -126,4 +134,5 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"\ndone in {time.perf_counter() - total:.0f} s; serve it with: "
               f"skyclass serve {bundle}")
+        print(review_hint(args.raw, dataset_zip, out))
     return 0

@@ -19,6 +19,7 @@ from skyclass.dataset import DATASET_FORMAT, DATASET_FORMAT_VERSION
 from skyclass.errors import PrepareError
 from skyclass.images import PREPROCESS_VERSION
 from skyclass.prepare.config import PrepareConfig
+from skyclass.prepare.decisions import Decision, apply_decisions, read_decisions
 from skyclass.prepare.dedupe import DedupeResult, dedupe
 from skyclass.prepare.process import Processed, process_source
 from skyclass.prepare.scan import ScanResult, Skipped, scan
@@ -101,12 +102,13 @@ def prepare(config: PrepareConfig) -> dict:
     """Run the whole stage; return the report (also stored as report.json in the zip)."""
     started = time.perf_counter()
     _check_output(config)
+    decisions = read_decisions(config.decisions) if config.decisions else None
     scanned = scan(config.raw)
     parent = _spool_parent(config)
     remove_stale_temp(config.out)
     try:
         with tempfile.TemporaryDirectory(prefix=spool_prefix(), dir=parent) as spool:
-            return _build(config, scanned, spool, started)
+            return _build(config, scanned, spool, started, decisions)
     except OSError as exc:
         # Per-file read errors never get here (they are skips); this is the output side:
         # a full disk, a file-size limit, a read-only folder. Nothing was left behind.
@@ -115,12 +117,19 @@ def prepare(config: PrepareConfig) -> dict:
         ) from exc
 
 
-def _build(config: PrepareConfig, scanned: ScanResult, spool: str, started: float) -> dict:
-    """process -> dedupe -> split -> check -> write, with encoded images waiting in `spool`."""
+def _build(config: PrepareConfig, scanned: ScanResult, spool: str, started: float,
+           decisions: list[Decision] | None = None) -> dict:
+    """process -> [review decisions] -> dedupe -> split -> check -> write, with encoded
+    images waiting in `spool`."""
     results = _process_all(scanned, config, spool)
     processed = [r for r in results if isinstance(r, Processed)]
     walk_skips = [s for s in scanned.skipped if s.label is not None]
     skipped = walk_skips + [r for r in results if isinstance(r, Skipped)]
+    outcome = None
+    if decisions is not None:
+        processed, excluded, outcome = apply_decisions(
+            processed, skipped, scanned.classes, decisions, display_text(str(config.decisions)))
+        skipped += excluded
     deduped = dedupe(processed, config.dedupe, config.near_threshold)
     skipped += deduped.skipped
     assignment = split_groups(deduped.kept, deduped.group_of, config.val_fraction, config.seed)
@@ -128,6 +137,8 @@ def _build(config: PrepareConfig, scanned: ScanResult, spool: str, started: floa
     counts = _class_counts(scanned, skipped, rows, deduped)
     _check_usable(counts)
     report = _report(config, scanned, skipped, rows, counts, deduped, started)
+    if outcome is not None:
+        report["decisions"] = outcome.to_dict()
     spool_of = {row["path"]: it.spool_file for row, it in zip(rows, deduped.kept, strict=True)}
     write_zip(config.out, rows, spool_of, report)
     return report

@@ -40,10 +40,13 @@ class PrepareConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_file_bytes: int = 100 * 1024 * 1024
     quiet: bool = False
+    # `skyclass review`'s decisions.csv: relabel/exclude photos (by source path and sha256).
+    decisions: Path | None = None
 
     def __post_init__(self) -> None:
         self.raw = Path(self.raw)
         self.out = Path(self.out)
+        self.decisions = None if self.decisions is None else Path(self.decisions)
         checks = [
             (self.size >= 16, f"--size must be at least 16, got {self.size}"),
             (self.resize in RESIZE_MODES, f"--resize must be one of {RESIZE_MODES}"),
@@ -63,4 +66,5 @@ class PrepareConfig:
         data = asdict(self)
         data["raw"] = str(self.raw)
         data["out"] = str(self.out)
+        data["decisions"] = None if self.decisions is None else str(self.decisions)
         return data

@@ -1,0 +1,72 @@
+"""`skyclass review` on real photos with labels flipped on purpose."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+from skyclass.review import GALLERY_NAME, ISSUES_NAME, SUMMARY_NAME, ReviewConfig, review
+from skyclass.review.issues import ISSUE_COLUMNS
+
+
+def _issues(review_dir):
+    with open(review_dir / ISSUES_NAME, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_flipped_labels_rank_at_the_top_with_the_right_suggestion(review_dir, flipped_raw):
+    _, flips = flipped_raw
+    wrong = [r for r in _issues(review_dir) if "wrong_label" in r["kind"]]
+    ranked = [r["source"] for r in wrong]
+    # Every flipped file is flagged, within the first 2x as many wrong-label suspects.
+    top = ranked[: 2 * len(flips)]
+    missed = [s for s in flips if s not in top]
+    assert not missed, f"flipped files not near the top: {missed}; top: {top}"
+    for r in wrong:
+        if r["source"] in flips:
+            assert r["suggested"] == flips[r["source"]]
+            assert float(r["p_given"]) < 0.5
+
+
+def test_review_files(review_dir, flipped_zip):
+    rows = _issues(review_dir)
+    assert list(rows[0]) == ISSUE_COLUMNS
+    assert {"path", "source", "given", "suggested", "score", "kind"} <= set(ISSUE_COLUMNS)
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True), "worst first"
+    summary = json.loads((review_dir / SUMMARY_NAME).read_text())
+    assert summary["backbone"] == "imagenet" and summary["folds"] == 5
+    assert [c["class"] for c in summary["classes"]] == ["bird", "drone"]
+    assert all(0.0 <= c["estimated_noise_rate"] <= 1.0 for c in summary["classes"])
+    assert summary["out_of_sample_accuracy"] > 0.8
+    assert set(summary["typical"]) == {"bird", "drone"}
+    page = (review_dir / GALLERY_NAME).read_text()
+    # Self-contained: every image is a data URI, nothing is fetched from anywhere.
+    assert page.count('src="data:image/jpeg;base64,') == sum(1 for r in rows if r["path"])
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+
+
+def test_a_second_review_of_the_same_dataset_is_reused(review_copy, flipped_zip):
+    before = (review_copy / ISSUES_NAME).read_bytes()
+    summary = review(ReviewConfig(dataset=flipped_zip, out=review_copy, quiet=True))
+    assert summary.get("reused") is True
+    assert (review_copy / ISSUES_NAME).read_bytes() == before
+
+
+def test_groups_stay_in_one_fold(flipped_zip):
+    """The manifest's near-copy groups: all copies of a photo get the same fold's head."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from skyclass.dataset import PreparedDataset
+    from skyclass.review import group_ids, manifest_rows
+
+    rows = manifest_rows(PreparedDataset(flipped_zip))
+    groups = group_ids(rows)
+    assert len(set(groups)) < len(groups), "the fixture should hold near-copy groups"
+    labels = np.asarray([r["class"] for r in rows])
+    for _, test_idx in StratifiedGroupKFold(5, shuffle=True, random_state=0).split(
+            rows, labels, groups):
+        held = set(groups[test_idx])
+        assert not held & set(np.delete(groups, test_idx))
