@@ -194,7 +194,7 @@ def contact_sheet(review_dir: Path, dataset_zip: Path, out: Path, n: int = 30) -
             for k, r in enumerate(rows)]
 
 
-def run_dataset(name: str, args, work: Path, result: dict, save) -> None:
+def run_dataset(name: str, rate: float, args, work: Path, result: dict, save) -> None:
     raw = DATASETS / name
     d = work / name
     d.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ def run_dataset(name: str, args, work: Path, result: dict, save) -> None:
     train_rows = [r for r in rows if r["split"] == "train"]
     out = result.setdefault(name, {"holdout_images": len(ds.split("test")),
                                    "train_pool_images": len(train_rows), "rates": {}})
-    retrain = name in args.retrain
+    retrain = name in args.retrain and f"{rate:.2f}" in args.retrain_rates
     if retrain and "clean_holdout_acc" not in out:
         truth = {r["source"]: r["class"] for r in train_rows}
         link_tree(raw, train_rows, d / "raw_clean", truth)
@@ -212,69 +212,79 @@ def run_dataset(name: str, args, work: Path, result: dict, save) -> None:
         out["clean_train"] = train_run(clean_train, d / "run_clean", args.epochs)
         out["clean_holdout_acc"] = round(holdout_accuracy(d / "run_clean", clean_zip), 4)
         save()
-    for rate in args.rates:
-        key = f"{rate:.2f}"
-        if key in out["rates"] and out["rates"][key].get("done"):
-            continue
-        r_out = out["rates"].setdefault(key, {})
-        flips = choose_flips(train_rows, ds.classes, rate, args.seed)
-        label_of = {r["source"]: flips.get(r["source"], r["class"]) for r in train_rows}
-        raw_flip = d / f"raw_flip{key}"
-        link_tree(raw, train_rows, raw_flip, label_of)
-        flipped_sources = {new_source(s, lab) for s, lab in flips.items()}
-        flipped_zip = prepare_zip(raw_flip, d / f"flip{key}.zip", 0.2)
-        in_zip = {e.source for e in PreparedDataset(flipped_zip).entries}
-        truth = flipped_sources & in_zip
-        rev_dir = d / f"review{key}"
+    key = f"{rate:.2f}"
+    if key in out["rates"] and out["rates"][key].get("done"):
+        return
+    r_out = out["rates"].setdefault(key, {})
+    flips = choose_flips(train_rows, ds.classes, rate, args.seed)
+    label_of = {r["source"]: flips.get(r["source"], r["class"]) for r in train_rows}
+    raw_flip = d / f"raw_flip{key}"
+    link_tree(raw, train_rows, raw_flip, label_of)
+    flipped_sources = {new_source(s, lab) for s, lab in flips.items()}
+    flipped_zip = prepare_zip(raw_flip, d / f"flip{key}.zip", 0.2)
+    in_zip = {e.source for e in PreparedDataset(flipped_zip).entries}
+    truth = flipped_sources & in_zip
+    rev_dir = d / f"review{key}"
+    t0 = time.perf_counter()
+    summary = review(ReviewConfig(dataset=flipped_zip, out=rev_dir, quiet=True,
+                                  cache=work / f"{name}_embeddings.npz"))
+    r_out["review_seconds"] = round(time.perf_counter() - t0, 1)
+    issues = read_issues(rev_dir)
+    wrong = [r for r in issues if "wrong_label" in r["kind"]]
+    flagged = [r["source"] for r in wrong]
+    true_class = {new_source(r["source"], flips[r["source"]]): r["class"]
+                  for r in train_rows if r["source"] in flips}
+    correct_suggestion = sum(1 for r in wrong if r["source"] in truth
+                             and r["suggested"] == true_class[r["source"]])
+    r_out.update({
+        "images": len(in_zip), "flipped_images": len(truth),
+        "flipped_lost_to_prepare": len(flipped_sources - in_zip),
+        "review": {**precision_recall(flagged, truth),
+                   "suggestion_is_true_class": correct_suggestion,
+                   "outliers_flagged": summary["issues"]["outlier"],
+                   "out_of_sample_accuracy": summary["out_of_sample_accuracy"],
+                   "estimated_noise_per_class": {c["class"]: c["estimated_noise_rate"]
+                                                 for c in summary["classes"]}},
+    })
+    save()
+    run_flip = d / f"run_flip{key}"
+    r_out["flipped_train"] = train_run(flipped_zip, run_flip, args.epochs)
+    ranking, splits = top_loss_ranking(run_flip, flipped_zip)
+    r_out["top_losses"] = {
+        "at_review_budget": precision_recall(ranking[: len(flagged)], truth),
+        "at_true_flip_count": precision_recall(ranking[: len(truth)], truth),
+        "train_split_share_of_ranked": round(splits.count("train") / len(splits), 3),
+    }
+    save()
+    if key in args.finetuned_rates and retrain:
+        # The other backbone: the flipped run's own fine-tuned one (it trained on the
+        # flipped labels of its train split, so those images are not fully out of sample).
+        ft_dir = d / f"review{key}_finetuned"
         t0 = time.perf_counter()
-        summary = review(ReviewConfig(dataset=flipped_zip, out=rev_dir, quiet=True,
-                                      cache=work / f"{name}_embeddings.npz"))
-        r_out["review_seconds"] = round(time.perf_counter() - t0, 1)
-        issues = read_issues(rev_dir)
-        wrong = [r for r in issues if "wrong_label" in r["kind"]]
-        flagged = [r["source"] for r in wrong]
-        true_class = {new_source(r["source"], flips[r["source"]]): r["class"]
-                      for r in train_rows if r["source"] in flips}
-        correct_suggestion = sum(1 for r in wrong if r["source"] in truth
-                                 and r["suggested"] == true_class[r["source"]])
-        r_out.update({
-            "images": len(in_zip), "flipped_images": len(truth),
-            "flipped_lost_to_prepare": len(flipped_sources - in_zip),
-            "review": {**precision_recall(flagged, truth),
-                       "suggestion_is_true_class": correct_suggestion,
-                       "outliers_flagged": summary["issues"]["outlier"],
-                       "out_of_sample_accuracy": summary["out_of_sample_accuracy"],
-                       "estimated_noise_per_class": {c["class"]: c["estimated_noise_rate"]
-                                                     for c in summary["classes"]}},
-        })
+        review(ReviewConfig(dataset=flipped_zip, out=ft_dir, run=run_flip, quiet=True))
+        ft_wrong = [r["source"] for r in read_issues(ft_dir) if "wrong_label" in r["kind"]]
+        r_out["review_finetuned_backbone"] = {
+            **precision_recall(ft_wrong, truth),
+            "seconds": round(time.perf_counter() - t0, 1)}
         save()
-        run_flip = d / f"run_flip{key}"
-        r_out["flipped_train"] = train_run(flipped_zip, run_flip, args.epochs)
-        ranking, splits = top_loss_ranking(run_flip, flipped_zip)
-        r_out["top_losses"] = {
-            "at_review_budget": precision_recall(ranking[: len(flagged)], truth),
-            "at_true_flip_count": precision_recall(ranking[: len(truth)], truth),
-            "train_split_share_of_ranked": round(splits.count("train") / len(splits), 3),
-        }
-        save()
-        if retrain:
-            decisions = d / f"decisions{key}.csv"
-            r_out["accepted_suggestions"] = accept_all(rev_dir, decisions)
-            fixed_zip = prepare_zip(raw_flip, d / f"fixed{key}.zip", 0.2, decisions)
-            with zipfile.ZipFile(fixed_zip) as zf:
-                rep = json.loads(zf.read("report.json"))["decisions"]["counts"]
-            r_out["decisions_applied"] = rep
-            r_out["fixed_train"] = train_run(fixed_zip, d / f"run_fixed{key}", args.epochs)
-            clean = out["clean_holdout_acc"]
-            flip_acc = holdout_accuracy(run_flip, clean_zip)
-            fixed_acc = holdout_accuracy(d / f"run_fixed{key}", clean_zip)
-            cost = clean - flip_acc
-            r_out["holdout_acc"] = {"clean": clean, "flipped": round(flip_acc, 4),
-                                    "fixed": round(fixed_acc, 4)}
-            r_out["recovered_share"] = round((fixed_acc - flip_acc) / cost, 3) if cost > 0 \
-                else None
-        r_out["done"] = True
-        save()
+    if retrain:
+        decisions = d / f"decisions{key}.csv"
+        r_out["accepted_suggestions"] = accept_all(rev_dir, decisions)
+        fixed_zip = prepare_zip(raw_flip, d / f"fixed{key}.zip", 0.2, decisions)
+        with zipfile.ZipFile(fixed_zip) as zf:
+            rep = json.loads(zf.read("report.json"))["decisions"]["counts"]
+        r_out["decisions_applied"] = rep
+        r_out["fixed_train"] = train_run(fixed_zip, d / f"run_fixed{key}", args.epochs)
+        clean = out["clean_holdout_acc"]
+        flip_acc = holdout_accuracy(run_flip, clean_zip)
+        fixed_acc = holdout_accuracy(d / f"run_fixed{key}", clean_zip)
+        cost = clean - flip_acc
+        r_out["holdout_acc"] = {"clean": clean, "flipped": round(flip_acc, 4),
+                                "fixed": round(fixed_acc, 4)}
+        r_out["recovered_share"] = round((fixed_acc - flip_acc) / cost, 3) if cost > 0 \
+            else None
+    r_out["done"] = True
+    save()
 
 
 def untouched_review(args, work: Path, result: dict, save) -> None:
@@ -286,6 +296,9 @@ def untouched_review(args, work: Path, result: dict, save) -> None:
     t0 = time.perf_counter()
     summary = review(ReviewConfig(dataset=clean_zip, out=rev, quiet=True))
     wall = time.perf_counter() - t0
+    shared_cache = work / "bird_drone_embeddings.npz"  # the flipped copies hold these images
+    if not shared_cache.exists():
+        shutil.copy(rev / "embeddings.npz", shared_cache)
     sheet = RESULTS / "review_top30_bird_drone.jpg"
     top = contact_sheet(rev, clean_zip, sheet)
     result["untouched_bird_drone"] = {
@@ -305,6 +318,10 @@ def main() -> None:
     parser.add_argument("--rates", nargs="+", type=float, default=[0.10, 0.05])
     parser.add_argument("--retrain", nargs="*", default=["bird_drone"],
                         help="data sets on which to retrain clean/flipped/fixed models")
+    parser.add_argument("--retrain-rates", nargs="*", default=["0.10"],
+                        help="flip rates at which to retrain (as written: 0.10)")
+    parser.add_argument("--finetuned-rates", nargs="*", default=["0.10"],
+                        help="rates at which to also review with the flipped run's backbone")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/skyclass-bench/review"))
@@ -326,8 +343,9 @@ def main() -> None:
 
     if not args.skip_untouched:
         untouched_review(args, args.work, result, save)
-    for name in args.datasets:
-        run_dataset(name, args, args.work, result, save)
+    for rate in args.rates:  # the 10% runs of both data sets first: they carry the goals
+        for name in args.datasets:
+            run_dataset(name, rate, args, args.work, result, save)
     save()
     print(json.dumps({k: v for k, v in result.items() if k not in ("method",)}, indent=1)[:6000])
 

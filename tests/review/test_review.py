@@ -70,3 +70,17 @@ def test_groups_stay_in_one_fold(flipped_zip):
             rows, labels, groups):
         held = set(groups[test_idx])
         assert not held & set(np.delete(groups, test_idx))
+
+
+def test_review_with_a_runs_fine_tuned_backbone(tmp_path, tiny_run, eva4_zip):
+    """--run: embeddings from the run's own backbone (here MobileNetV2 x0.25 on 4 classes)."""
+    from skyclass.cli import main
+
+    out = tmp_path / "review"
+    assert main(["review", str(eva4_zip), "--run", str(tiny_run), "--out", str(out),
+                 "--folds", "3", "--quiet"]) == 0
+    summary = json.loads((out / SUMMARY_NAME).read_text())
+    assert summary["backbone"] == f"run:{tiny_run}"
+    assert summary["folds"] == 3 and summary["images"] > 100
+    assert len(summary["classes"]) == 4
+    assert (out / ISSUES_NAME).is_file() and (out / GALLERY_NAME).is_file()
