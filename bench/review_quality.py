@@ -94,10 +94,13 @@ def new_source(source: str, label: str) -> str:
     return f"{label}/{Path(source).name}"
 
 
+SIZE = 224  # --size: smaller only for a quick smoke run of this script
+
+
 def prepare_zip(raw: Path, out: Path, val_fraction: float, decisions: Path | None = None):
     if not out.exists():
         prepare(PrepareConfig(raw=raw, out=out, val_fraction=val_fraction, quiet=True,
-                              decisions=decisions))
+                              decisions=decisions, size=SIZE))
     return out
 
 
@@ -194,97 +197,112 @@ def contact_sheet(review_dir: Path, dataset_zip: Path, out: Path, n: int = 30) -
             for k, r in enumerate(rows)]
 
 
-def run_dataset(name: str, rate: float, args, work: Path, result: dict, save) -> None:
-    raw = DATASETS / name
-    d = work / name
-    d.mkdir(parents=True, exist_ok=True)
-    clean_zip = prepare_zip(raw, d / "clean.zip", 0.3)
-    ds = PreparedDataset(clean_zip)
-    rows = manifest(clean_zip)
-    train_rows = [r for r in rows if r["split"] == "train"]
-    out = result.setdefault(name, {"holdout_images": len(ds.split("test")),
-                                   "train_pool_images": len(train_rows), "rates": {}})
-    retrain = name in args.retrain and f"{rate:.2f}" in args.retrain_rates
-    if retrain and "clean_holdout_acc" not in out:
-        truth = {r["source"]: r["class"] for r in train_rows}
-        link_tree(raw, train_rows, d / "raw_clean", truth)
-        clean_train = prepare_zip(d / "raw_clean", d / "train_clean.zip", 0.2)
-        out["clean_train"] = train_run(clean_train, d / "run_clean", args.epochs)
-        out["clean_holdout_acc"] = round(holdout_accuracy(d / "run_clean", clean_zip), 4)
-        save()
-    key = f"{rate:.2f}"
-    if key in out["rates"] and out["rates"][key].get("done"):
-        return
-    r_out = out["rates"].setdefault(key, {})
-    flips = choose_flips(train_rows, ds.classes, rate, args.seed)
-    label_of = {r["source"]: flips.get(r["source"], r["class"]) for r in train_rows}
-    raw_flip = d / f"raw_flip{key}"
-    link_tree(raw, train_rows, raw_flip, label_of)
-    flipped_sources = {new_source(s, lab) for s, lab in flips.items()}
-    flipped_zip = prepare_zip(raw_flip, d / f"flip{key}.zip", 0.2)
-    in_zip = {e.source for e in PreparedDataset(flipped_zip).entries}
-    truth = flipped_sources & in_zip
-    rev_dir = d / f"review{key}"
+class Flipped:
+    """One flipped copy of a data set: its folders, zips and the truth about its flips."""
+
+    def __init__(self, name: str, rate: float, args, work: Path) -> None:
+        self.name, self.rate, self.key = name, rate, f"{rate:.2f}"
+        self.raw = DATASETS / name
+        self.dir = work / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.clean_zip = prepare_zip(self.raw, self.dir / "clean.zip", 0.3)
+        ds = PreparedDataset(self.clean_zip)
+        self.classes = ds.classes
+        self.holdout_images = len(ds.split("test"))
+        self.train_rows = [r for r in manifest(self.clean_zip) if r["split"] == "train"]
+        self.flips = choose_flips(self.train_rows, self.classes, rate, args.seed)
+        label_of = {r["source"]: self.flips.get(r["source"], r["class"])
+                    for r in self.train_rows}
+        self.raw_flip = self.dir / f"raw_flip{self.key}"
+        if not (self.dir / f"flip{self.key}.zip").exists():
+            link_tree(self.raw, self.train_rows, self.raw_flip, label_of)
+        self.flipped_zip = prepare_zip(self.raw_flip, self.dir / f"flip{self.key}.zip", 0.2)
+        flipped_sources = {new_source(s, lab) for s, lab in self.flips.items()}
+        self.in_zip = {e.source for e in PreparedDataset(self.flipped_zip).entries}
+        self.truth = flipped_sources & self.in_zip
+        self.lost = len(flipped_sources - self.in_zip)
+        self.true_class = {new_source(r["source"], self.flips[r["source"]]): r["class"]
+                           for r in self.train_rows if r["source"] in self.flips}
+        self.review_dir = self.dir / f"review{self.key}"
+        self.run_flip = self.dir / f"run_flip{self.key}"
+
+
+def slot(result: dict, f: Flipped) -> dict:
+    out = result.setdefault(f.name, {"holdout_images": f.holdout_images,
+                                     "train_pool_images": len(f.train_rows), "rates": {}})
+    return out["rates"].setdefault(f.key, {})
+
+
+def review_step(f: Flipped, work: Path, result: dict) -> list[str]:
+    """review of the flipped copy; precision/recall of its wrong_label suspects."""
+    r_out = slot(result, f)
     t0 = time.perf_counter()
-    summary = review(ReviewConfig(dataset=flipped_zip, out=rev_dir, quiet=True,
-                                  cache=work / f"{name}_embeddings.npz"))
-    r_out["review_seconds"] = round(time.perf_counter() - t0, 1)
-    issues = read_issues(rev_dir)
-    wrong = [r for r in issues if "wrong_label" in r["kind"]]
+    summary = review(ReviewConfig(dataset=f.flipped_zip, out=f.review_dir, quiet=True,
+                                  cache=work / f"{f.name}_embeddings.npz"))
+    wrong = [r for r in read_issues(f.review_dir) if "wrong_label" in r["kind"]]
     flagged = [r["source"] for r in wrong]
-    true_class = {new_source(r["source"], flips[r["source"]]): r["class"]
-                  for r in train_rows if r["source"] in flips}
-    correct_suggestion = sum(1 for r in wrong if r["source"] in truth
-                             and r["suggested"] == true_class[r["source"]])
     r_out.update({
-        "images": len(in_zip), "flipped_images": len(truth),
-        "flipped_lost_to_prepare": len(flipped_sources - in_zip),
-        "review": {**precision_recall(flagged, truth),
-                   "suggestion_is_true_class": correct_suggestion,
+        "images": len(f.in_zip), "flipped_images": len(f.truth),
+        "flipped_lost_to_prepare": f.lost,
+        "review_seconds": round(time.perf_counter() - t0, 1),
+        "review": {**precision_recall(flagged, f.truth),
+                   "suggestion_is_true_class": sum(
+                       1 for r in wrong if r["source"] in f.truth
+                       and r["suggested"] == f.true_class[r["source"]]),
                    "outliers_flagged": summary["issues"]["outlier"],
                    "out_of_sample_accuracy": summary["out_of_sample_accuracy"],
+                   "embeddings_from_cache": summary.get("embeddings_from_cache"),
                    "estimated_noise_per_class": {c["class"]: c["estimated_noise_rate"]
                                                  for c in summary["classes"]}},
     })
-    save()
-    run_flip = d / f"run_flip{key}"
-    r_out["flipped_train"] = train_run(flipped_zip, run_flip, args.epochs)
-    ranking, splits = top_loss_ranking(run_flip, flipped_zip)
+    return flagged
+
+
+def baseline_step(f: Flipped, args, result: dict, flagged: list[str]) -> None:
+    """fastai-style top losses of a model trained on the flipped copy."""
+    r_out = slot(result, f)
+    r_out["flipped_train"] = train_run(f.flipped_zip, f.run_flip, args.epochs)
+    ranking, splits = top_loss_ranking(f.run_flip, f.flipped_zip)
     r_out["top_losses"] = {
-        "at_review_budget": precision_recall(ranking[: len(flagged)], truth),
-        "at_true_flip_count": precision_recall(ranking[: len(truth)], truth),
-        "train_split_share_of_ranked": round(splits.count("train") / len(splits), 3),
+        "at_review_budget": precision_recall(ranking[: len(flagged)], f.truth),
+        "at_true_flip_count": precision_recall(ranking[: len(f.truth)], f.truth),
+        "train_split_share": round(splits.count("train") / len(splits), 3),
     }
-    save()
-    if key in args.finetuned_rates and retrain:
-        # The other backbone: the flipped run's own fine-tuned one (it trained on the
-        # flipped labels of its train split, so those images are not fully out of sample).
-        ft_dir = d / f"review{key}_finetuned"
-        t0 = time.perf_counter()
-        review(ReviewConfig(dataset=flipped_zip, out=ft_dir, run=run_flip, quiet=True))
-        ft_wrong = [r["source"] for r in read_issues(ft_dir) if "wrong_label" in r["kind"]]
-        r_out["review_finetuned_backbone"] = {
-            **precision_recall(ft_wrong, truth),
-            "seconds": round(time.perf_counter() - t0, 1)}
-        save()
-    if retrain:
-        decisions = d / f"decisions{key}.csv"
-        r_out["accepted_suggestions"] = accept_all(rev_dir, decisions)
-        fixed_zip = prepare_zip(raw_flip, d / f"fixed{key}.zip", 0.2, decisions)
-        with zipfile.ZipFile(fixed_zip) as zf:
-            rep = json.loads(zf.read("report.json"))["decisions"]["counts"]
-        r_out["decisions_applied"] = rep
-        r_out["fixed_train"] = train_run(fixed_zip, d / f"run_fixed{key}", args.epochs)
-        clean = out["clean_holdout_acc"]
-        flip_acc = holdout_accuracy(run_flip, clean_zip)
-        fixed_acc = holdout_accuracy(d / f"run_fixed{key}", clean_zip)
-        cost = clean - flip_acc
-        r_out["holdout_acc"] = {"clean": clean, "flipped": round(flip_acc, 4),
-                                "fixed": round(fixed_acc, 4)}
-        r_out["recovered_share"] = round((fixed_acc - flip_acc) / cost, 3) if cost > 0 \
-            else None
-    r_out["done"] = True
-    save()
+
+
+def recovery_step(f: Flipped, args, result: dict) -> None:
+    """clean / flipped / fixed (all suggestions accepted) models on the clean hold-out."""
+    out, r_out = result[f.name], slot(result, f)
+    if "clean_holdout_acc" not in out:
+        truth = {r["source"]: r["class"] for r in f.train_rows}
+        link_tree(f.raw, f.train_rows, f.dir / "raw_clean", truth)
+        clean_train = prepare_zip(f.dir / "raw_clean", f.dir / "train_clean.zip", 0.2)
+        out["clean_train"] = train_run(clean_train, f.dir / "run_clean", args.epochs)
+        out["clean_holdout_acc"] = round(holdout_accuracy(f.dir / "run_clean", f.clean_zip), 4)
+    decisions = f.dir / f"decisions{f.key}.csv"
+    r_out["accepted_suggestions"] = accept_all(f.review_dir, decisions)
+    fixed_zip = prepare_zip(f.raw_flip, f.dir / f"fixed{f.key}.zip", 0.2, decisions)
+    with zipfile.ZipFile(fixed_zip) as zf:
+        r_out["decisions_applied"] = json.loads(zf.read("report.json"))["decisions"]["counts"]
+    r_out["fixed_train"] = train_run(fixed_zip, f.dir / f"run_fixed{f.key}", args.epochs)
+    clean = out["clean_holdout_acc"]
+    flip_acc = holdout_accuracy(f.run_flip, f.clean_zip)
+    fixed_acc = holdout_accuracy(f.dir / f"run_fixed{f.key}", f.clean_zip)
+    cost = clean - flip_acc
+    r_out["holdout_acc"] = {"clean": clean, "flipped": round(flip_acc, 4),
+                            "fixed": round(fixed_acc, 4)}
+    r_out["recovered_share"] = round((fixed_acc - flip_acc) / cost, 3) if cost > 0 else None
+
+
+def finetuned_step(f: Flipped, result: dict) -> None:
+    """The other backbone: the flipped run's own fine-tuned one. It trained on the flipped
+    labels of its train split, so those images are not fully out of sample for it."""
+    ft_dir = f.dir / f"review{f.key}_finetuned"
+    t0 = time.perf_counter()
+    review(ReviewConfig(dataset=f.flipped_zip, out=ft_dir, run=f.run_flip, quiet=True))
+    ft_wrong = [r["source"] for r in read_issues(ft_dir) if "wrong_label" in r["kind"]]
+    slot(result, f)["review_finetuned_backbone"] = {
+        **precision_recall(ft_wrong, f.truth), "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def untouched_review(args, work: Path, result: dict, save) -> None:
@@ -322,12 +340,17 @@ def main() -> None:
                         help="flip rates at which to retrain (as written: 0.10)")
     parser.add_argument("--finetuned-rates", nargs="*", default=["0.10"],
                         help="rates at which to also review with the flipped run's backbone")
+    parser.add_argument("--baselines", nargs="*", default=["bird_drone", "ddd_visible"],
+                        help="data sets on which to train the top-losses baseline")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/skyclass-bench/review"))
     parser.add_argument("--out", type=Path, default=RESULTS / "review_quality.json")
     parser.add_argument("--skip-untouched", action="store_true")
+    parser.add_argument("--size", type=int, default=224, help="image side (smoke runs only)")
     args = parser.parse_args()
+    global SIZE
+    SIZE = args.size
     args.work.mkdir(parents=True, exist_ok=True)
     result: dict = {}
     if args.out.exists():  # resume: finished parts are kept
@@ -343,9 +366,26 @@ def main() -> None:
 
     if not args.skip_untouched:
         untouched_review(args, args.work, result, save)
-    for rate in args.rates:  # the 10% runs of both data sets first: they carry the goals
-        for name in args.datasets:
-            run_dataset(name, rate, args, args.work, result, save)
+    # Phases, cheapest first, so an interrupted run still says the most; each saves.
+    copies = {(n, r): Flipped(n, r, args, args.work) for r in args.rates for n in args.datasets}
+    flagged = {}
+    for key, f in copies.items():
+        flagged[key] = review_step(f, args.work, result)
+        save()
+    for key, f in copies.items():
+        if f.name in args.retrain and f.key in args.retrain_rates:
+            baseline_step(f, args, result, flagged[key])
+            save()
+            recovery_step(f, args, result)
+            save()
+    for key, f in copies.items():
+        if f.name in args.baselines and "top_losses" not in slot(result, f):
+            baseline_step(f, args, result, flagged[key])
+            save()
+    for f in copies.values():
+        if f.key in args.finetuned_rates and f.name in args.retrain:
+            finetuned_step(f, result)
+            save()
     save()
     print(json.dumps({k: v for k, v in result.items() if k not in ("method",)}, indent=1)[:6000])
 
