@@ -18,7 +18,7 @@ from skyclass.errors import SkyclassError
 DEFAULT_FOLDS = 5
 # Inverse L2 strength on standardised 1280-d embeddings; chosen on bird_drone's cross-validated
 # log-loss (see bench/review_quality.py), not on the flips it is judged by.
-DEFAULT_C = 0.05
+DEFAULT_C = 0.02
 
 
 def make_head(c: float = DEFAULT_C):
