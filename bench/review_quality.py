@@ -21,7 +21,7 @@ For each data set (bird_drone, ddd_visible):
    retrain 3 epochs; hold-out accuracy of clean / flipped / fixed models (last.pt of each).
    recovered = (fixed - flipped) / (clean - flipped).
 Also: `review` of the whole untouched bird_drone (timed, fresh embeddings) and a contact sheet
-of its 30 top-ranked suspects (bench/results/review_top30_bird_drone.jpg) to look at.
+of its 30 top-ranked suspects (bench/results/review_top30_bird_drone.png) to look at.
 
 Run: nice -n 10 .venv/bin/python bench/review_quality.py   (results: bench/results/)
 """
@@ -192,7 +192,7 @@ def contact_sheet(review_dir: Path, dataset_zip: Path, out: Path, n: int = 30) -
         sheet.paste(img, (x + 4, y + 4))
         draw.text((x + 4, y + cell - 2), f"#{k + 1} {r['given']}->{r['suggested'] or '?'} "
                   f"{r['kind'][:11]}", fill="black")
-    sheet.save(out, quality=85)
+    sheet.save(out, optimize=True)
     return [{"rank": k + 1, "source": r["source"], "given": r["given"],
              "suggested": r["suggested"], "kind": r["kind"], "score": r["score"]}
             for k, r in enumerate(rows)]
@@ -322,7 +322,7 @@ def untouched_review(args, work: Path, result: dict, save) -> None:
     shared_cache = work / "bird_drone_embeddings.npz"  # the flipped copies hold these images
     if not shared_cache.exists():
         shutil.copy(rev / "embeddings.npz", shared_cache)
-    sheet = RESULTS / "review_top30_bird_drone.jpg"
+    sheet = RESULTS / "review_top30_bird_drone.png"
     top = contact_sheet(rev, clean_zip, sheet)
     result["untouched_bird_drone"] = {
         "images": summary["images"], "review_wall_s": round(wall, 1),

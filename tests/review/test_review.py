@@ -19,10 +19,11 @@ def test_flipped_labels_rank_at_the_top_with_the_right_suggestion(review_dir, fl
     _, flips = flipped_raw
     wrong = [r for r in _issues(review_dir) if "wrong_label" in r["kind"]]
     ranked = [r["source"] for r in wrong]
-    # Every flipped file is flagged, within the first 2x as many wrong-label suspects.
-    top = ranked[: 2 * len(flips)]
-    missed = [s for s in flips if s not in top]
-    assert not missed, f"flipped files not near the top: {missed}; top: {top}"
+    hits = [s for s in ranked if s in flips]
+    # 8 flipped files among ~115 (6.5%): random flagging would be right 1 time in 15.
+    assert len(hits) / len(ranked) >= 0.75, f"precision too low: {ranked}"
+    assert len(hits) / len(flips) >= 0.75, f"recall too low: {sorted(set(flips) - set(hits))}"
+    assert all(s in flips for s in ranked[: len(flips) // 2]), f"top is not flips: {ranked}"
     for r in wrong:
         if r["source"] in flips:
             assert r["suggested"] == flips[r["source"]]

@@ -99,9 +99,10 @@ def review(config: ReviewConfig) -> dict:
         class_noise,
         conflict_issues,
         find_issues,
+        label_issue_indices,
         typical_examples,
     )
-    from skyclass.review.scores import out_of_sample_probs
+    from skyclass.review.scores import two_pass_probs
 
     started = time.perf_counter()
     dataset = PreparedDataset(config.dataset)
@@ -121,8 +122,9 @@ def review(config: ReviewConfig) -> dict:
     labels = np.asarray([index[r["class"]] for r in rows_ok])
     groups = group_ids(rows_ok)
     t0 = time.perf_counter()
-    probs, n_folds = out_of_sample_probs(embeddings[usable], labels, groups,
-                                         len(dataset.classes), config.folds, config.seed)
+    probs, n_folds, first_pass = two_pass_probs(
+        embeddings[usable], labels, groups, len(dataset.classes), label_issue_indices,
+        config.folds, config.seed)
     heads_s = time.perf_counter() - t0
     issues, ood, flagged = find_issues(rows_ok, labels, probs, embeddings[usable],
                                        dataset.classes)
@@ -139,6 +141,7 @@ def review(config: ReviewConfig) -> dict:
         "preprocess": spec.to_dict(),
         "folds_wanted": config.folds,
         "folds": n_folds,
+        "first_pass_suspects": first_pass,
         "seed": config.seed,
         "images": len(rows),
         "unreadable": failed,
