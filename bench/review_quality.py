@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import io
 import json
 import os
@@ -40,6 +41,7 @@ import shutil
 import sys
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -98,14 +100,32 @@ def new_source(source: str, label: str) -> str:
 SIZE = 224  # --size: smaller only for a quick smoke run of this script
 
 
+@contextmanager
+def locked(path: Path):
+    """One process at a time builds `path` (parallel invocations with --phases share work)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def prepare_zip(raw: Path, out: Path, val_fraction: float, decisions: Path | None = None):
-    if not out.exists():
-        prepare(PrepareConfig(raw=raw, out=out, val_fraction=val_fraction, quiet=True,
-                              decisions=decisions, size=SIZE))
+    with locked(out):
+        if not out.exists():
+            prepare(PrepareConfig(raw=raw, out=out, val_fraction=val_fraction, quiet=True,
+                                  decisions=decisions, size=SIZE))
     return out
 
 
 def train_run(data: Path, out: Path, epochs: int) -> dict:
+    with locked(out):
+        return _train_run(data, out, epochs)
+
+
+def _train_run(data: Path, out: Path, epochs: int) -> dict:
     from skyclass.train import TrainConfig, train
 
     if (out / "last.pt").exists() and (out / "bench_summary.json").exists():
@@ -271,21 +291,37 @@ def baseline_step(f: Flipped, args, result: dict, flagged: list[str]) -> None:
     }
 
 
+def clean_step(f: Flipped, args) -> Path:
+    """A model trained on the unflipped train pool (the 'no noise' reference)."""
+    truth = {r["source"]: r["class"] for r in f.train_rows}
+    with locked(f.dir / "raw_clean"):
+        if not (f.dir / "raw_clean").exists():
+            link_tree(f.raw, f.train_rows, f.dir / "raw_clean", truth)
+    clean_train = prepare_zip(f.dir / "raw_clean", f.dir / "train_clean.zip", 0.2)
+    train_run(clean_train, f.dir / "run_clean", args.epochs)
+    return clean_train
+
+
+def fixed_step(f: Flipped, args) -> dict:
+    """Accept every suggestion, prepare --decisions, retrain."""
+    decisions = f.dir / f"decisions{f.key}.csv"
+    with locked(decisions):
+        accepted = accept_all(f.review_dir, decisions)
+    fixed_zip = prepare_zip(f.raw_flip, f.dir / f"fixed{f.key}.zip", 0.2, decisions)
+    with zipfile.ZipFile(fixed_zip) as zf:
+        applied = json.loads(zf.read("report.json"))["decisions"]["counts"]
+    summary = train_run(fixed_zip, f.dir / f"run_fixed{f.key}", args.epochs)
+    return {"accepted_suggestions": accepted, "decisions_applied": applied,
+            "fixed_train": summary}
+
+
 def recovery_step(f: Flipped, args, result: dict) -> None:
     """clean / flipped / fixed (all suggestions accepted) models on the clean hold-out."""
     out, r_out = result[f.name], slot(result, f)
-    if "clean_holdout_acc" not in out:
-        truth = {r["source"]: r["class"] for r in f.train_rows}
-        link_tree(f.raw, f.train_rows, f.dir / "raw_clean", truth)
-        clean_train = prepare_zip(f.dir / "raw_clean", f.dir / "train_clean.zip", 0.2)
-        out["clean_train"] = train_run(clean_train, f.dir / "run_clean", args.epochs)
-        out["clean_holdout_acc"] = round(holdout_accuracy(f.dir / "run_clean", f.clean_zip), 4)
-    decisions = f.dir / f"decisions{f.key}.csv"
-    r_out["accepted_suggestions"] = accept_all(f.review_dir, decisions)
-    fixed_zip = prepare_zip(f.raw_flip, f.dir / f"fixed{f.key}.zip", 0.2, decisions)
-    with zipfile.ZipFile(fixed_zip) as zf:
-        r_out["decisions_applied"] = json.loads(zf.read("report.json"))["decisions"]["counts"]
-    r_out["fixed_train"] = train_run(fixed_zip, f.dir / f"run_fixed{f.key}", args.epochs)
+    clean_step(f, args)
+    out["clean_train"] = train_run(f.dir / "train_clean.zip", f.dir / "run_clean", args.epochs)
+    out["clean_holdout_acc"] = round(holdout_accuracy(f.dir / "run_clean", f.clean_zip), 4)
+    r_out.update(fixed_step(f, args))
     clean = out["clean_holdout_acc"]
     flip_acc = holdout_accuracy(f.run_flip, f.clean_zip)
     fixed_acc = holdout_accuracy(f.dir / f"run_fixed{f.key}", f.clean_zip)
@@ -354,12 +390,20 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/skyclass-bench/review"))
     parser.add_argument("--out", type=Path, default=RESULTS / "review_quality.json")
     parser.add_argument("--skip-untouched", action="store_true")
-    parser.add_argument("--only-untouched", action="store_true")
+    parser.add_argument("--only-untouched", action="store_true",
+                        help="only the untouched bird_drone review (timed); results in "
+                             "bench/results/review_untouched_bird_drone.json unless --out")
     parser.add_argument("--untouched-cache", type=Path,
                         help="embeddings cache for the untouched review (then it is not timed "
                              "from scratch: embeddings_from_cache says so)")
+    parser.add_argument("--phases", nargs="+",
+                        default=["reviews", "retrain", "baselines", "finetuned"],
+                        help="also: clean, fixed (train those models only, for a parallel "
+                             "helper process with its own --out)")
     parser.add_argument("--size", type=int, default=224, help="image side (smoke runs only)")
     args = parser.parse_args()
+    if args.only_untouched and args.out == RESULTS / "review_quality.json":
+        args.out = RESULTS / "review_untouched_bird_drone.json"
     global SIZE
     SIZE = args.size
     args.work.mkdir(parents=True, exist_ok=True)
@@ -380,25 +424,38 @@ def main() -> None:
     if args.only_untouched:
         return
     # Phases, cheapest first, so an interrupted run still says the most; each saves.
+    # Helper invocations (--phases clean / fixed, another --out) train the retraining
+    # models in parallel; file locks make every process reuse what another built.
     copies = {(n, r): Flipped(n, r, args, args.work) for r in args.rates for n in args.datasets}
+    retrained = [f for f in copies.values()
+                 if f.name in args.retrain and f.key in args.retrain_rates]
+    if "clean" in args.phases:
+        for f in retrained:
+            clean_step(f, args)
+    if "fixed" in args.phases:
+        for f in retrained:
+            fixed_step(f, args)
     flagged = {}
-    for key, f in copies.items():
-        flagged[key] = review_step(f, args.work, result)
-        save()
-    for key, f in copies.items():
-        if f.name in args.retrain and f.key in args.retrain_rates:
-            baseline_step(f, args, result, flagged[key])
+    if "reviews" in args.phases:
+        for key, f in copies.items():
+            flagged[key] = review_step(f, args.work, result)
+            save()
+    if "retrain" in args.phases:
+        for f in retrained:
+            baseline_step(f, args, result, flagged[(f.name, f.rate)])
             save()
             recovery_step(f, args, result)
             save()
-    for key, f in copies.items():
-        if f.name in args.baselines and "top_losses" not in slot(result, f):
-            baseline_step(f, args, result, flagged[key])
-            save()
-    for f in copies.values():
-        if f.key in args.finetuned_rates and f.name in args.retrain:
-            finetuned_step(f, result)
-            save()
+    if "baselines" in args.phases:
+        for key, f in copies.items():
+            if f.name in args.baselines and "top_losses" not in slot(result, f):
+                baseline_step(f, args, result, flagged[key])
+                save()
+    if "finetuned" in args.phases:
+        for f in copies.values():
+            if f.key in args.finetuned_rates and f.name in args.retrain:
+                finetuned_step(f, result)
+                save()
     save()
     print(json.dumps({k: v for k, v in result.items() if k not in ("method",)}, indent=1)[:6000])
 
