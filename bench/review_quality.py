@@ -265,7 +265,10 @@ def review_step(f: Flipped, work: Path, result: dict) -> list[str]:
     r_out.update({
         "images": len(f.in_zip), "flipped_images": len(f.truth),
         "flipped_lost_to_prepare": f.lost,
-        "review_seconds": round(time.perf_counter() - t0, 1),
+        "review_call_seconds": round(time.perf_counter() - t0, 1),
+        # When it was computed (a reused review of the same zip answers in a second).
+        "review_seconds_when_computed": summary["seconds"],
+        "review_reused": bool(summary.get("reused")),
         "review": {**precision_recall(flagged, f.truth),
                    "suggestion_is_true_class": sum(
                        1 for r in wrong if r["source"] in f.truth
