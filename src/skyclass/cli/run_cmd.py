@@ -133,6 +133,14 @@ def check_outputs(args: argparse.Namespace, out: Path) -> bool:
     return bool(args.resume) and dataset_zip.is_file()
 
 
+def review_hint(raw: str, dataset_zip: Path, out: Path) -> str:
+    """The label-cleaning loop, with this run's paths."""
+    review_dir = out / "review"
+    return (f"clean the labels: skyclass review {dataset_zip} --out {review_dir} --serve, then "
+            f"skyclass prepare {raw} --decisions {review_dir / 'decisions.csv'} --out "
+            f"{out / 'dataset-reviewed.zip'} and train on it")
+
+
 def run_pipeline(args: argparse.Namespace) -> int:
     from skyclass.evaluate import EvaluateConfig, evaluate, summary_table
     from skyclass.export import ExportConfig, export_bundle
@@ -189,6 +197,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"\ndone in {time.perf_counter() - total:.0f} s; serve it with: "
               f"skyclass serve {bundle}")
+        print(review_hint(args.raw, dataset_zip, out))
     print(f"test accuracy {metrics['accuracy']:.2%} ({metrics['num_images']} images); "
           f"report: {report_html}")
     return 0

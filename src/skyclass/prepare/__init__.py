@@ -19,6 +19,7 @@ from skyclass.dataset import DATASET_FORMAT, DATASET_FORMAT_VERSION
 from skyclass.errors import PrepareError
 from skyclass.images import PREPROCESS_VERSION
 from skyclass.prepare.config import PrepareConfig
+from skyclass.prepare.decisions import Decision, apply_decisions, read_decisions
 from skyclass.prepare.dedupe import DedupeResult, dedupe
 from skyclass.prepare.groups import (
     burst_warning,
@@ -111,12 +112,13 @@ def prepare(config: PrepareConfig) -> dict:
     started = time.perf_counter()
     _check_output(config)
     _check_groups(config)
+    decisions = read_decisions(config.decisions) if config.decisions else None
     scanned = scan(config.raw)
     parent = _spool_parent(config)
     remove_stale_temp(config.out)
     try:
         with tempfile.TemporaryDirectory(prefix=spool_prefix(), dir=parent) as spool:
-            return _build(config, scanned, spool, started)
+            return _build(config, scanned, spool, started, decisions)
     except OSError as exc:
         # Per-file read errors never get here (they are skips); this is the output side:
         # a full disk, a file-size limit, a read-only folder. Nothing was left behind.
@@ -125,12 +127,19 @@ def prepare(config: PrepareConfig) -> dict:
         ) from exc
 
 
-def _build(config: PrepareConfig, scanned: ScanResult, spool: str, started: float) -> dict:
-    """process -> dedupe -> split -> check -> write, with encoded images waiting in `spool`."""
+def _build(config: PrepareConfig, scanned: ScanResult, spool: str, started: float,
+           decisions: list[Decision] | None = None) -> dict:
+    """process -> [review decisions] -> dedupe -> split -> check -> write, with encoded
+    images waiting in `spool`."""
     results = _process_all(scanned, config, spool)
     processed = [r for r in results if isinstance(r, Processed)]
     walk_skips = [s for s in scanned.skipped if s.label is not None]
     skipped = walk_skips + [r for r in results if isinstance(r, Skipped)]
+    outcome = None
+    if decisions is not None:
+        processed, excluded, outcome = apply_decisions(
+            processed, skipped, scanned.classes, decisions, display_text(str(config.decisions)))
+        skipped += excluded
     deduped = dedupe(processed, config.dedupe, config.near_threshold)
     skipped += deduped.skipped
     users = user_groups(deduped.kept, config.group_by, config.groups_file)
@@ -143,6 +152,8 @@ def _build(config: PrepareConfig, scanned: ScanResult, spool: str, started: floa
     report = _report(config, scanned, skipped, rows, counts, deduped, started)
     report["groups"] = group_summary(deduped.kept, units, users, config.group_by)
     report["warnings"] = _warnings(config, deduped, users, report["groups"])
+    if outcome is not None:
+        report["decisions"] = outcome.to_dict()
     spool_of = {row["path"]: it.spool_file for row, it in zip(rows, deduped.kept, strict=True)}
     write_zip(config.out, rows, spool_of, report)
     return report

@@ -46,12 +46,15 @@ class PrepareConfig:
     # group), or a CSV of path,group. Such a group never straddles a split.
     group_by: str | None = None
     groups_file: Path | None = None
+    # `skyclass review`'s decisions.csv: relabel/exclude photos (by source path and sha256).
+    decisions: Path | None = None
 
     def __post_init__(self) -> None:
         self.raw = Path(self.raw)
         self.out = Path(self.out)
         if self.groups_file is not None:
             self.groups_file = Path(self.groups_file)
+        self.decisions = None if self.decisions is None else Path(self.decisions)
         checks = [
             (self.size >= 16, f"--size must be at least 16, got {self.size}"),
             (self.resize in RESIZE_MODES, f"--resize must be one of {RESIZE_MODES}"),
@@ -77,4 +80,5 @@ class PrepareConfig:
         data["raw"] = str(self.raw)
         data["out"] = str(self.out)
         data["groups_file"] = None if self.groups_file is None else str(self.groups_file)
+        data["decisions"] = None if self.decisions is None else str(self.decisions)
         return data

@@ -1,0 +1,108 @@
+"""The review page in real headless Chromium: keys decide, every decision is on disk at once,
+and a new server on the same folder shows them again."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from contextlib import contextmanager
+
+import pytest
+
+from skyclass.prepare.decisions import read_decisions
+from skyclass.review.server import make_server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="Chromium not installed (apt-get install chromium chromium-driver; `make test` "
+           "does it via `make browser`)")
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    """Headless Chromium, set up as tests/serving/test_page.py does (no network of its own)."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--window-size=1100,900",
+                 f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@contextmanager
+def review_server(review_dir):
+    server = make_server(review_dir, port=0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _saved(review_dir) -> dict[str, tuple[str, str]]:
+    path = review_dir / "decisions.csv"
+    if not path.exists():
+        return {}
+    return {d.source: (d.action, d.label) for d in read_decisions(path)}
+
+
+def test_keyboard_review_saves_and_reloads(browser, review_copy):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+
+    def press(key: str) -> None:
+        browser.find_element(By.TAG_NAME, "body").send_keys(key)
+
+    def shown() -> tuple[str, str]:
+        info = browser.find_element(By.ID, "info").text
+        return info, info.split(" · ")[2].rsplit(" (", 1)[0]  # kind..., source
+
+    with review_server(review_copy) as url:
+        browser.get(url)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+        assert "0 decided" in browser.find_element(By.ID, "progress").text
+        while not shown()[0].startswith("wrong_label"):
+            press("j")
+        first = shown()[1]
+        suggested = browser.find_element(By.ID, "suggested").text
+        press("a")
+        wait.until(lambda d: _saved(review_copy).get(first) == ("relabel", suggested))
+        wait.until(lambda d: shown()[1] != first)  # moved on to the next undecided suspect
+        second = shown()[1]
+        press("x")
+        wait.until(lambda d: _saved(review_copy).get(second) == ("exclude", ""))
+        press("u")
+        wait.until(lambda d: second not in _saved(review_copy))
+        assert shown()[1] == second, "undo shows the suspect again"
+        press("x")
+        wait.until(lambda d: _saved(review_copy).get(second) == ("exclude", ""))
+        assert browser.find_element(By.ID, "error").text == ""
+        # The page loaded nothing but this server's own URLs.
+        urls = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)")
+        assert all(u.startswith(url) for u in urls), urls
+
+    # "Kill" the server and open the folder again: the decisions are back.
+    with review_server(review_copy) as url:
+        browser.get(url)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+        assert "2 decided" in browser.find_element(By.ID, "progress").text
+        assert shown()[1] not in (first, second), "opens at the first undecided suspect"
+    assert _saved(review_copy) == {first: ("relabel", suggested), second: ("exclude", "")}
