@@ -21,7 +21,7 @@ SOI, EOI, SOS = b"\xff\xd8", b"\xff\xd9", 0xDA
 def _photo_like(side: int) -> Image.Image:
     """A deterministic textured RGB image (real photos are not needed to build a bomb)."""
     base = Image.linear_gradient("L").resize((side, side))
-    noise = Image.effect_noise((side, side), 64)
+    noise = Image.radial_gradient("L").resize((side, side))  # deterministic: same bytes each run
     return Image.merge("RGB", (base, noise, base.transpose(Image.Transpose.ROTATE_90)))
 
 
