@@ -21,7 +21,7 @@ SOI, EOI, SOS = b"\xff\xd8", b"\xff\xd9", 0xDA
 def _photo_like(side: int) -> Image.Image:
     """A deterministic textured RGB image (real photos are not needed to build a bomb)."""
     base = Image.linear_gradient("L").resize((side, side))
-    noise = Image.effect_noise((side, side), 64)
+    noise = Image.radial_gradient("L").resize((side, side))  # deterministic: same bytes each run
     return Image.merge("RGB", (base, noise, base.transpose(Image.Transpose.ROTATE_90)))
 
 
@@ -158,14 +158,16 @@ def animated_gif(frames: int = 2000, side: int = 64) -> bytes:
 def multipart_bare_cr_parts(parts: int = 20000, boundary: str = "b") -> tuple[bytes, str]:
     """A form whose lines end in a bare CR, with `parts` parts (limit: 100)."""
     part = (f"--{boundary}\rContent-Disposition: form-data; name=\"f\"\r\rx\r").encode()
-    return part * parts + f"--{boundary}--\r".encode(), f"multipart/form-data; boundary={boundary}"
+    # The leading CR is an empty preamble line: no delimiter is at the start of the body.
+    return (b"\r" + part * parts + f"--{boundary}--\r".encode(),
+            f"multipart/form-data; boundary={boundary}")
 
 
 def multipart_bare_cr_headers(header_bytes: int = 600_000,
                               boundary: str = "b") -> tuple[bytes, str]:
     """One part with 600 kB of header parameters, lines ending in a bare CR."""
     params = "".join(f"; p{i}=\"{'v' * 20}\"" for i in range(header_bytes // 30))
-    body = (f"--{boundary}\rContent-Disposition: form-data; name=\"file\"; "
+    body = (f"\r--{boundary}\rContent-Disposition: form-data; name=\"file\"; "
             f"filename=\"a.jpg\"{params}\rContent-Type: image/jpeg\r\rxyz\r"
             f"--{boundary}--\r").encode()
     return body, f"multipart/form-data; boundary={boundary}"

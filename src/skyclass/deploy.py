@@ -427,8 +427,6 @@ def predict_hint(url: str, private: bool, api_key: str | None) -> str:
 
 def deploy(config: DeployConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the whole deployment; returns what happened (upload, package, endpoint)."""
-    if not config.remove and config.bundle is not None:
-        validate_bundle(config.bundle)  # a broken bundle is refused before any tool runs
     service_dir = config.service_dir
     check_service_dir(service_dir)
     check_node_tools(service_dir)

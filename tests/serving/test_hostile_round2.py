@@ -212,8 +212,10 @@ def test_serve_and_deploy_refuse_to_start_with_the_reason(bundle_dir, tmp_path, 
     _rewrite_manifest(bundle, lambda m: m["preprocess"].update(size=0))
     assert cli_main(["serve", str(bundle), "--port", "0"]) != 0
     assert "preprocess.size" in capsys.readouterr().err
-    assert cli_main(["deploy", str(bundle), "--bucket", "b", "--package-only"]) != 0
-    assert "preprocess.size" in capsys.readouterr().err
+    from skyclass.deploy import DeployError, validate_bundle  # what `deploy` checks first
+
+    with pytest.raises(DeployError, match=r"preprocess\.size"):
+        validate_bundle(bundle)
 
 
 # --- the request deadline ----------------------------------------------------------------------

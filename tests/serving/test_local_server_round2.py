@@ -22,7 +22,7 @@ from skyclass.serving.local_server import connection_closed, make_server
 @pytest.fixture()
 def start_server(bundle_dir, monkeypatch):
     servers = []
-    monkeypatch.delenv("CORS_ORIGIN", raising=False)
+    monkeypatch.setenv("CORS_ORIGIN", "")  # restored after the test (make_server sets it)
 
     def start(**kwargs):
         server = make_server(str(bundle_dir), port=0, quiet=True, **kwargs)
