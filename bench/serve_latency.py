@@ -29,6 +29,7 @@ bench/results/serve_latency.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -341,6 +342,9 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["onnx", "onnx_int8", "torch"],
                         choices=("onnx", "onnx_int8", "torch"),
                         help="handler runtimes to time in child processes")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep the exported bundles here (bundle/ = FP32, int8/) for "
+                             "bench/deploy_offline.py (default: a temporary folder)")
     parser.add_argument("--model-rounds", type=int, default=20,
                         help="rounds of the in-process model-only comparison")
     parser.add_argument("--child", choices=("onnx", "onnx_int8", "torch"), help=argparse.SUPPRESS)
@@ -353,7 +357,9 @@ def main() -> None:
         return
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     image = sorted((SHARED / "bird_drone" / "drone").glob("*.jpg"))[0]
-    with tempfile.TemporaryDirectory(prefix="skyclass-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = str(args.workdir) if args.workdir else stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="skyclass-bench-"))
         bundle = build_bundle(args.run, Path(tmp))
         bundles = {"onnx": bundle, "torch": bundle}
         int8 = build_bundle(args.run, Path(tmp), quantize="int8", name="int8") if args.run else None

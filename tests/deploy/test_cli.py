@@ -137,7 +137,7 @@ def _serverless_print(service: Path, *params: str) -> subprocess.CompletedProces
     env = {**os.environ, "SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off"}
     return subprocess.run(["npx", "--no", "serverless", "print", "--format", "json",
                            *[f"--param={p}" for p in params]], cwd=service, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_private_switch_and_params_resolve_in_serverless(tmp_path: Path) -> None:
@@ -190,7 +190,7 @@ def test_serverless_package_by_hand_without_requirements_stops_clearly(tmp_path:
     env = {**os.environ, "SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off"}
     done = subprocess.run(["npx", "--no", "serverless", "package", "--param=bucket=b",
                            "--param=prefix=m/v"], cwd=service, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=300, check=False)
     assert done.returncode != 0
     assert ".build/requirements.txt is missing" in done.stdout + done.stderr
     assert not (service / ".serverless" / "skyclass.zip").exists()
