@@ -36,6 +36,7 @@ def test_int8_passes_the_gate_and_is_served(int8_bundle: Path) -> None:
     assert (serving["model_file"], serving["precision"]) == ("model.int8.onnx", "int8")
     gate = serving["gate"]
     assert gate["passed"] and gate["failures"] == []
+    assert gate["overall"]["agreement"] >= gate["thresholds"]["min_agreement"]
     assert set(gate["per_class"]) == set(manifest["class_names"])
     assert gate["overall"]["images"] == sum(r["images"] for r in gate["per_class"].values())
     assert gate["calibration_images"] > 50

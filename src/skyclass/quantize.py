@@ -64,8 +64,9 @@ class QuantizeOptions:
             found.append("--calibration-images must be at least 1")
         if not 0.0 <= self.min_agreement <= 1.0:
             found.append("--min-agreement must be a fraction in 0..1 (0.99 = 99%)")
-        if not 0.0 <= self.max_accuracy_drop <= 1.0:
-            found.append("--max-accuracy-drop must be a fraction in 0..1 (0.005 = 0.5 points)")
+        if not -1.0 <= self.max_accuracy_drop <= 1.0:
+            found.append("--max-accuracy-drop must be a fraction in -1..1 (0.005 = 0.5 points; "
+                         "negative demands that INT8 gain accuracy)")
         return found
 
 
