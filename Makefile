@@ -43,18 +43,20 @@ fonts:
 	  else echo "note: not root, CJK/emoji fonts not installed; the report shows boxes for them"; fi; }
 
 # Serverless Framework and plugins, pinned by deploy/package-lock.json; plus the Lambda's
-# manylinux CPython 3.12 wheels in deploy/.wheelhouse, so `serverless package` (and the tests)
+# manylinux CPython 3.12 wheels in deploy/.wheelhouse (x86_64) and deploy/.wheelhouse-arm64, so `serverless package` (and the tests)
 # then run offline with `skyclass deploy --wheelhouse deploy/.wheelhouse`.
 node: $(STAMP)
 	@if [ -f deploy/package-lock.json ]; then \
 	  if [ ! -d deploy/node_modules ] || [ deploy/package-lock.json -nt deploy/node_modules ]; then \
 	    (cd deploy && npm ci --no-audit --no-fund --loglevel=error) && touch deploy/node_modules; \
 	  fi; fi
-	@if [ -f deploy/serverless.yml ] && { [ ! -f deploy/.wheelhouse/.complete ] || \
-	     [ pyproject.toml -nt deploy/.wheelhouse/.complete ]; }; then \
-	  $(SKYCLASS) deploy --download-wheels deploy/.wheelhouse && touch deploy/.wheelhouse/.complete \
-	    || echo "warning: could not download the Lambda wheels; the package tests will be skipped"; \
-	fi
+	@for arch in x86_64 arm64; do \
+	  dir=deploy/.wheelhouse; [ $$arch = arm64 ] && dir=deploy/.wheelhouse-arm64; \
+	  if [ -f deploy/serverless.yml ] && { [ ! -f $$dir/.complete ] || \
+	       [ pyproject.toml -nt $$dir/.complete ]; }; then \
+	    $(SKYCLASS) deploy --download-wheels $$dir --arch $$arch && touch $$dir/.complete \
+	      || echo "warning: could not download the $$arch Lambda wheels; its package tests will be skipped"; \
+	  fi; done
 
 demo: $(STAMP)
 	$(SKYCLASS) run $(DATA) --out $(DEMO_OUT) --epochs $(DEMO_EPOCHS)

@@ -1,6 +1,11 @@
 """Lambda package size and latency through `serverless offline`, with the model in a local S3.
 
-    .venv/bin/python bench/deploy_offline.py BUNDLE_DIR [--cold-runs 3] [--warm 50]
+    .venv/bin/python bench/deploy_offline.py BUNDLE_DIR [BUNDLE_DIR ...] [--cold-runs 3]
+        [--warm 50] [--arch x86_64 arm64]
+
+Several bundles (e.g. one exported with --quantize none, one with --quantize int8) are timed
+in the same run, taking turns cold start by cold start; each is reported under the precision
+it serves. The package is built once per --arch (the handler runs only from x86_64 here).
 
 Runs on 127.0.0.1 only: a moto S3 server holds the bundle (uploaded by skyclass.deploy), the
 Lambda zip is built by `skyclass deploy --package-only` from deploy/.wheelhouse (`make node`),
@@ -61,15 +66,21 @@ def aws_env(endpoint: str) -> dict[str, str]:
     return env
 
 
-def package(bundle: Path, bucket: str, env: dict[str, str]) -> dict[str, Any]:
+WHEELHOUSES = {"x86_64": SERVICE / ".wheelhouse", "arm64": SERVICE / ".wheelhouse-arm64"}
+
+
+def package(bundle: Path, bucket: str, env: dict[str, str], arch: str = "x86_64",
+            keep: Path | None = None) -> dict[str, Any]:
     cmd = [str(VENV_BIN / "skyclass"), "deploy", str(bundle), "--bucket", bucket,
-           "--package-only", "--no-upload", "--wheelhouse", str(SERVICE / ".wheelhouse"),
-           "--json"]
+           "--package-only", "--no-upload", "--wheelhouse", str(WHEELHOUSES[arch]),
+           "--arch", arch, "--json"]
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - start
     summary = json.loads(done.stdout[done.stdout.rindex("\n{") + 1:])["package"]
-    return {"zipped_mib": round(summary["zipped_bytes"] / 2**20, 2),
+    if keep is not None:  # the next --arch overwrites .serverless/skyclass.zip
+        keep.write_bytes((SERVICE / ".serverless" / "skyclass.zip").read_bytes())
+    return {"arch": arch, "zipped_mib": round(summary["zipped_bytes"] / 2**20, 2),
             "unzipped_mib": round(summary["unzipped_bytes"] / 2**20, 2),
             "zipped_bytes": summary["zipped_bytes"], "unzipped_bytes": summary["unzipped_bytes"],
             "skyclass_deploy_package_seconds": round(seconds, 1)}
@@ -88,7 +99,9 @@ print(json.dumps({"seconds": time.perf_counter() - start, "torch": "torch" in sy
 """
 
 
-def zip_cold_starts(bundle: Path, photo: Path, runs: int) -> dict[str, Any] | None:
+def zip_cold_starts(bundle: Path, photo: Path, runs: int,
+                    zip_path: Path = SERVICE / ".serverless" / "skyclass.zip"
+                    ) -> dict[str, Any] | None:
     """Fresh CPython 3.12 processes running the handler from the unzipped Lambda zip alone
     (-I -S): import + local model load + first prediction, what Lambda's cold start costs
     apart from the S3 download."""
@@ -97,7 +110,7 @@ def zip_cold_starts(bundle: Path, photo: Path, runs: int) -> dict[str, Any] | No
     if exe is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        with zipfile.ZipFile(SERVICE / ".serverless" / "skyclass.zip") as zf:
+        with zipfile.ZipFile(zip_path) as zf:
             zf.extractall(tmp)
         times = []
         for _ in range(runs):
@@ -161,7 +174,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bundle", type=Path)
+    parser.add_argument("bundle", type=Path, nargs="+")
+    parser.add_argument("--arch", nargs="+", default=["x86_64", "arm64"],
+                        choices=tuple(WHEELHOUSES), help="architectures to package")
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--warm", type=int, default=50)
     parser.add_argument("--no-package", action="store_true", help="skip the package step")
@@ -183,33 +198,55 @@ def main() -> int:
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
         import boto3
 
-        bucket, prefix = "skyclass-bench", "models/bench/v1"
+        bucket = "skyclass-bench"
         boto3.client("s3").create_bucket(Bucket=bucket)
-        upload_bundle(args.bundle, bucket, prefix, log=lambda _: None)
-        result: dict[str, Any] = {"bundle": json.loads((args.bundle / "skyclass.json")
-                                                       .read_text())["model"]}
-        if not args.no_package:
-            result["package"] = package(args.bundle, bucket, env)
-            result["zip_cold_start_cpython312"] = zip_cold_starts(
-                args.bundle, sorted(PHOTO_DIR.glob("*.jpg"))[0], runs=5)
-        runs = []
+        labels = {}
+        for i, bundle in enumerate(args.bundle):
+            served = json.loads((bundle / "skyclass.json").read_text())
+            label = served.get("serving", {}).get("precision", "fp32")
+            label = label if label not in labels else f"{label}-{i}"
+            labels[label] = (bundle, f"models/bench/{label}", served)
+            upload_bundle(bundle, bucket, f"models/bench/{label}", log=lambda _: None)
+        result: dict[str, Any] = {"bundles": {
+            label: {"model": served["model"], "serving": served.get("serving", {}).get(
+                "model_file", "model.onnx"), "model_mb": round(served["files"][served.get(
+                    "serving", {}).get("model_file", "model.onnx")]["bytes"] / 2**20, 2)}
+            for label, (_, _, served) in labels.items()}}
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
         with tempfile.TemporaryDirectory() as tmp:
-            for i in range(args.cold_runs):
-                runs.append(offline_run(env, bucket, prefix, photo, args.warm,
-                                        Path(tmp) / f"cache{i}"))
+            if not args.no_package:
+                result["package"] = {}
+                first_bundle = args.bundle[-1]  # the zip holds no model: any bundle will do
+                for arch in args.arch:
+                    keep = Path(tmp) / f"skyclass-{arch}.zip"
+                    result["package"][arch] = package(first_bundle, bucket, env, arch, keep)
+                result["zip_cold_start_cpython312"] = {
+                    label: zip_cold_starts(bundle, sorted(PHOTO_DIR.glob("*.jpg"))[0], runs=5,
+                                           zip_path=Path(tmp) / "skyclass-x86_64.zip")
+                    for label, (bundle, _, _) in labels.items()
+                } if "x86_64" in args.arch else None
+            for i in range(args.cold_runs):  # the bundles take turns, so load hits them alike
+                for label, (_, prefix, _) in labels.items():
+                    runs[label].append(offline_run(env, bucket, prefix, photo, args.warm,
+                                                   Path(tmp) / f"cache-{label}-{i}"))
     finally:
         server.stop()
-    client = [ms for run in runs for ms in run["client_ms"]]
-    handler = [ms for run in runs for ms in run["handler_ms"]]
-    colds = [run["cold_ms"] for run in runs]
+    result["offline"] = {}
+    for label, label_runs in runs.items():
+        client = [ms for run in label_runs for ms in run["client_ms"]]
+        handler = [ms for run in label_runs for ms in run["handler_ms"]]
+        colds = [run["cold_ms"] for run in label_runs]
+        result["offline"][label] = {
+            "cold_start_ms": {"runs": colds, "median": round(statistics.median(colds), 1)},
+            "warm_client_ms": {"p50": percentile(client, 0.5), "p99": percentile(client, 0.99),
+                               "n": len(client)},
+            "warm_handler_ms": {"p50": percentile(handler, 0.5),
+                                "p99": percentile(handler, 0.99)},
+        }
     result.update({
-        "cold_start_ms": {"runs": colds, "median": round(statistics.median(colds), 1)},
-        "warm_client_ms": {"p50": percentile(client, 0.5), "p99": percentile(client, 0.99),
-                           "n": len(client)},
-        "warm_handler_ms": {"p50": percentile(handler, 0.5), "p99": percentile(handler, 0.99)},
         "image": "416x416 JPEG, multipart/form-data",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(), "loadavg_at_end": os.getloadavg()},
         "note": "serverless-offline 13 on 127.0.0.1, model in a moto S3 server; shared "
                 "2-core machine, so absolute numbers are noisy",
     })

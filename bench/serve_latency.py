@@ -1,18 +1,26 @@
-"""Serving benchmark: the ONNX Runtime handler vs a TorchScript-with-torch handler.
+"""Serving benchmark: ONNX Runtime FP32 vs INT8 handler vs a TorchScript-with-torch handler.
 
     nice -n 10 .venv/bin/python bench/serve_latency.py [--run RUN_DIR] [--repeats 5] [--warm 200]
+        [--accuracy-runs RUN_DIR ...]
 
 Both handlers are the same `skyclass.serving.lambda_handler.App` (same event parsing, multipart,
 preprocessing, JSON) and differ only in the model runtime:
-  onnx   Classifier: onnxruntime on model.onnx (imports numpy, Pillow, onnxruntime only)
-  torch  torch.jit.load(model.pt) + torch inference, as the reference's Lambda did
+  onnx       Classifier: onnxruntime on model.onnx (imports numpy, Pillow, onnxruntime only)
+  onnx_int8  the same on model.int8.onnx (`export --quantize int8`; needs --run: the INT8
+             model is only served after the accuracy gate on the run's test split)
+  torch      torch.jit.load(model.pt) + torch inference, as the reference's Lambda did
 Measured in one run:
   cold start  a new Python process -> handler imported -> model loaded -> first prediction
               answered (wall clock from the parent's spawn), median and each repetition
   warm        p50/p99 of handler calls with a real API Gateway v2 event carrying a multipart
               416x416 JPEG, in the process that did the cold start
   size        installed size of each runtime's dependency closure (site-packages bytes)
-Both runtimes are pinned to one intra-op thread (a 1-vCPU Lambda; fair on a shared machine).
+  model_only  FP32 vs INT8 vs FP16 (onnxruntime.transformers.float16, I/O kept FP32) session.run
+              on the same preprocessed image, batch 1, one thread, the models taking turns in
+              rounds inside one process: the fairest ratio on a loaded machine
+  accuracy    for each --accuracy-runs RUN: `export --quantize int8` and its gate's figures
+              (FP32 and INT8 test accuracy, top-1 agreement, overall and per class), file sizes
+All runtimes are pinned to one intra-op thread (a 1-vCPU Lambda; fair on a shared machine).
 Without --run, the model is MobileNetV2 width 1.0 with the ImageNet backbone and a fresh 4-class
 head (untrained head: latency does not depend on the head's weights). Results go to
 bench/results/serve_latency.json.
@@ -21,6 +29,7 @@ bench/results/serve_latency.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -99,7 +108,7 @@ def child(args: argparse.Namespace) -> None:
     """Runs in a fresh interpreter; prints one JSON line of timings (seconds since spawn)."""
     spawned = args.spawned
     marks: dict[str, float] = {"interpreter": time.time() - spawned}
-    if args.child == "onnx":
+    if args.child in ("onnx", "onnx_int8"):
         os.environ["MODEL_URI"] = str(args.bundle)
         os.environ["SKYCLASS_THREADS"] = "1"
         from skyclass.serving import lambda_handler as lh
@@ -141,7 +150,23 @@ def _max_rss_mb() -> float:
 # --- parent: build the bundle, spawn children, sizes -----------------------------------------
 
 
-def build_bundle(run: Path | None, workdir: Path) -> Path:
+# The INT8 bundles here are exported with a gate that always passes, so that INT8 can be timed
+# and scored even where the real gate keeps FP32; the verdict under the default thresholds is
+# computed from the same figures (gate_verdict) and reported next to them.
+TIMING_GATE = {"min_agreement": 0.0, "max_accuracy_drop": 1.0}
+
+
+def gate_verdict(serving: dict) -> dict:
+    """What `skyclass export` with the default thresholds decides on these gate figures."""
+    from skyclass.quantize import QuantizeOptions, gate_failures
+
+    failures = gate_failures(serving["gate"], QuantizeOptions())
+    return {"default_thresholds_pass": not failures, "failures": failures,
+            "served_by_default_export": "model.onnx (fp32)" if failures else "model.int8.onnx"}
+
+
+def build_bundle(run: Path | None, workdir: Path, quantize: str = "none",
+                 name: str = "bundle") -> Path:
     from skyclass.checkpoint import save_checkpoint
     from skyclass.export import ExportConfig, export_bundle
     from skyclass.images import PreprocessSpec
@@ -158,9 +183,78 @@ def build_bundle(run: Path | None, workdir: Path) -> Path:
                        "untrained 4-class head: benchmark only)"},
             "metrics": {},
         })
-    out = workdir / "bundle"
+    from skyclass.quantize import QuantizeOptions
+
+    out = workdir / name
+    gate = TIMING_GATE if quantize == "int8" else {}
     return export_bundle(ExportConfig(run=run, out=out, parity_images=parity, parity_count=16,
-                                      quiet=True))
+                                      quiet=True, quantize=QuantizeOptions(mode=quantize,
+                                                                           **gate)))
+
+
+def fp16_model(fp32: Path, out: Path) -> Path | None:
+    """FP16 weights and activations (inputs/outputs stay FP32), if onnxruntime's tool loads."""
+    try:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError:
+        return None
+    onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(out))
+    return out
+
+
+def model_only_latency(models: dict[str, Path], image: Path, spec_dict: dict,
+                       rounds: int, per_round: int) -> dict:
+    """session.run only, batch 1, one thread; the models take turns, so load hits all alike."""
+    import onnxruntime as ort
+
+    from skyclass.images import PreprocessSpec, preprocess
+
+    batch = preprocess(image.read_bytes(), PreprocessSpec.from_dict(spec_dict))[None]
+    sessions = {}
+    for name, path in models.items():
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+        sessions[name] = ort.InferenceSession(str(path), options,
+                                              providers=["CPUExecutionProvider"])
+        for _ in range(5):
+            sessions[name].run(None, {"input": batch})
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(rounds):
+        for name, session in sessions.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                session.run(None, {"input": batch})
+                times[name].append((time.perf_counter() - start) * 1000.0)
+    out = {}
+    for name, values in times.items():
+        ordered = sorted(values)
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        out[name] = {"p50_ms": round(statistics.median(ordered), 2), "p99_ms": round(p99, 2),
+                     "n": len(ordered), "file_mb": round(models[name].stat().st_size / 1e6, 2)}
+    base = out["fp32"]["p50_ms"]
+    for name in out:
+        out[name]["speedup_vs_fp32_p50"] = round(base / out[name]["p50_ms"], 2)
+    return out
+
+
+def accuracy_of(run: Path, workdir: Path, bundle: Path | None = None) -> dict:
+    """`export --quantize int8` of RUN (its gate scores FP32 and INT8 on the test split)."""
+    from skyclass.export import ExportConfig, export_bundle
+    from skyclass.quantize import QuantizeOptions
+
+    if bundle is None:
+        bundle = export_bundle(ExportConfig(run=run, out=workdir / f"acc-{run.parent.name}-"
+                                            f"{run.name}", quiet=True,
+                                            quantize=QuantizeOptions(**TIMING_GATE)))
+    manifest = json.loads((bundle / "skyclass.json").read_text())
+    serving = manifest["serving"]
+    return {"run": str(run), "dataset": serving.get("gate", {}).get("dataset"),
+            "verdict": gate_verdict(serving) if serving.get("gate") else serving["reason"],
+            "gate": serving.get("gate"),
+            "file_mb": {n: round(f["bytes"] / 1e6, 2) for n, f in manifest["files"].items()},
+            "training": {"epochs": manifest["training"].get("epoch"),
+                         "recipe": manifest["training"].get("config", {}).get("recipe")}}
 
 
 def run_child(backend: str, bundle: Path, event: Path, warm: int) -> dict:
@@ -245,6 +339,17 @@ def summarize(runs: list[dict]) -> dict:
     }
 
 
+def _cpu_model() -> str:
+    """CPU model and whether it has the integer dot-product (VNNI) INT8 kernels profit from."""
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("model name")), platform.processor())
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("flags")), [])
+    return f"{model}; avx2={'avx2' in flags}, avx512_vnni={'avx512_vnni' in flags}, " \
+           f"avx_vnni={'avx_vnni' in flags}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -253,7 +358,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="cold starts per runtime")
     parser.add_argument("--warm", type=int, default=200, help="warm requests per runtime")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
-    parser.add_argument("--child", choices=("onnx", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--accuracy-runs", type=Path, nargs="*", default=[],
+                        help="trained runs whose FP32 vs INT8 test accuracy to report")
+    parser.add_argument("--backends", nargs="+", default=["onnx", "onnx_int8", "torch"],
+                        choices=("onnx", "onnx_int8", "torch"),
+                        help="handler runtimes to time in child processes")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep the exported bundles here (bundle/ = FP32, int8/) for "
+                             "bench/deploy_offline.py (default: a temporary folder)")
+    parser.add_argument("--model-rounds", type=int, default=20,
+                        help="rounds of the in-process model-only comparison")
+    parser.add_argument("--child", choices=("onnx", "onnx_int8", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--bundle", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--event", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--spawned", type=float, help=argparse.SUPPRESS)
@@ -263,23 +378,50 @@ def main() -> None:
         return
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     image = sorted((SHARED / "bird_drone" / "drone").glob("*.jpg"))[0]
-    with tempfile.TemporaryDirectory(prefix="skyclass-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = str(args.workdir) if args.workdir else stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="skyclass-bench-"))
         bundle = build_bundle(args.run, Path(tmp))
+        bundles = {"onnx": bundle, "torch": bundle}
+        int8 = build_bundle(args.run, Path(tmp), quantize="int8", name="int8") if args.run else None
+        if int8 is not None and (int8 / "model.int8.onnx").is_file():
+            bundles["onnx_int8"] = int8
         manifest = json.loads((bundle / "skyclass.json").read_text())
         event = Path(tmp) / "event.json"  # built here: the children only json-load it
         event.write_text(json.dumps(make_event(image)))
         results: dict = {"backends": {}}
-        for backend in ("onnx", "torch"):  # interleaved would mix caches; each runs as a block
-            runs = [run_child(backend, bundle, event, args.warm if i == 0 else 0)
+        bundles = {k: v for k, v in bundles.items() if k in args.backends}
+        for backend, folder in bundles.items():  # interleaved would mix caches: one block each
+            runs = [run_child(backend, folder, event, args.warm if i == 0 else 0)
                     for i in range(args.repeats)]
             results["backends"][backend] = summarize(runs)
-        onnx, torch_ = results["backends"]["onnx"], results["backends"]["torch"]
+        onnx, torch_ = results["backends"]["onnx"], results["backends"].get("torch")
+        speedup = {} if torch_ is None else {
+            "cold_start": round(torch_["cold_start_s_median"] / onnx["cold_start_s_median"], 2),
+            "warm_p50": round(torch_["warm_p50_ms"] / onnx["warm_p50_ms"], 2),
+            "warm_p99": round(torch_["warm_p99_ms"] / onnx["warm_p99_ms"], 2),
+        }
+        if int8 is not None and (int8 / "model.int8.onnx").is_file():
+            q = results["backends"].get("onnx_int8")
+            if q is not None:
+                speedup["int8_vs_fp32_handler"] = {
+                    "cold_start": round(onnx["cold_start_s_median"] / q["cold_start_s_median"],
+                                        2),
+                    "warm_p50": round(onnx["warm_p50_ms"] / q["warm_p50_ms"], 2),
+                    "warm_p99": round(onnx["warm_p99_ms"] / q["warm_p99_ms"], 2)}
+            models = {"fp32": bundle / "model.onnx", "int8": int8 / "model.int8.onnx"}
+            fp16 = fp16_model(bundle / "model.onnx", Path(tmp) / "model.fp16.onnx")
+            if fp16 is not None:
+                models["fp16"] = fp16
+            results["model_only"] = model_only_latency(models, image, manifest["preprocess"],
+                                                       args.model_rounds, 10)
+            results["int8_serving"] = json.loads((int8 / "skyclass.json").read_text())["serving"]
+            results["int8_serving"]["verdict"] = gate_verdict(results["int8_serving"])
+        results["accuracy"] = [accuracy_of(args.run, Path(tmp), int8)] if int8 else []
+        results["accuracy"] += [accuracy_of(run, Path(tmp)) for run in args.accuracy_runs
+                                if run != args.run]
         results.update({
-            "speedup": {
-                "cold_start": round(torch_["cold_start_s_median"] / onnx["cold_start_s_median"], 2),
-                "warm_p50": round(torch_["warm_p50_ms"] / onnx["warm_p50_ms"], 2),
-                "warm_p99": round(torch_["warm_p99_ms"] / onnx["warm_p99_ms"], 2),
-            },
+            "speedup": speedup,
             "installed_size": {
                 "onnx": installed_mb(["onnxruntime", "numpy", "pillow"]),
                 "torch": installed_mb(["torch", "numpy", "pillow"]),
@@ -299,7 +441,8 @@ def main() -> None:
             "setup": {"threads": 1, "repeats": args.repeats, "warm_requests": args.warm,
                       "image": image.name, "event": "API Gateway v2, multipart/form-data, base64",
                       "python": platform.python_version(), "cpu_count": os.cpu_count(),
-                      "machine": platform.machine(), "note": "shared 2-core machine; other "
+                      "machine": platform.machine(), "cpu": _cpu_model(),
+                      "loadavg_at_end": os.getloadavg(), "note": "shared 2-core machine; other "
                       "work was running, so absolute numbers are noisy, ratios less so"},
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         })
@@ -308,7 +451,11 @@ def main() -> None:
     print(json.dumps({k: results[k] for k in ("speedup",)} | {
         b: {k: v for k, v in results["backends"][b].items()
             if k in ("cold_start_s_median", "warm_p50_ms", "warm_p99_ms")}
-        for b in ("onnx", "torch")} | {
+        for b in results["backends"]} | {
+        "model_only_p50_ms": {k: v["p50_ms"] for k, v in results.get("model_only", {}).items()},
+        "accuracy": [{"run": a["run"], "verdict": a["verdict"],
+                      "overall": (a["gate"] or {}).get("overall")} for a in results["accuracy"]],
+    } | {
         "installed_mb": {k: v["total_mb"] for k, v in results["installed_size"].items()
                          if isinstance(v, dict)}}, indent=2))
     print(f"wrote {args.out}")

@@ -4,13 +4,15 @@ Steps, each with a clear error when it cannot run:
   1. check the tools (node, npm, the Serverless Framework installed by `npm ci` in deploy/),
      AWS credentials (not needed for `--package-only`) and the bundle (skyclass.json +
      model.onnx whose sha256 matches);
-  2. upload the bundle to s3://BUCKET/PREFIX/ with boto3: a file whose sha256 (kept in the
+  2. upload what the Lambda serves (skyclass.json + the model file it names, never model.pt)
+     to s3://BUCKET/PREFIX/ with boto3: a file whose sha256 (kept in the
      object's metadata and checked by S3 itself through ChecksumSHA256) already matches is not
      sent again; every object is verified after upload; skyclass.json goes last, so a Lambda
      that cold-starts mid-upload never reads a manifest newer than the model files;
   3. build the skyclass wheel and write deploy/.build/requirements.txt
      (`skyclass[serve] @ file://…whl`): the Lambda zip then holds skyclass (serving + images)
-     with onnxruntime, numpy and Pillow as manylinux wheels for CPython 3.12, and no torch;
+     with onnxruntime, numpy and Pillow as manylinux wheels for CPython 3.12 on the chosen
+     architecture (--arch x86_64 or arm64 = Graviton, ~20% cheaper per GB-s), and no torch;
   4. run `npx serverless deploy|package|remove` in deploy/ (streaming its output) and print
      the endpoint with a ready `skyclass predict URL image.jpg` line.
 
@@ -35,9 +37,9 @@ from typing import Any
 from skyclass.errors import SkyclassError
 from skyclass.serving.bundle import (
     MANIFEST_NAME,
-    ONNX_NAME,
     BundleError,
     read_manifest,
+    serving_files,
     sha256_file,
     verify_files,
 )
@@ -48,15 +50,26 @@ MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 10240
 # Lambda's limits for a zip deployment package.
 MAX_ZIPPED_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 250 * 1024 * 1024
-# The same platform arguments as pipCmdExtraArgs in deploy/serverless.yml (a test keeps the
-# two equal): manylinux wheels for Lambda's CPython 3.12 on x86_64, binary only.
-LAMBDA_PIP_ARGS = (
-    "--platform", "manylinux2014_x86_64",
-    "--platform", "manylinux_2_28_x86_64",
-    "--python-version", "3.12",
-    "--implementation", "cp",
-    "--only-binary=:all:",
-)
+# Lambda architecture -> the machine name of manylinux wheel tags, and the ELF e_machine value
+# every native library in that architecture's zip must carry.
+ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}
+ELF_MACHINES = {"x86_64": 62, "arm64": 183}  # EM_X86_64, EM_AARCH64
+DEFAULT_ARCH = "x86_64"
+
+
+def lambda_pip_args(arch: str = DEFAULT_ARCH) -> tuple[str, ...]:
+    """pip's platform arguments for the Lambda's wheels: manylinux, CPython 3.12, binary only.
+
+    The same as pipCmdExtraArgs in deploy/serverless.yml (a test keeps the two equal).
+    onnxruntime, numpy and Pillow publish manylinux_2_27/2_28 wheels, which pip does not
+    consider for manylinux2014 alone, hence both platforms.
+    """
+    machine = ARCHITECTURES[arch]
+    return ("--platform", f"manylinux2014_{machine}", "--platform", f"manylinux_2_28_{machine}",
+            "--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:")
+
+
+LAMBDA_PIP_ARGS = lambda_pip_args()
 SHA256_META = "sha256"
 SERVERLESS_QUIET_ENV = {
     # No telemetry or update notices from the Serverless Framework: it runs offline in tests.
@@ -86,6 +99,7 @@ class DeployConfig:
     remove: bool = False
     upload: bool = True
     wheelhouse: Path | None = None  # install the Lambda's wheels from here only (offline)
+    arch: str = DEFAULT_ARCH  # Lambda architecture: x86_64 or arm64 (Graviton)
     service_dir: Path = field(default_factory=lambda: default_service_dir())
     python: str = sys.executable
 
@@ -99,6 +113,9 @@ class DeployConfig:
         if not re.fullmatch(r"[a-zA-Z0-9-]{1,16}", self.stage):
             raise DeployError(f"--stage must be letters, digits or '-' (max 16), "
                               f"not {self.stage!r}")
+        if self.arch not in ARCHITECTURES:
+            raise DeployError(f"--arch must be one of {', '.join(ARCHITECTURES)}, "
+                              f"not {self.arch!r}")
         if self.prefix is not None:
             self.prefix = self.prefix.strip("/")
             if not self.prefix:
@@ -178,15 +195,13 @@ def has_aws_credentials() -> bool:
 
 
 def validate_bundle(bundle: Path) -> dict[str, Any]:
-    """skyclass.json readable, model.onnx present, every listed file matching its sha256."""
+    """skyclass.json readable and the model it serves present, matching its sha256."""
     if not bundle.is_dir():
         raise DeployError(f"bundle {bundle} does not exist or is not a folder "
                           "(create one with `skyclass export RUN_DIR --out BUNDLE_DIR`)")
     try:
         manifest = read_manifest(bundle)
-        if ONNX_NAME not in manifest["files"]:
-            raise BundleError(f"{bundle / MANIFEST_NAME} lists no {ONNX_NAME}")
-        verify_files(bundle, manifest, tuple(manifest["files"]))
+        verify_files(bundle, manifest, serving_files(manifest))
     except BundleError as exc:
         raise DeployError(f"invalid bundle: {exc}") from exc
     return manifest
@@ -228,9 +243,13 @@ def object_matches(head: dict[str, Any] | None, digest: str, size: int) -> bool:
     return s3_checksum is None or s3_checksum == _checksum_b64(digest)
 
 
-def upload_order(manifest: dict[str, Any], bundle: Path) -> list[str]:
-    """Model files first, skyclass.json last (it is what a cold start reads first)."""
-    return [name for name in manifest["files"] if (bundle / name).is_file()] + [MANIFEST_NAME]
+def upload_order(manifest: dict[str, Any]) -> list[str]:
+    """The served model first, skyclass.json last (it is what a cold start reads first).
+
+    Only what the Lambda loads: model.pt (TorchScript, for torch users) and an unserved FP32
+    model.onnx stay in the local bundle.
+    """
+    return [*serving_files(manifest), MANIFEST_NAME]
 
 
 def upload_file(client: Any, path: Path, bucket: str, key: str, digest: str) -> None:
@@ -247,7 +266,7 @@ def upload_bundle(bundle: Path, bucket: str, prefix: str, client: Any = None,
     manifest = validate_bundle(bundle)
     client = client or s3_client()
     actions: dict[str, str] = {}
-    for name in upload_order(manifest, bundle):
+    for name in upload_order(manifest):
         path = bundle / name
         digest, size, key = sha256_file(path), path.stat().st_size, f"{prefix}/{name}"
         try:
@@ -318,16 +337,18 @@ def write_requirements(service_dir: Path, python: str) -> Path:
     return requirements
 
 
-def download_wheels(service_dir: Path, dest: Path, python: str = sys.executable) -> list[Path]:
-    """Fill a wheelhouse with the Lambda's wheels (needs the package index, once).
+def download_wheels(service_dir: Path, dest: Path, python: str = sys.executable,
+                    arch: str = DEFAULT_ARCH) -> list[Path]:
+    """Fill a wheelhouse with the Lambda's wheels for one architecture (needs the index once).
 
-    `make node` runs this so that `serverless package` (and the test suite) can later install
-    the Lambda's requirements with no network: `--wheelhouse DIR`.
+    `make node` runs this (one wheelhouse per architecture) so that `serverless package` (and
+    the test suite) can later install the Lambda's requirements with no network:
+    `--wheelhouse DIR`.
     """
     requirements = write_requirements(service_dir, python)
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [python, "-m", "pip", "download", "--quiet", *LAMBDA_PIP_ARGS, "--dest", str(dest),
-           "-r", str(requirements)]
+    cmd = [python, "-m", "pip", "download", "--quiet", *lambda_pip_args(arch), "--dest",
+           str(dest), "-r", str(requirements)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise DeployError(f"downloading the Lambda wheels failed:\n{done.stderr[-2000:]}")
@@ -344,14 +365,47 @@ def package_stats(zip_path: Path) -> PackageStats:
                         names=[i.filename for i in infos])
 
 
-def check_package(stats: PackageStats) -> None:
-    """Refuse a package Lambda would reject, or one that dragged torch in."""
+def elf_machine(header: bytes) -> int | None:
+    """e_machine of an ELF file's first 20 bytes (None: not ELF). Byte order from EI_DATA."""
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+
+
+def native_machines(zip_path: Path) -> dict[str, int]:
+    """Every ELF file in the zip (by its header, whatever its name) -> its e_machine."""
+    found: dict[str, int] = {}
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            if info.is_dir() or info.file_size < 20:
+                continue
+            with zf.open(info) as member:
+                machine = elf_machine(member.read(20))
+            if machine is not None:
+                found[info.filename] = machine
+    return found
+
+
+def foreign_binaries(zip_path: Path, arch: str) -> list[str]:
+    """Native files in the zip that the Lambda's architecture cannot load."""
+    wanted = ELF_MACHINES[arch]
+    return sorted(name for name, machine in native_machines(zip_path).items()
+                  if machine != wanted)
+
+
+def check_package(stats: PackageStats, arch: str = DEFAULT_ARCH) -> None:
+    """Refuse a package Lambda would reject, one that dragged torch in, or a wrong binary."""
     if any(n.startswith(("torch/", "torchvision/")) for n in stats.names):
         raise DeployError(f"{stats.path} contains torch: the Lambda package must hold only "
                           "skyclass[serve] (onnxruntime, numpy, Pillow)")
     if stats.unzipped_bytes > MAX_UNZIPPED_BYTES:
         raise DeployError(f"{stats.path} unzips to {stats.unzipped_bytes / 2**20:.0f} MiB, over "
                           f"Lambda's {MAX_UNZIPPED_BYTES // 2**20} MiB limit")
+    foreign = foreign_binaries(stats.path, arch)
+    if foreign:
+        raise DeployError(f"{stats.path} holds {len(foreign)} native files that are not "
+                          f"{ARCHITECTURES[arch]} (e.g. {foreign[0]}): a wheelhouse for another "
+                          f"architecture? Use one wheelhouse per --arch")
 
 
 # --------------------------------------------------------------------------- serverless
@@ -360,7 +414,7 @@ def check_package(stats: PackageStats) -> None:
 def serverless_params(config: DeployConfig, prefix: str | None) -> list[str]:
     # `remove` resolves the whole file too, but the values no longer matter then.
     bucket = config.bucket or "unused-by-remove"
-    params = {"bucket": bucket, "prefix": prefix or "unused-by-remove",
+    params = {"bucket": bucket, "prefix": prefix or "unused-by-remove", "arch": config.arch,
               "memory": str(config.memory), "timeout": str(config.timeout),
               "private": "true" if config.private else "false"}
     return [f"--param={key}={value}" for key, value in params.items()]
@@ -450,10 +504,11 @@ def deploy(config: DeployConfig, log: Callable[[str], None] = print) -> dict[str
                            serverless_env(config), log)
     if config.command == "package":
         stats = package_stats(service_dir / ".serverless" / "skyclass.zip")
-        check_package(stats)
-        result["package"] = {"path": str(stats.path), "zipped_bytes": stats.zipped_bytes,
+        check_package(stats, config.arch)
+        result["package"] = {"path": str(stats.path), "arch": config.arch,
+                             "zipped_bytes": stats.zipped_bytes,
                              "unzipped_bytes": stats.unzipped_bytes}
-        log(f"package {stats.path}: {stats.zipped_bytes / 2**20:.1f} MiB zipped, "
+        log(f"package {stats.path} ({config.arch}): {stats.zipped_bytes / 2**20:.1f} MiB zipped, "
             f"{stats.unzipped_bytes / 2**20:.1f} MiB unzipped (Lambda limits: 50 / 250)")
     elif config.command == "deploy":
         endpoints = parse_endpoints(output)

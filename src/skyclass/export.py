@@ -10,6 +10,10 @@ Before anything is published the exported models are checked against the PyTorch
 real images: a max |logit| difference of 1e-4 or more, or any changed top-1, aborts the export.
 Everything is written into a temporary folder beside BUNDLE_DIR and renamed at the end, so a
 failed export never leaves a half bundle behind.
+
+With `--quantize int8` (the default) skyclass.quantize adds model.int8.onnx when it passes an
+accuracy gate against model.onnx on the test split; skyclass.json's "serving" entry names the
+file servers load and records the gate's figures.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,7 @@ from skyclass.dataset import PreparedDataset
 from skyclass.errors import SkyclassError
 from skyclass.fileio import sha256_file
 from skyclass.images import ImageError, preprocess
+from skyclass.quantize import QuantizeOptions, quantize_for_serving
 from skyclass.serving.bundle import (
     BUNDLE_FORMAT,
     BUNDLE_FORMAT_VERSION,
@@ -68,6 +73,7 @@ class ExportConfig:
     opset: int = 18
     force: bool = False
     quiet: bool = False
+    quantize: QuantizeOptions = field(default_factory=QuantizeOptions)  # skyclass.quantize
 
     def __post_init__(self) -> None:
         self.run = Path(self.run)
@@ -76,6 +82,8 @@ class ExportConfig:
             self.parity_images = Path(self.parity_images)
         if self.parity_count < 1:
             raise ExportError("--parity-count must be at least 1")
+        if self.quantize.problems():
+            raise ExportError("; ".join(self.quantize.problems()))
 
 
 def _jsonable(value: Any) -> Any:
@@ -296,11 +304,16 @@ def export_bundle(config: ExportConfig) -> Path:
         write_onnx(model, example, tmp / ONNX_NAME, config.opset)
         write_torchscript(model, example, tmp / TORCHSCRIPT_NAME, metadata)
         parity = check_parity(model, tmp, batch)
+        serving = quantize_for_serving(tmp, _dataset_path(trained, config.run), trained.spec,
+                                       trained.class_names, INPUT_NAME, config.quantize,
+                                       config.quiet)
+        names = dict.fromkeys((ONNX_NAME, TORCHSCRIPT_NAME, serving["model_file"]))
         manifest = {
             **metadata,
             "files": {name: {"sha256": sha256_file(tmp / name),
                              "bytes": (tmp / name).stat().st_size}
-                      for name in (ONNX_NAME, TORCHSCRIPT_NAME)},
+                      for name in names},
+            "serving": serving,
             "parity": {**parity, "source": source},
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "export_seconds": round(time.perf_counter() - start, 2),

@@ -14,6 +14,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_DIR = REPO / "deploy"
 WHEELHOUSE = SERVICE_DIR / ".wheelhouse"
+# One wheelhouse per Lambda architecture, as `make node` fills them.
+WHEELHOUSES = {"x86_64": WHEELHOUSE, "arm64": SERVICE_DIR / ".wheelhouse-arm64"}
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -32,29 +34,40 @@ def need_node() -> None:
         pytest.skip("deploy/node_modules missing: run `make node` (npm ci in deploy/)")
 
 
-def need_wheelhouse() -> Path:
+def need_wheelhouse(arch: str = "x86_64") -> Path:
     """Tests never reach the internet: the Lambda wheels come from `make node`'s wheelhouse."""
-    if not any(WHEELHOUSE.glob("onnxruntime-*-cp312-*.whl")):
-        pytest.skip(f"no Lambda wheels in {WHEELHOUSE}: run `make node` (it downloads them "
-                    "once with `skyclass deploy --download-wheels`)")
-    return WHEELHOUSE
+    wheelhouse = WHEELHOUSES[arch]
+    machine = "aarch64" if arch == "arm64" else "x86_64"
+    if not any(wheelhouse.glob(f"onnxruntime-*-cp312-*{machine}.whl")):
+        pytest.skip(f"no {arch} Lambda wheels in {wheelhouse}: run `make node` (it downloads "
+                    f"them once with `skyclass deploy --download-wheels DIR --arch {arch}`)")
+    return wheelhouse
 
 
 def write_bundle(folder: Path, onnx_bytes: bytes, pt_bytes: bytes = b"torchscript",
-                 version: str = "1") -> Path:
-    """A bundle folder in export's layout, with the sha256 values export writes."""
+                 version: str = "1", int8_bytes: bytes | None = None) -> Path:
+    """A bundle folder in export's layout, with the sha256 values export writes.
+
+    With int8_bytes it also holds model.int8.onnx and serves it, as an export whose INT8 model
+    passed the accuracy gate.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.onnx").write_bytes(onnx_bytes)
     (folder / "model.pt").write_bytes(pt_bytes)
+    names = ["model.onnx", "model.pt"]
+    if int8_bytes is not None:
+        (folder / "model.int8.onnx").write_bytes(int8_bytes)
+        names.append("model.int8.onnx")
     files = {name: {"sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest(),
                     "bytes": (folder / name).stat().st_size}
-             for name in ("model.onnx", "model.pt")}
+             for name in names}
     manifest = {"format": "skyclass-bundle", "format_version": 1,
                 "class_names": ["bird", "drone"],
                 "preprocess": {"size": 64, "resize": "pad"},
                 "files": files,
                 "model": {"name": "test-model", "version": version,
-                          "sha256": files["model.onnx"]["sha256"]}}
+                          "sha256": files["model.onnx"]["sha256"]},
+                "serving": {"model_file": names[-1] if int8_bytes is not None else "model.onnx"}}
     (folder / "skyclass.json").write_text(json.dumps(manifest), encoding="utf-8")
     return folder
 

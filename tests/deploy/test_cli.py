@@ -92,13 +92,13 @@ def test_invalid_bundle_and_options_are_clear_errors(tmp_path: Path) -> None:
 def test_serverless_command_carries_the_settings(tmp_path: Path) -> None:
     config = DeployConfig(bundle=tmp_path, bucket="models-bucket", prefix="/models/m/3/",
                           stage="prod", region="eu-central-1", memory=3008, timeout=25,
-                          private=True, wheelhouse=tmp_path / "wh")
+                          private=True, wheelhouse=tmp_path / "wh", arch="arm64")
     cmd = serverless_command(config, config.prefix)
     assert cmd[:6] == ["npx", "--no", "serverless", "deploy", "--stage", "prod"]
     assert cmd[6:8] == ["--region", "eu-central-1"]
     assert set(cmd[8:]) == {"--param=bucket=models-bucket", "--param=prefix=models/m/3",
                             "--param=memory=3008", "--param=timeout=25",
-                            "--param=private=true"}
+                            "--param=private=true", "--param=arch=arm64"}
     env = serverless_env(config)
     assert env["PIP_NO_INDEX"] == "1" and env["PIP_FIND_LINKS"] == str(tmp_path / "wh")
     assert env["SLS_TELEMETRY_DISABLED"] == "1"
@@ -137,7 +137,7 @@ def _serverless_print(service: Path, *params: str) -> subprocess.CompletedProces
     env = {**os.environ, "SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off"}
     return subprocess.run(["npx", "--no", "serverless", "print", "--format", "json",
                            *[f"--param={p}" for p in params]], cwd=service, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_private_switch_and_params_resolve_in_serverless(tmp_path: Path) -> None:
@@ -156,8 +156,13 @@ def test_private_switch_and_params_resolve_in_serverless(tmp_path: Path) -> None
     assert (provider["memorySize"], provider["timeout"]) == (3008, 15)
     assert provider["apiGateway"]["apiKeys"] == [{"name": "skyclass-dev"}]
     assert all(e["http"]["private"] is True for e in config["functions"]["predict"]["events"])
-    done = _serverless_print(service, "bucket=b", "prefix=m/v")
+    assert provider["architecture"] == "x86_64"
+    done = _serverless_print(service, "bucket=b", "prefix=m/v", "arch=arm64")
     config = json.loads(done.stdout[done.stdout.index("{"):])
+    assert config["provider"]["architecture"] == "arm64"
+    pip_args = config["custom"]["pythonRequirements"]["pipCmdExtraArgs"]
+    assert "--platform manylinux_2_28_aarch64" in pip_args
+    assert not [a for a in pip_args if "x86_64" in a]
     assert config["provider"]["apiGateway"]["apiKeys"] == []
     assert not any(e["http"]["private"] for e in config["functions"]["predict"]["events"])
 
@@ -185,7 +190,7 @@ def test_serverless_package_by_hand_without_requirements_stops_clearly(tmp_path:
     env = {**os.environ, "SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off"}
     done = subprocess.run(["npx", "--no", "serverless", "package", "--param=bucket=b",
                            "--param=prefix=m/v"], cwd=service, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=300, check=False)
     assert done.returncode != 0
     assert ".build/requirements.txt is missing" in done.stdout + done.stderr
     assert not (service / ".serverless" / "skyclass.zip").exists()

@@ -24,8 +24,7 @@ def test_upload_then_skip_unchanged_then_only_changed(s3: Any, bucket: str,
                                                       tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path / "b", ONNX)
     first = upload_bundle(bundle, bucket, "models/m/1", s3, log=_quiet)
-    assert first.actions == {"model.onnx": "uploaded", "model.pt": "uploaded",
-                             "skyclass.json": "uploaded"}
+    assert first.actions == {"model.onnx": "uploaded", "skyclass.json": "uploaded"}
     for name in first.actions:
         obj = s3.get_object(Bucket=bucket, Key=f"models/m/1/{name}")
         data = obj["Body"].read()
@@ -37,10 +36,33 @@ def test_upload_then_skip_unchanged_then_only_changed(s3: Any, bucket: str,
 
     write_bundle(bundle, ONNX[::-1])  # a new export: model.onnx and skyclass.json change
     third = upload_bundle(bundle, bucket, "models/m/1", s3, log=_quiet)
-    assert third.actions == {"model.onnx": "uploaded", "model.pt": "unchanged",
-                             "skyclass.json": "uploaded"}
+    assert third.actions == {"model.onnx": "uploaded", "skyclass.json": "uploaded"}
     stored = s3.get_object(Bucket=bucket, Key="models/m/1/model.onnx")["Body"].read()
     assert stored == ONNX[::-1]
+
+
+def test_only_what_the_lambda_serves_is_uploaded(s3: Any, bucket: str, tmp_path: Path) -> None:
+    """An INT8 bundle: skyclass.json + model.int8.onnx go to S3; model.pt and FP32 stay here."""
+    bundle = write_bundle(tmp_path / "b", ONNX, int8_bytes=ONNX[:2500])
+    result = upload_bundle(bundle, bucket, "m/int8", s3, log=_quiet)
+    assert list(result.actions) == ["model.int8.onnx", "skyclass.json"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="m/int8/")["Contents"]]
+    assert sorted(keys) == ["m/int8/model.int8.onnx", "m/int8/skyclass.json"]
+    assert s3.get_object(Bucket=bucket, Key="m/int8/model.int8.onnx")["Body"].read() == \
+        ONNX[:2500]
+
+
+@pytest.mark.parametrize("model_file", ["../model.onnx", "/etc/passwd.onnx", "model.pt",
+                                        "missing.onnx"])
+def test_served_file_must_be_a_listed_onnx_name(s3: Any, bucket: str, tmp_path: Path,
+                                                model_file: str) -> None:
+    bundle = write_bundle(tmp_path / "b", ONNX)
+    manifest = json.loads((bundle / "skyclass.json").read_text())
+    manifest["serving"]["model_file"] = model_file
+    (bundle / "skyclass.json").write_text(json.dumps(manifest))
+    with pytest.raises(DeployError, match="serv"):
+        upload_bundle(bundle, bucket, "p", s3, log=_quiet)
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
 def test_manifest_is_uploaded_last(s3: Any, bucket: str, tmp_path: Path) -> None:
@@ -104,6 +126,7 @@ def test_default_prefix_comes_from_the_model() -> None:
     ({"bucket": None}, "--bucket"),
     ({"bundle": None}, "BUNDLE_DIR"),
     ({"prefix": "/"}, "--prefix"),
+    ({"arch": "aarch64"}, "--arch"),
 ])
 def test_config_rejects_bad_options(kwargs: dict[str, Any], message: str,
                                     tmp_path: Path) -> None:

@@ -11,12 +11,16 @@ from skyclass.cli.helpfmt import HelpFormatter, examples
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "export",
-        help="write a serving bundle (model.onnx, model.pt, skyclass.json) from a trained run",
+        help="write a serving bundle (model.onnx, model.int8.onnx, model.pt, skyclass.json) "
+             "from a trained run",
         description=(
             "Export RUN_DIR's checkpoint as a bundle folder: model.onnx (ONNX Runtime, dynamic "
             "batch, one file), model.pt (CPU TorchScript) and skyclass.json (classes, "
             "preprocessing, training recipe and metrics, sha256 of each file). The exported "
-            "models are checked against PyTorch on real images first; a mismatch aborts."
+            "models are checked against PyTorch on real images first; a mismatch aborts. "
+            "With --quantize int8 (default) an INT8 model.int8.onnx is served instead if it "
+            "matches FP32's top-1 answers on the test split (see --min-agreement, "
+            "--max-accuracy-drop); otherwise FP32 is served and the reason printed."
         ),
         formatter_class=HelpFormatter,
         epilog=examples(
@@ -41,14 +45,53 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--model-version", dest="model_version", default=None,
                         help="model version string (default: epoch + checkpoint sha256 prefix)")
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    add_quantize_arguments(parser)
     parser.add_argument("--force", action="store_true", help="replace an existing BUNDLE_DIR")
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     parser.set_defaults(handler=run_export)
 
 
+def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
+    from skyclass.quantize import (
+        DEFAULT_CALIBRATION_IMAGES,
+        DEFAULT_MAX_ACCURACY_DROP,
+        DEFAULT_MIN_AGREEMENT,
+        DEFAULT_QUANTIZE,
+        QUANTIZE_CHOICES,
+    )
+
+    group = parser.add_argument_group("quantization (served model)")
+    group.add_argument("--quantize", choices=QUANTIZE_CHOICES, default=DEFAULT_QUANTIZE,
+                       help="int8: also write model.int8.onnx (static INT8, ~1/4 the size) and "
+                            "serve it if it passes the accuracy gate on the test split; none: "
+                            f"serve FP32 model.onnx (default {DEFAULT_QUANTIZE})")
+    group.add_argument("--calibration-images", type=int, default=DEFAULT_CALIBRATION_IMAGES,
+                       help="training images that calibrate the INT8 ranges "
+                            f"(default {DEFAULT_CALIBRATION_IMAGES})")
+    group.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT,
+                       help="gate: least share of test images, overall and per class, where "
+                            f"INT8 and FP32 give the same top-1 (default {DEFAULT_MIN_AGREEMENT})")
+    group.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP,
+                       help="gate: most accuracy INT8 may lose, overall and per class, as a "
+                            f"fraction (default {DEFAULT_MAX_ACCURACY_DROP} = 0.5 points)")
+
+
+def serving_summary(serving: dict) -> str:
+    """One line saying which model is served and, with a gate, its figures."""
+    line = f"serving {serving['model_file']} ({serving['precision']}): {serving['reason']}"
+    gate = serving.get("gate")
+    if gate:
+        overall = gate["overall"]
+        line += (f"\n  gate on {overall['images']} test images: top-1 agreement "
+                 f"{overall['agreement']:.2%}, accuracy FP32 {overall['fp32_accuracy']:.2%} / "
+                 f"INT8 {overall['int8_accuracy']:.2%}")
+    return line
+
+
 def run_export(args: argparse.Namespace) -> int:
     from skyclass.export import ExportConfig, export_bundle
     from skyclass.inputs import CHECKPOINT, RUN_DIR, require
+    from skyclass.quantize import QuantizeOptions
     from skyclass.serving.bundle import read_manifest
 
     require(args.run, (RUN_DIR, CHECKPOINT), "export", "a run folder from `skyclass train`")
@@ -56,6 +99,9 @@ def run_export(args: argparse.Namespace) -> int:
         run=args.run, out=args.out, checkpoint=args.checkpoint, parity_images=args.parity_images,
         parity_count=args.parity_count, name=args.name, version=args.model_version,
         opset=args.opset, force=args.force, quiet=args.quiet,
+        quantize=QuantizeOptions(mode=args.quantize, calibration_images=args.calibration_images,
+                                 min_agreement=args.min_agreement,
+                                 max_accuracy_drop=args.max_accuracy_drop),
     )
     out = export_bundle(config)
     if not args.quiet:
@@ -66,4 +112,5 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"parity on {parity['images']} real images: ONNX max |diff| "
               f"{parity['onnx_max_abs_diff']:.2e}, TorchScript "
               f"{parity['torchscript_max_abs_diff']:.2e}, top-1 identical")
+        print(serving_summary(manifest["serving"]))
     return 0

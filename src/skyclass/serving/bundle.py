@@ -2,6 +2,8 @@
 
 BUNDLE_DIR/
   model.onnx     the network for ONNX Runtime (dynamic batch, one file)
+  model.int8.onnx  the same network quantized to INT8 (only when it passed export's accuracy
+                 gate); skyclass.json's "serving" entry names the file servers load
   model.pt       the same network as CPU TorchScript (for torch users; serving ignores it)
   skyclass.json  class names, preprocessing, training recipe/metrics, sha256 of each file
 
@@ -37,8 +39,9 @@ ONNX_NAME = "model.onnx"
 TORCHSCRIPT_NAME = "model.pt"
 BUNDLE_FORMAT = "skyclass-bundle"
 BUNDLE_FORMAT_VERSION = 1
-# What a server needs; model.pt stays in S3 (it is ~4x the size and serving never reads it).
-SERVING_FILES = (ONNX_NAME,)
+INT8_NAME = "model.int8.onnx"
+# A served model file is a plain name inside the bundle, never a path (the manifest may be hostile).
+_MODEL_FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\.onnx")
 CACHE_ENV = "SKYCLASS_CACHE_DIR"
 LOG = logging.getLogger("skyclass.serving")
 # The schema of what serving reads from skyclass.json (checked at every load, see
@@ -129,6 +132,26 @@ def manifest_problems(manifest: dict[str, Any]) -> list[str]:
     return problems
 
 
+def served_model_name(manifest: dict[str, Any]) -> str:
+    """The model file servers load: skyclass.json's serving.model_file, else model.onnx.
+
+    Bundles from before quantization have no "serving" entry and serve model.onnx.
+    """
+    serving = manifest.get("serving")
+    name = serving.get("model_file", ONNX_NAME) if isinstance(serving, dict) else ONNX_NAME
+    if not isinstance(name, str) or not _MODEL_FILE_RE.fullmatch(name):
+        raise BundleError(f"{MANIFEST_NAME}: serving.model_file {name!r} is not a plain .onnx "
+                          "file name")
+    if name not in manifest["files"]:
+        raise BundleError(f"{MANIFEST_NAME} serves {name} but lists no such file")
+    return name
+
+
+def serving_files(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """What a server needs from the bundle (model.pt and an unserved model are never fetched)."""
+    return (served_model_name(manifest),)
+
+
 def read_manifest(bundle: Path) -> dict[str, Any]:
     path = Path(bundle) / MANIFEST_NAME
     if not path.is_file():
@@ -153,12 +176,13 @@ def verify_files(bundle: Path, manifest: dict[str, Any], names: tuple[str, ...])
             )
 
 
-def open_local(bundle: str | Path, names: tuple[str, ...] = SERVING_FILES) -> Path:
-    """Check a local bundle folder and return it."""
+def open_local(bundle: str | Path, names: tuple[str, ...] | None = None) -> Path:
+    """Check a local bundle folder (default: its served model) and return it."""
     path = Path(bundle)
     if not path.is_dir():
         raise BundleError(f"model bundle {path} does not exist or is not a folder")
-    verify_files(path, read_manifest(path), names)
+    manifest = read_manifest(path)
+    verify_files(path, manifest, names or serving_files(manifest))
     return path
 
 
@@ -226,7 +250,7 @@ def _cached_copy_is_valid(folder: Path, manifest_bytes: bytes, names: tuple[str,
     return True
 
 
-def fetch_s3(uri: str, names: tuple[str, ...] = SERVING_FILES) -> Path:
+def fetch_s3(uri: str, names: tuple[str, ...] | None = None) -> Path:
     """Download an S3 bundle into the /tmp cache once; later calls reuse the verified copy.
 
     Only skyclass.json (a few KB) is read from S3 on a cold start that finds a cached copy: if
@@ -239,6 +263,7 @@ def fetch_s3(uri: str, names: tuple[str, ...] = SERVING_FILES) -> Path:
     client = _s3_client()
     manifest_bytes = _s3_get(client, bucket, key.format(MANIFEST_NAME))
     manifest = parse_manifest(manifest_bytes, f"{uri}/{MANIFEST_NAME}")
+    names = names or serving_files(manifest)
     folder = usable_cache_root() / hashlib.sha256(uri.encode()).hexdigest()[:16]
     if _cached_copy_is_valid(folder, manifest_bytes, names):
         return folder
@@ -260,7 +285,7 @@ def fetch_s3(uri: str, names: tuple[str, ...] = SERVING_FILES) -> Path:
     return folder
 
 
-def resolve_bundle(uri: str | Path, names: tuple[str, ...] = SERVING_FILES) -> Path:
+def resolve_bundle(uri: str | Path, names: tuple[str, ...] | None = None) -> Path:
     """MODEL_URI (folder or s3://bucket/prefix) -> a verified local bundle folder."""
     text = str(uri)
     if not text:

@@ -15,7 +15,12 @@ import numpy as np
 
 from skyclass.decode_limits import DecodeLimits
 from skyclass.images import DEFAULT_MAX_PIXELS, PreprocessSpec, preprocess
-from skyclass.serving.bundle import MANIFEST_NAME, ONNX_NAME, BundleError, read_manifest
+from skyclass.serving.bundle import (
+    MANIFEST_NAME,
+    BundleError,
+    read_manifest,
+    served_model_name,
+)
 
 
 @dataclass(frozen=True)
@@ -68,14 +73,15 @@ class Classifier:
         self.input_name = self.session.get_inputs()[0].name
         n_out = self.session.get_outputs()[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(self.class_names):
-            raise BundleError(f"model.onnx has {n_out} outputs but {MANIFEST_NAME} lists "
-                              f"{len(self.class_names)} classes")
+            raise BundleError(f"{Path(onnx_path).name} has {n_out} outputs but {MANIFEST_NAME} "
+                              f"lists {len(self.class_names)} classes")
 
     @classmethod
     def from_bundle(cls, bundle: str | Path, threads: int = 0) -> Classifier:
         """Load a local bundle folder (use `bundle.resolve_bundle` first for s3:// URIs)."""
         bundle = Path(bundle)
-        return cls(bundle / ONNX_NAME, read_manifest(bundle), threads=threads)
+        manifest = read_manifest(bundle)
+        return cls(bundle / served_model_name(manifest), manifest, threads=threads)
 
     @property
     def model_info(self) -> dict[str, Any]:
@@ -84,7 +90,7 @@ class Classifier:
         return {
             "name": model.get("name"),
             "version": model.get("version"),
-            "sha256": self.manifest["files"][ONNX_NAME]["sha256"],
+            "sha256": self.manifest["files"][served_model_name(self.manifest)]["sha256"],
         }
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
