@@ -90,6 +90,8 @@ def kind_of(path: str | Path) -> str:
         return MISSING
     if path.is_dir():
         return _folder_kind(path)
+    if not path.is_file():  # a FIFO or device: opening it to look could block for ever
+        return OTHER  # the command's own reader refuses it, saying what it is
     if path.suffix.lower() == ".pt":
         return CHECKPOINT
     if zipfile.is_zipfile(path):

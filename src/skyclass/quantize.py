@@ -35,9 +35,11 @@ from skyclass.progress import progress
 from skyclass.serving.bundle import INT8_NAME, ONNX_NAME
 
 QUANTIZE_CHOICES = ("int8", "none")
-# INT8 is the default: it passed the gate on both benchmark runs and its file is a quarter of
-# FP32's (see the module docstring and bench/results/serve_latency.json for the speed figures).
-DEFAULT_QUANTIZE = "int8"
+# FP32 is the default, by measurement (bench/results/serve_latency.json): INT8 was ~1.5x faster
+# and a quarter of the size, but the accuracy gate refused it on both benchmark runs (bird_drone:
+# 98.7% top-1 agreement, under the 99% bar; ddd_visible: 49%), so by default it would only add
+# calibration time to every export. `--quantize int8` opts in, behind the same gate.
+DEFAULT_QUANTIZE = "none"
 DEFAULT_CALIBRATION_IMAGES = 300
 DEFAULT_MIN_AGREEMENT = 0.99
 DEFAULT_MAX_ACCURACY_DROP = 0.005  # 0.5 accuracy points

@@ -60,9 +60,18 @@ def test_decisions_round_trip_and_apply(review_copy, flipped_raw, tmp_path):
                  "--out", str(out), "--size", "64", "--workers", "1", "--quiet"]) == 0
     assert tree_state(raw) == before, "prepare --decisions must never touch RAW"
     rows, report = _manifest(out)
-    for source in accepted:
+    conflicts = {s["path"]: s["detail"] for s in report["skipped"]
+                 if s["reason"] == "label_conflict"}
+    relabelled = [source for source in accepted if source in rows]
+    assert relabelled
+    for source in relabelled:
         assert rows[source]["class"] == flips[source]
         assert rows[source]["path"].split("/")[1] == flips[source]
+    for source in set(accepted) - set(relabelled):
+        # Relabelled, but an augmented copy of it that the review did not flag still sits in
+        # the wrong folder: prepare then sees one photo under two classes and keeps neither.
+        copies = [f for f in flips if f not in accepted and f in conflicts.get(source, "")]
+        assert copies, (source, conflicts.get(source))
     assert excluded["source"] not in rows
     assert any(s["path"] == excluded["source"] and s["reason"] == "excluded_by_review"
                for s in report["skipped"])

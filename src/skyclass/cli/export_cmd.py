@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "batch, one file), model.pt (CPU TorchScript) and skyclass.json (classes, "
             "preprocessing, training recipe and metrics, sha256 of each file). The exported "
             "models are checked against PyTorch on real images first; a mismatch aborts. "
-            "With --quantize int8 (default) an INT8 model.int8.onnx is served instead if it "
+            "With --quantize int8 an INT8 model.int8.onnx is served instead if it "
             "matches FP32's top-1 answers on the test split (see --min-agreement, "
             "--max-accuracy-drop); otherwise FP32 is served and the reason printed."
         ),
