@@ -3,43 +3,22 @@ and a new server on the same folder shows them again."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 from contextlib import contextmanager
 
 import pytest
 
+from browser import headless_chromium, needs_chromium
 from skyclass.prepare.decisions import read_decisions
 from skyclass.review.server import make_server
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="Chromium not installed (apt-get install chromium chromium-driver; `make test` "
-           "does it via `make browser`)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture()
 def browser(tmp_path):
-    """Headless Chromium, set up as tests/serving/test_page.py does (no network of its own)."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=1100,900",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    with headless_chromium(tmp_path / "profile", window="1100,900") as driver:
+        yield driver
 
 
 @contextmanager

@@ -3,39 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 
 import pytest
 
+from browser import headless_chromium, needs_chromium
+
 from .server_proc import running_server
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="Chromium not installed (apt-get install chromium chromium-driver; `make test` "
-           "does it via `make browser`)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture()
 def browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=900,900",
-                 f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    with headless_chromium(tmp_path / "profile", window="900,900") as driver:
+        yield driver
 
 
 def test_upload_an_image_and_see_its_label(browser, bundle_dir, photo_path, tmp_path):

@@ -23,7 +23,7 @@ from skyclass.errors import SkyclassError
 from skyclass.prepare.decisions import Decision, now_iso, read_decisions, write_decisions
 from skyclass.review import DECISIONS_NAME, SUMMARY_NAME, read_issues
 from skyclass.review.gallery import thumbnail_jpeg
-from skyclass.serving.local_server import IDLE_TIMEOUT_S
+from skyclass.serving.local_server import IDLE_TIMEOUT_S, serve_until_interrupted
 
 PAGE = "review_page.html"
 MAX_BODY = 64 * 1024
@@ -218,9 +218,4 @@ def serve(review_dir: str | Path, host: str = "127.0.0.1", port: int = 8001,
     print(f"skyclass review page on http://{bound_host}:{bound_port}/ (keys: a accept, k keep, "
           f"x exclude, 1-9 class, u undo, arrows move; Ctrl-C to stop; decisions are saved to "
           f"{Path(review_dir) / DECISIONS_NAME} as you go)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server)

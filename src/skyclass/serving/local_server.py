@@ -224,6 +224,11 @@ def serve(bundle: str, host: str = "127.0.0.1", port: int = 8000, quiet: bool = 
     bound_host, bound_port = server.server_address[:2]
     print(f"skyclass serving {bundle} on http://{bound_host}:{bound_port}/ (Ctrl-C to stop)",
           flush=True)
+    serve_until_interrupted(server)
+
+
+def serve_until_interrupted(server: ThreadingHTTPServer) -> None:
+    """Serve until Ctrl-C, then close the socket (the local servers' shared main loop)."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:
