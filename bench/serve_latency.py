@@ -153,7 +153,7 @@ def _max_rss_mb() -> float:
 # The INT8 bundles here are exported with a gate that always passes, so that INT8 can be timed
 # and scored even where the real gate keeps FP32; the verdict under the default thresholds is
 # computed from the same figures (gate_verdict) and reported next to them.
-TIMING_GATE = {"min_agreement": 0.0, "max_accuracy_drop": 1.0}
+TIMING_GATE = {"mode": "int8", "min_agreement": 0.0, "max_accuracy_drop": 1.0}
 
 
 def gate_verdict(serving: dict) -> dict:

@@ -121,7 +121,7 @@ def gated_run(tmp_path_factory: pytest.TempPathFactory, bird_drone_small_zip: Pa
 # under the default 99%: a 64-px model's near-tie logits flip under rounding. The fixture
 # therefore sets thresholds those figures meet, to test the serving path; the gate's default
 # verdict on real 224-px runs is in bench/results/serve_latency_int8.json.
-FIXTURE_GATE = {"min_agreement": 0.8, "max_accuracy_drop": 0.2}
+FIXTURE_GATE = {"mode": "int8", "min_agreement": 0.8, "max_accuracy_drop": 0.2}
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,8 @@ def write_bundle(folder: Path, onnx_bytes: bytes, pt_bytes: bytes = b"torchscrip
              for name in names}
     manifest = {"format": "skyclass-bundle", "format_version": 1,
                 "class_names": ["bird", "drone"],
-                "preprocess": {"size": 64, "resize": "pad"},
+                "preprocess": {"size": 64, "resize": "pad", "mean": [0.485, 0.456, 0.406],
+                               "std": [0.229, 0.224, 0.225]},
                 "files": files,
                 "model": {"name": "test-model", "version": version,
                           "sha256": files["model.onnx"]["sha256"]},

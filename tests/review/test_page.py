@@ -69,7 +69,8 @@ def test_keyboard_review_saves_and_reloads(browser, review_copy):
         wait.until(lambda d: _saved(review_copy).get(second) == ("exclude", ""))
         press("u")
         wait.until(lambda d: second not in _saved(review_copy))
-        assert shown()[1] == second, "undo shows the suspect again"
+        # The page redraws once the server has answered: wait for it, do not race it.
+        wait.until(lambda d: shown()[1] == second, "undo shows the suspect again")
         press("x")
         wait.until(lambda d: _saved(review_copy).get(second) == ("exclude", ""))
         assert browser.find_element(By.ID, "error").text == ""

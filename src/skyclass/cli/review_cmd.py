@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from skyclass.cli.helpfmt import HelpFormatter, examples
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -18,6 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--serve opens a page to decide about each suspect (saved to "
             "REVIEW_DIR/decisions.csv); apply them with `skyclass prepare RAW --decisions "
             "REVIEW_DIR/decisions.csv --out NEW.zip`."
+        ),
+        formatter_class=HelpFormatter,
+        epilog=examples(
+            "skyclass review data.zip --out review/ --serve     # rank, then decide in a browser",
+            "skyclass review data.zip --out review/ --run runs/r1   # the run's own backbone",
+            "skyclass prepare my_photos --decisions review/decisions.csv --out data-reviewed.zip",
         ),
     )
     parser.add_argument("dataset", metavar="DATASET.zip", help="a zip written by `prepare`")
