@@ -5,11 +5,13 @@ Standard library only, so the Lambda package (serving) can use them without torc
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -51,6 +53,17 @@ def atomic_write(
 
 _SPECIAL_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
                   (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def atomic_write_csv(path: str | Path, columns: list[str] | tuple[str, ...],
+                     rows: Iterable[dict]) -> None:
+    """A UTF-8 CSV with a header, written atomically: a kill leaves the old or the new file."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    data = buf.getvalue().encode("utf-8")
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def special_file_kind(path: str | Path) -> str | None:

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from skyclass.errors import PrepareError
-from skyclass.fileio import atomic_write
+from skyclass.fileio import atomic_write_csv
 from skyclass.prepare.scan import Skipped
 from skyclass.textsafe import display_text
 
@@ -99,12 +99,7 @@ def read_decisions(path: str | Path) -> list[Decision]:
 
 def write_decisions(path: str | Path, decisions: list[Decision]) -> None:
     """Replace the file atomically: a kill at any moment leaves the old or the new file."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=DECISIONS_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(d.to_row() for d in decisions)
-    data = buf.getvalue().encode("utf-8")
-    atomic_write(path, lambda fh: fh.write(data))
+    atomic_write_csv(path, DECISIONS_COLUMNS, (d.to_row() for d in decisions))
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 from skyclass import __version__
 from skyclass.dataset import MANIFEST_NAME, PreparedDataset
 from skyclass.errors import SkyclassError
-from skyclass.fileio import atomic_write, sha256_file
+from skyclass.fileio import atomic_write, atomic_write_csv, sha256_file
 
 ISSUES_NAME = "issues.csv"
 SUMMARY_NAME = "summary.json"
@@ -236,12 +236,7 @@ def _embed(config: ReviewConfig, dataset: PreparedDataset, rows: list[dict]):
 
 
 def _write_issues(path: Path, issues: list, columns: list[str]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(it.to_row() for it in issues)
-    data = buf.getvalue().encode("utf-8")
-    atomic_write(path, lambda fh: fh.write(data))
+    atomic_write_csv(path, columns, (it.to_row() for it in issues))
 
 
 def read_issues(review_dir: str | Path) -> list[dict]:
