@@ -102,26 +102,27 @@ def build_model(
     return model
 
 
-def freeze_backbone(model: nn.Module, unfreeze_from: int) -> None:
-    """Freeze `features[:unfreeze_from]`; `features[unfreeze_from:]` and the head train."""
+def freeze_backbone(model: nn.Module, unfreeze_from: int, train_bn: bool = False) -> None:
+    """Freeze `features[:unfreeze_from]`; `features[unfreeze_from:]` and the head train.
+
+    `train_bn` keeps the BatchNorm scale/shift of the frozen blocks trainable (fastai's
+    `train_bn`): cheap in parameters, but the backward pass then crosses every block.
+    """
     n = len(model.features)
     if not 0 <= unfreeze_from <= n:
         raise SkyclassError(f"--unfreeze-from must be in 0..{n}, got {unfreeze_from}")
     for i, block in enumerate(model.features):
-        for p in block.parameters():
-            p.requires_grad_(i >= unfreeze_from)
+        for module in block.modules():
+            is_bn = isinstance(module, nn.BatchNorm2d)
+            for p in module.parameters(recurse=False):
+                p.requires_grad_(i >= unfreeze_from or (train_bn and is_bn))
 
 
-def frozen_prefix(model: nn.Module) -> int:
-    """How many leading feature blocks are frozen (no trainable parameter)."""
-    for i, block in enumerate(model.features):
-        if any(p.requires_grad for p in block.parameters()):
-            return i
-    return len(model.features)
-
-
-def set_train_mode(model: nn.Module) -> None:
-    """model.train(), but frozen blocks stay in eval so their BatchNorm statistics never drift."""
+def set_train_mode(model: nn.Module, unfreeze_from: int, frozen_bn: str = "frozen") -> None:
+    """model.train(); with frozen_bn "frozen" the frozen blocks stay in eval, so their
+    BatchNorm layers keep ImageNet's statistics. "adapt" and "train" re-estimate them on the
+    training photos (the reference notebook's whole-model train mode did that too)."""
     model.train()
-    for block in model.features[: frozen_prefix(model)]:
-        block.eval()
+    if frozen_bn == "frozen":
+        for block in model.features[:unfreeze_from]:
+            block.eval()

@@ -66,6 +66,16 @@ def add_train_options(parser: argparse.ArgumentParser, common: bool = True) -> N
     _recipe_option(g, "--unfreeze-from", type=int, metavar="K",
                    help="features[K:] and the classifier train, features[:K] stay frozen in "
                         "eval mode")
+    _recipe_option(g, "--frozen-bn", choices=("frozen", "adapt", "train"),
+                   help="BatchNorm of the frozen blocks: frozen = ImageNet statistics; adapt = "
+                        "re-estimated on your photos (the reference notebook's train mode); "
+                        "train = also learn their scale/shift (fastai's train_bn; the backward "
+                        "pass then crosses the whole backbone, several times slower on a CPU)")
+    _recipe_option(g, "--ema", type=float, metavar="EPOCHS",
+                   help="validate, save and export an exponential moving average of the "
+                        "weights with this half-life in epochs (0 = off)")
+    _recipe_option(g, "--patience", type=int, metavar="N",
+                   help="stop early after N epochs without a lower validation loss (0 = off)")
     _recipe_option(g, "--width-mult", type=float,
                    help="MobileNetV2 width (1.0 for ImageNet weights; smaller = tiny "
                         "random-init model)")
@@ -111,7 +121,8 @@ AUG_FIELDS = ("rotate_limit", "hflip", "rgb_shift", "cutout_frac", "cutout_p", "
 CONFIG_FIELDS = (
     "epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "l1",
     "l2", "label_smoothing", "scheduler", "plateau_factor", "plateau_patience",
-    "warmup_epochs", "grad_clip", "backbone_lr_mult", "unfreeze_from", "width_mult",
+    "warmup_epochs", "grad_clip", "backbone_lr_mult", "unfreeze_from", "frozen_bn", "ema",
+    "patience", "width_mult",
     "dropout", "pretrained", "weights", "balance", "device", "amp", "channels_last",
     "threads", "workers", "seed",
 )
@@ -145,8 +156,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
         epilog=examples(
             "skyclass train data.zip --out runs/r1                 # the 'default' recipe",
-            "skyclass train data.zip --out runs/r2 --epochs 5 --lr 0.02",
             "skyclass train --out runs/r1 --resume                 # after Ctrl-C or a crash",
+            "skyclass train data.zip --out runs/lr --find-lr       # plot loss vs LR, suggest --lr",
         ),
     )
     parser.add_argument("data", metavar="DATASET.zip", nargs="?",
@@ -154,6 +165,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bar and no per-epoch lines")
+    parser.add_argument("--find-lr", action="store_true",
+                        help="instead of training, run the LR range test with the recipe "
+                             "(about 100 steps): RUN_DIR/lr_find.png and lr_find.json, and "
+                             "print a suggested --lr (fastai's 'valley')")
     add_train_options(parser)
     parser.set_defaults(handler=run_train)
 
@@ -183,10 +198,28 @@ def check_dataset_arg(data: str | None, out: str, resume: bool) -> None:
     require(data, (DATASET_ZIP,), "train", "a dataset zip from `skyclass prepare`")
 
 
+def run_find_lr(args: argparse.Namespace) -> int:
+    """The LR range test of the recipe as given; prints the suggestion and the files."""
+    from skyclass.train.lr_find import find_lr
+
+    if args.resume or not args.data:
+        raise SkyclassError("--find-lr needs DATASET.zip and a new --out (not --resume)")
+    result = find_lr(train_config_from_args(args, args.data, args.out))
+    if result["suggested_lr"] is None:
+        print(f"the loss diverged within {result['steps_run']} steps: no suggestion; see "
+              f"{result['plot']}")
+        return 1
+    print(f"suggested --lr {result['suggested_lr']:.3g} (lowest loss at "
+          f"{result['min_loss_lr']:.3g}); curve in {result['plot']}, values in {result['json']}")
+    return 0
+
+
 def run_train(args: argparse.Namespace) -> int:
     from skyclass.train import train
 
     check_dataset_arg(args.data, args.out, args.resume)
+    if args.find_lr:
+        return run_find_lr(args)
     summary = train(train_config_from_args(args, args.data or "", args.out))
     if not args.quiet and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 speaks
         print(f"{result_line(summary)}, {summary['wall_seconds']:.1f} s; "

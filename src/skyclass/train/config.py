@@ -20,6 +20,11 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("plateau", "cosine", "onecycle", "constant")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+# What the BatchNorm layers of the frozen blocks do while training: keep ImageNet's statistics
+# ("frozen"), re-estimate them on these photos ("adapt": train mode, no gradient; what the
+# reference notebook's model.train() did) or also learn their scale and shift ("train": like
+# fastai's train_bn; the gradient then runs through the whole backbone).
+FROZEN_BN_MODES = ("frozen", "adapt", "train")
 
 
 @dataclass
@@ -38,6 +43,7 @@ class TrainConfig:
     pretrained: bool = True
     weights: str | None = None
     unfreeze_from: int = 14
+    frozen_bn: str = "frozen"
     # optimisation
     epochs: int = 20
     batch_size: int = 32
@@ -55,6 +61,8 @@ class TrainConfig:
     plateau_patience: int = 2
     warmup_epochs: float = 0.5
     grad_clip: float = 0.0
+    ema: float = 0.0  # half-life, in epochs, of an exponential moving average of the weights
+    patience: int = 0  # stop after this many epochs without a lower validation loss (0: off)
     # augmentation
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     balance: str = "off"
@@ -87,6 +95,10 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {OPTIMIZERS}"),
             (self.scheduler in SCHEDULERS, f"--scheduler must be one of {SCHEDULERS}"),
             (self.amp in AMP_MODES, f"--amp must be one of {AMP_MODES}"),
+            (self.frozen_bn in FROZEN_BN_MODES,
+             f"--frozen-bn must be one of {FROZEN_BN_MODES}"),
+            (self.ema >= 0, f"--ema must be >= 0 (epochs of half-life), got {self.ema}"),
+            (self.patience >= 0, f"--patience must be >= 0, got {self.patience}"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (bool(self.data), "a dataset zip is required"),
             (bool(self.out), "--out RUN_DIR is required"),
@@ -125,7 +137,9 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-# The reference notebook, exactly: SGD(momentum 0.9) at LR 0.3, ReduceLROnPlateau(x0.1),
+# The reference notebook, exactly: the whole model in train mode (so the frozen blocks'
+# BatchNorm statistics adapt: frozen_bn "adapt"), SGD(momentum 0.9) at LR 0.3,
+# ReduceLROnPlateau(x0.1),
 # L2 1e-4 and L1 5e-4 added to the loss, batch 32, 20 epochs, features[16:] trainable,
 # Rotate + HorizontalFlip + Resize + RGBShift + Normalize + Cutout(one hole, 1/4 side).
 REFERENCE: dict[str, Any] = {
@@ -133,7 +147,7 @@ REFERENCE: dict[str, Any] = {
     "nesterov": False,
     "scheduler": "plateau", "plateau_factor": 0.1, "plateau_patience": 2,
     "l2": 1e-4, "l1": 5e-4, "weight_decay": 0.0, "label_smoothing": 0.0,
-    "unfreeze_from": 16, "backbone_lr_mult": 1.0, "warmup_epochs": 0.0,
+    "unfreeze_from": 16, "frozen_bn": "adapt", "backbone_lr_mult": 1.0, "warmup_epochs": 0.0,
     "augment": {"rotate_limit": 20.0, "hflip": 0.5, "rgb_shift": 20, "rgb_shift_p": 0.5,
                 "cutout_frac": 0.25, "cutout_p": 0.5, "crop_scale_min": None},
 }

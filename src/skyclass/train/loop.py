@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from skyclass import cpu_memory
@@ -155,6 +156,19 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def build_ema(model: nn.Module, half_life_epochs: float,
+              steps_per_epoch: int) -> AveragedModel | None:
+    """An exponential moving average of weights and BatchNorm statistics (--ema), or None.
+
+    The decay comes from a half-life in epochs, so one setting means the same on 700 photos
+    as on 70,000.
+    """
+    if half_life_epochs <= 0:
+        return None
+    decay = 0.5 ** (1.0 / max(1.0, half_life_epochs * steps_per_epoch))
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def pick_device(name: str, ctx_local_rank: int = 0) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
@@ -228,6 +242,12 @@ class Run:
     val_loader: DataLoader | None = None  # None: an old two-way zip, validate on test
     warnings: list[str] = field(default_factory=list)
     bar: object = None  # the epoch's progress bar, closed on Ctrl-C before the message
+    ema: AveragedModel | None = None  # --ema: the averaged weights are the ones evaluated
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated, saved as best.pt and exported."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def validation_split(self) -> str:
@@ -387,10 +407,11 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
     model = build_model(len(dataset.classes), width_mult=config.width_mult,
                         pretrained=config.pretrained, weights=config.weights,
                         dropout=config.dropout)
-    freeze_backbone(model, config.unfreeze_from)
+    freeze_backbone(model, config.unfreeze_from, train_bn=config.frozen_bn == "train")
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
-    k = config.unfreeze_from
+    # Trainable BatchNorm in the frozen blocks needs their autograd graph: no no_grad prefix.
+    k = 0 if config.frozen_bn == "train" else config.unfreeze_from
     prefix = model.features[:k]
     head: nn.Module = TrainableHead(model, k)
     if ctx.enabled:
@@ -413,7 +434,8 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     run = Run(config, ctx, device, run_dir, dataset, fingerprint, model, prefix, head,
               optimizer, scheduler, criterion, train_loader, test_loader, generator, dtype,
-              scaler, val_loader=val_loader)
+              scaler, val_loader=val_loader,
+              ema=build_ema(model, config.ema, len(train_loader)))
     if val_loader is None:
         run.warnings.append(NO_VAL_WARNING.format(data=config.data))
         if ctx.is_main and not config.quiet:
@@ -439,7 +461,9 @@ def _loader_options(loader: DataLoader) -> dict:
 
 
 def restore(run: Run, state: dict) -> None:
-    run.model.load_state_dict(state["model"])
+    run.model.load_state_dict(state.get("train_model", state["model"]))
+    if run.ema is not None:
+        run.ema.load_state_dict(state["ema"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     if run.scaler is not None and state.get("scaler"):
@@ -490,7 +514,7 @@ def reseed_epoch(run: Run, epoch: int) -> None:
 
 def train_one_epoch(run: Run, epoch: int) -> dict:
     run.head.train()
-    set_train_mode(run.model)
+    set_train_mode(run.model, run.config.unfreeze_from, run.config.frozen_bn)
     reseed_epoch(run, epoch)
     params = trainable_parameters(run.model)
     c = run.config
@@ -521,6 +545,8 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
             run.scaler.update()
         else:
             run.optimizer.step()
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
         last_lr = run.lr()
         if run.per_step_schedule:
             run.scheduler.step()
@@ -548,7 +574,7 @@ def evaluate(run: Run, split: str = "val") -> dict:
     `val` is the validation split (the test split in an old two-way zip); `test` is scored
     only by `final_test`.
     """
-    run.model.eval()
+    model = run.eval_model.eval()
     k = len(run.class_names)
     loss_sum = 0.0
     per_class = torch.zeros(2, k, dtype=torch.float64)  # [correct, total] per class
@@ -556,7 +582,7 @@ def evaluate(run: Run, split: str = "val") -> dict:
     for x, y in loader:
         x, y = to_device(run, x, y)
         with run.autocast(evaluating=True):
-            logits = run.model(x).float()
+            logits = model(x).float()
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
         hit = (logits.argmax(1) == y).double().cpu()
         y_cpu = y.cpu()
@@ -576,8 +602,14 @@ def evaluate(run: Run, split: str = "val") -> dict:
 
 
 def checkpoint_state(run: Run, epoch: int, metrics: dict) -> dict:
+    """`model` holds the weights that were validated (the average with --ema); with --ema the
+    trained weights and the average's state travel too, for --resume."""
+    extra = {}
+    if run.ema is not None:
+        extra = {"train_model": run.model.state_dict(), "ema": run.ema.state_dict()}
     return {
-        "model": run.model.state_dict(),
+        **extra,
+        "model": run.eval_model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(),
         "scaler": run.scaler.state_dict() if run.scaler is not None else None,
@@ -609,7 +641,20 @@ def save_epoch(run: Run, epoch: int, row: dict, lr_dropped: bool) -> None:
     run.history.append(row)
     script_epoch = max(1, math.ceil(run.config.script_at * run.config.epochs))
     if lr_dropped or epoch == script_epoch:
-        save_scripted(run.model, run.run_dir / SCRIPTED_NAME)
+        save_scripted(run.eval_model, run.run_dir / SCRIPTED_NAME)
+
+
+def epochs_without_better_val_loss(history: list[dict]) -> int:
+    """How many epochs have passed since the lowest validation loss so far."""
+    losses = [row["val_loss"] for row in history]
+    return len(losses) - 1 - losses.index(min(losses)) if losses else 0
+
+
+def stopped_early(run: Run) -> bool:
+    """--patience N: stop once N epochs in a row failed to lower the validation loss."""
+    patience = run.config.patience
+    stop = bool(patience) and epochs_without_better_val_loss(run.history) >= patience
+    return broadcast_flag(run.ctx, stop, run.device)
 
 
 def summary_line(row: dict, epochs: int) -> str:
@@ -646,7 +691,7 @@ def final_test(run: Run) -> dict:
         return {}
     barrier(run.ctx)
     best = load_checkpoint(run.run_dir / "best.pt")
-    run.model.load_state_dict(best["model"])
+    run.eval_model.load_state_dict(best["model"])
     metrics = {**evaluate(run, "test"), "epoch": run.best_epoch,
                "validation_split": run.validation_split, "warnings": list(run.warnings)}
     if run.ctx.is_main:
@@ -675,7 +720,8 @@ def finish(run: Run, wall: float, images: int) -> dict:
         "wall_seconds": wall, "images_per_s": images / wall if wall else 0.0,
         "class_names": list(run.class_names), "recipe": run.config.recipe,
         "resumed_from_epoch": run.start_epoch, "world_size": run.ctx.world_size,
-        "model_sha256": state_digest(run.model),
+        "model_sha256": state_digest(run.eval_model),
+        "stopped_early": stopped_early(run),
     }
 
 
@@ -750,6 +796,11 @@ def _train(config: TrainConfig) -> dict:
         for epoch in range(run.start_epoch + 1, run.config.epochs + 1):
             try:
                 images += run_epoch(run, epoch)["train_images"]
+                if stopped_early(run):
+                    if run.ctx.is_main and not run.config.quiet:
+                        print(f"early stop after epoch {epoch}: no lower validation loss in "
+                              f"{run.config.patience} epochs (--patience)", file=sys.stderr)
+                    break
             except KeyboardInterrupt as exc:
                 if run.bar is not None:
                     run.bar.close()
