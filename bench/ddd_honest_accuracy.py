@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from skyclass.checkpoint import CONFIG_NAME, TEST_METRICS_NAME, read_history
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "ddd_visible_honest.json"

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from skyclass.dataset import MANIFEST_NAME, REPORT_NAME
+from skyclass.dataset_zip import MANIFEST_NAME, REPORT_NAME
 from skyclass.images import decode_image, resize_image
 from skyclass.prepare import PrepareConfig, prepare
 from skyclass.prepare.dedupe import dedupe, near_pairs

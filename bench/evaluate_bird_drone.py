@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from skyclass.checkpoint import load_checkpoint, resolve_checkpoint
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.evaluate import EvaluateConfig, evaluate, summary_table
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,7 +24,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch
 
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.train import TrainConfig
 from skyclass.train.distributed import DistContext
 from skyclass.train.loop import make_loaders, opencv_threads

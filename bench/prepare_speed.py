@@ -35,7 +35,7 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
-from skyclass.dataset import MANIFEST_NAME, REPORT_NAME
+from skyclass.dataset_zip import MANIFEST_NAME, REPORT_NAME
 from skyclass.prepare import PrepareConfig
 from skyclass.prepare.dedupe import dedupe
 from skyclass.prepare.process import Processed, process_source

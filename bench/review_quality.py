@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from skyclass.dataset import PreparedDataset  # noqa: E402
+from skyclass.dataset_zip import PreparedDataset  # noqa: E402
 from skyclass.prepare import PrepareConfig, prepare  # noqa: E402
 from skyclass.prepare.decisions import Decision, now_iso, write_decisions  # noqa: E402
 from skyclass.review import ReviewConfig, read_issues, review  # noqa: E402
@@ -146,7 +146,7 @@ def probabilities(run: Path, zip_path: Path, entries) -> np.ndarray:
     import torch
 
     from skyclass.checkpoint import load_trained_model
-    from skyclass.data import EvalTransform
+    from skyclass.torch_data import EvalTransform
 
     trained = load_trained_model(run, "last")
     ds = PreparedDataset(zip_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.images import PreprocessSpec, preprocess
 from skyclass.quantize import QuantizeOptions, gate_failures, gate_figures
 from skyclass.serving.bundle import BundleError, served_model_name

@@ -36,7 +36,7 @@ import torch
 
 from skyclass import __version__
 from skyclass.checkpoint import TrainedModel, load_trained_model
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import SkyclassError
 from skyclass.fileio import sha256_file
 from skyclass.images import ImageError, preprocess

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from skyclass.dataset import Entry, PreparedDataset
+from skyclass.dataset_zip import Entry, PreparedDataset
 from skyclass.images import ImageError, PreprocessSpec, preprocess
 from skyclass.progress import progress
 from skyclass.serving.bundle import INT8_NAME, ONNX_NAME

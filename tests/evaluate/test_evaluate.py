@@ -13,7 +13,7 @@ from PIL import Image
 
 from skyclass.checkpoint import load_checkpoint
 from skyclass.cli import main
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import EvaluateError
 from skyclass.evaluate import REPORT_FILES, EvaluateConfig, evaluate
 from skyclass.evaluate.plots import gallery_size_px

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from skyclass.cli import main
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.evaluate import EvaluateConfig, evaluate
 from skyclass.evaluate.honesty import chance_level, chance_warning, gap_warning
 

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import DatasetFormatError
 
 from .fixtures import read_dataset

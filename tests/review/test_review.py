@@ -60,7 +60,7 @@ def test_groups_stay_in_one_fold(flipped_zip):
     import numpy as np
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from skyclass.dataset import PreparedDataset
+    from skyclass.dataset_zip import PreparedDataset
     from skyclass.review import group_ids, manifest_rows
 
     rows = manifest_rows(PreparedDataset(flipped_zip))

@@ -17,7 +17,8 @@ response = lh.handler({"version": "2.0", "rawPath": "/", "headers": {},
                        "requestContext": {"http": {"method": "GET"}, "requestId": "r1"}}, None)
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in
                ("torch", "torchvision", "albumentations", "matplotlib", "onnx", "boto3")
-               or m.startswith(("skyclass.train", "skyclass.data", "skyclass.export",
+               or m.startswith(("skyclass.train", "skyclass.torch_data", "skyclass.augment",
+                                "skyclass.dataset_zip", "skyclass.export",
                                 "skyclass.checkpoint", "skyclass.model", "skyclass.evaluate")))
 print(json.dumps({"status": response["statusCode"], "heavy": heavy,
                   "onnxruntime": "onnxruntime" in sys.modules}))

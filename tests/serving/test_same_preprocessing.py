@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from skyclass.checkpoint import load_trained_model
-from skyclass.data import EvalTransform
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
+from skyclass.torch_data import EvalTransform
 
 
 def test_training_eval_tensor_equals_serving_tensor(tiny_run, classifier, eva4_zip, eva4_images,

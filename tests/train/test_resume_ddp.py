@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from skyclass.checkpoint import load_checkpoint, read_history
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.train import TrainConfig, train
 
 EPOCHS = 3

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from skyclass.checkpoint import load_checkpoint, load_trained_model, read_history
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.images import PreprocessSpec
 from skyclass.model import build_model
 from skyclass.train import TrainConfig, TrainError, train

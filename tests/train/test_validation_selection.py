@@ -15,7 +15,7 @@ import torch
 
 from skyclass.checkpoint import load_checkpoint, read_history
 from skyclass.cli import main
-from skyclass.dataset import MANIFEST_COLUMNS, MANIFEST_NAME, REPORT_NAME, PreparedDataset
+from skyclass.dataset_zip import MANIFEST_COLUMNS, MANIFEST_NAME, REPORT_NAME, PreparedDataset
 from skyclass.train import TrainConfig, train
 from skyclass.train.distributed import DistContext
 from skyclass.train.loop import NO_VAL_WARNING, make_loaders

@@ -71,7 +71,7 @@ def _prediction_image(args: argparse.Namespace,
                       dataset_zip: Path) -> tuple[str, bytes, str | None]:
     """The user's photo, else the raw source of the first test image, else its zip copy;
     with the true class where it is known (a test image), None for the user's photo."""
-    from skyclass.dataset import PreparedDataset
+    from skyclass.dataset_zip import PreparedDataset
 
     if args.predict_image:
         path = Path(args.predict_image)

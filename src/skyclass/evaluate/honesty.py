@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import DatasetFormatError, EvaluateError
 
 CHANCE_MARGIN = 0.10

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import EvaluateError
 from skyclass.fileio import special_file_kind
 from skyclass.images import ImageError, PreprocessSpec, decode_image, preprocess, to_model_input

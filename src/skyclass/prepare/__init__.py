@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from functools import partial
 
 from skyclass import __version__
-from skyclass.dataset import DATASET_FORMAT, DATASET_FORMAT_VERSION
+from skyclass.dataset_zip import DATASET_FORMAT, DATASET_FORMAT_VERSION
 from skyclass.errors import PrepareError
 from skyclass.images import PREPROCESS_VERSION
 from skyclass.prepare.config import PrepareConfig

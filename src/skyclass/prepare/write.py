@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import BinaryIO
 
-from skyclass.dataset import MANIFEST_COLUMNS, MANIFEST_NAME, REPORT_NAME
+from skyclass.dataset_zip import MANIFEST_COLUMNS, MANIFEST_NAME, REPORT_NAME
 from skyclass.fileio import atomic_write
 from skyclass.prepare.process import Processed
 from skyclass.textsafe import display_text, safe_stem

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from skyclass import __version__
-from skyclass.dataset import MANIFEST_NAME, PreparedDataset
+from skyclass.dataset_zip import MANIFEST_NAME, PreparedDataset
 from skyclass.errors import SkyclassError
 from skyclass.fileio import atomic_write, atomic_write_csv, sha256_file
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.images import ImageError, PreprocessSpec, decode_image, to_model_input
 from skyclass.progress import progress
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.fileio import atomic_write
 from skyclass.images import ImageError, decode_image
 

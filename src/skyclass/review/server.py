@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import SkyclassError
 from skyclass.prepare.decisions import Decision, now_iso, read_decisions, write_decisions
 from skyclass.review import DECISIONS_NAME, SUMMARY_NAME, read_issues

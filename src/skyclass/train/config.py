@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from skyclass.data import AugmentConfig
+from skyclass.augment import AugmentConfig
 from skyclass.errors import SkyclassError
 
 BALANCE_MODES = ("off", "sampler", "loss")

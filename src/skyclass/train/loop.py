@@ -4,7 +4,7 @@ Fixes over the reference notebook, each a cause of lost accuracy there:
 - the frozen prefix runs under `torch.no_grad()` and stays in eval mode (BatchNorm statistics
   do not drift; `model.set_train_mode`);
 - L1/L2 penalties cover trainable weights only;
-- the test transform is the serving preprocessing (`data.EvalTransform`);
+- the test transform is the serving preprocessing (`torch_data.EvalTransform`);
 - best.pt and the plateau scheduler follow the validation split; the test split is scored
   once, at the end, with best.pt (`final_test`), so the reported figure was never selected on.
 """
@@ -28,7 +28,11 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from skyclass import cpu_memory
 from skyclass.checkpoint import TEST_METRICS_NAME, load_checkpoint, save_checkpoint
-from skyclass.data import (
+from skyclass.dataset_zip import PreparedDataset
+from skyclass.errors import SkyclassError
+from skyclass.model import build_model, freeze_backbone, set_train_mode
+from skyclass.progress import progress_enabled
+from skyclass.torch_data import (
     EvalTransform,
     TrainTransform,
     ZipImageDataset,
@@ -37,10 +41,6 @@ from skyclass.data import (
     class_counts,
     inverse_frequency_weights,
 )
-from skyclass.dataset import PreparedDataset
-from skyclass.errors import SkyclassError
-from skyclass.model import build_model, freeze_backbone, set_train_mode
-from skyclass.progress import progress_enabled
 from skyclass.train.config import TrainConfig
 from skyclass.train.distributed import (
     DistContext,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from skyclass.checkpoint import CONFIG_NAME, HISTORY_NAME, atomic_write_bytes, read_history
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import SkyclassError
 
 SCRIPTED_NAME = "model_scripted.pt"

@@ -8,15 +8,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from skyclass.data import (
-    AugmentConfig,
+from skyclass.augment import AugmentConfig
+from skyclass.dataset_zip import PreparedDataset
+from skyclass.images import preprocess
+from skyclass.torch_data import (
     EvalTransform,
     TrainTransform,
     ZipImageDataset,
     balanced_sampler,
 )
-from skyclass.dataset import PreparedDataset
-from skyclass.images import preprocess
 
 
 def test_eval_transform_is_the_serving_preprocessing(eva4_zip):

@@ -1,7 +1,7 @@
 """Read a dataset zip written by `prepare`: its classes, entries, report and image bytes.
 
-No torch here: `evaluate` and the CLI read datasets too. `skyclass.data` wraps this in a
-torch Dataset.
+No torch here: `evaluate` and the CLI read datasets too. `skyclass.torch_data` wraps this in
+a torch Dataset.
 """
 
 from __future__ import annotations

@@ -1,69 +1,27 @@
-"""Torch side of a prepared dataset: a Dataset over the zip, augmentation pipelines, samplers.
+"""Torch side of a prepared dataset: a Dataset over the zip, its transforms, samplers.
 
 The eval transform is *exactly* the serving preprocessing (`images.decode_image` then
 `images.to_model_input`), so the test accuracy measured while training is the accuracy the
 served model has. Training augmentations (albumentations, on uint8 HWC arrays) end with
-`images.normalize_array`, the one normalisation in skyclass.
+`images.normalize_array`, the one normalisation in skyclass. The augmentation settings and
+pipeline live in `skyclass.augment` (no torch); the zip itself is read by `skyclass.dataset_zip`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from skyclass.dataset import Entry, PreparedDataset
+from skyclass.augment import AugmentConfig, build_albumentations
+from skyclass.dataset_zip import Entry, PreparedDataset
 from skyclass.errors import DatasetFormatError
 from skyclass.images import PreprocessSpec, decode_image, normalize_array, to_model_input
 
 Transform = Callable[[bytes], np.ndarray]
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Strength of the training augmentations (one recipe value each).
-
-    The defaults are the `default` recipe's. `crop_scale_min` = None reproduces the
-    reference's plain Resize; a number switches to RandomResizedCrop with that minimum area
-    fraction.
-    """
-
-    rotate_limit: float = 15.0
-    hflip: float = 0.5
-    rgb_shift: int = 15
-    rgb_shift_p: float = 0.3
-    cutout_frac: float = 0.25
-    cutout_p: float = 0.3
-    crop_scale_min: float | None = 0.6
-
-
-def build_albumentations(aug: AugmentConfig, size: int):
-    """The albumentations Compose for training (uint8 HWC in, uint8 HWC out)."""
-    import albumentations as A
-
-    steps = []
-    if aug.rotate_limit > 0:
-        steps.append(A.Rotate(limit=aug.rotate_limit, border_mode=0, fill=0, p=0.5))
-    if aug.hflip > 0:
-        steps.append(A.HorizontalFlip(p=aug.hflip))
-    if aug.crop_scale_min is None:
-        steps.append(A.Resize(size, size))
-    else:
-        steps.append(A.RandomResizedCrop(size=(size, size), scale=(aug.crop_scale_min, 1.0)))
-    if aug.rgb_shift > 0:
-        s = aug.rgb_shift
-        steps.append(A.RGBShift(r_shift_limit=s, g_shift_limit=s, b_shift_limit=s,
-                                p=aug.rgb_shift_p))
-    if aug.cutout_frac > 0:
-        # The reference's Cutout: one square hole, `cutout_frac` of the image side.
-        frac = (aug.cutout_frac, aug.cutout_frac)
-        steps.append(A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=frac,
-                                     hole_width_range=frac, fill=0, p=aug.cutout_p))
-    return A.Compose(steps)
 
 
 class TrainTransform:
