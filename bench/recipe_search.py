@@ -31,9 +31,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import torch
 
 from skyclass.checkpoint import load_checkpoint, read_history
-from skyclass.data import EvalTransform, ZipImageDataset
-from skyclass.dataset import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset
 from skyclass.model import build_model
+from skyclass.torch_data import EvalTransform, ZipImageDataset
 from skyclass.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
