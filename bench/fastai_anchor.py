@@ -46,13 +46,13 @@ def fine_tune(data: Path, epochs: int, workers: int, batch_size: int = 32) -> di
     from fastai.vision.all import (
         Callback,
         ImageDataLoaders,
-        _default_meta,
         accuracy,
         aug_transforms,
         get_image_files,
         model_meta,
         vision_learner,
     )
+    from fastai.vision.learner import _default_meta
 
     class TrainTime(Callback):
         """Seconds spent in the training phases only (not validation), like skyclass's."""

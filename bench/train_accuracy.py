@@ -80,36 +80,52 @@ def _mean_rate(history: list[dict]) -> float:
 # --------------------------------------------------------------------------- notebook loop
 
 
-class RawFolder(Dataset):
-    """ImageFolder over the raw files of one split (PIL open + torchvision transforms)."""
+class PhotoFolder(Dataset):
+    """ImageFolder-style: PIL open + torchvision transforms, from raw files or the zip."""
 
-    def __init__(self, files: list[tuple[Path, int]], transform) -> None:
-        self.files, self.transform = files, transform
+    def __init__(self, files: list[tuple[Path | str, int]], transform,
+                 zip_path: Path | None = None) -> None:
+        self.files, self.transform, self.zip_path = files, transform, zip_path
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int):
+        import io
+
         from PIL import Image
 
         path, target = self.files[i]
+        if self.zip_path is not None:  # the prepared 224-px image, read from the zip
+            path = io.BytesIO(PreparedDataset(self.zip_path).read(str(path)))
         return self.transform(Image.open(path).convert("RGB")), target
 
 
-def naive_loop(data: Path, raw: Path, epochs: int, workers: int) -> dict:
-    """The reference notebook's way: raw JPEGs, PIL transforms, everything in train mode."""
+def naive_loop(data: Path, raw: Path, epochs: int, workers: int, source: str = "prepared",
+               test_split: str = "test") -> dict:
+    """The reference notebook's way: PIL transforms, everything in train mode, no selection.
+
+    `source` "prepared" feeds it the same 224-px images skyclass trains on (so the speed ratio
+    measures training, not decoding); "raw" decodes the original files as the notebook did.
+    """
     from torchvision import transforms as T
 
     ds = PreparedDataset(data)
-    files = {s: [(raw / e.source, e.target) for e in ds.split(s)] for s in ("train", "test")}
+    splits = ("train", test_split)
+    if source == "raw":
+        files = {s: [(raw / e.source, e.target) for e in ds.split(s)] for s in splits}
+        zip_path = None
+    else:
+        files = {s: [(e.path, e.target) for e in ds.split(s)] for s in splits}
+        zip_path = data
     norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     train_tf = T.Compose([T.RandomRotation(20), T.RandomHorizontalFlip(), T.Resize((224, 224)),
                           T.ColorJitter(0.1, 0.1, 0.1), T.ToTensor(), norm,
                           T.RandomErasing(p=0.5, scale=(0.0625, 0.0625), ratio=(1, 1))])
     test_tf = T.Compose([T.Resize((224, 224)), T.ToTensor(), norm])
-    train_loader = DataLoader(RawFolder(files["train"], train_tf), batch_size=32, shuffle=True,
-                              num_workers=workers, drop_last=True)
-    test_loader = DataLoader(RawFolder(files["test"], test_tf), batch_size=64,
+    train_loader = DataLoader(PhotoFolder(files["train"], train_tf, zip_path), batch_size=32,
+                              shuffle=True, num_workers=workers, drop_last=True)
+    test_loader = DataLoader(PhotoFolder(files[test_split], test_tf, zip_path), batch_size=64,
                              num_workers=workers)
     torch.manual_seed(0)
     model = build_model(len(ds.classes), pretrained=True)
@@ -149,16 +165,28 @@ def naive_loop(data: Path, raw: Path, epochs: int, workers: int) -> dict:
             "loadavg_1min": [load_before, os.getloadavg()[0]]}
 
 
-def naive_in_fresh_process(data: Path, raw: Path, epochs: int, workers: int) -> dict:
+def naive_in_fresh_process(data: Path, raw: Path, epochs: int, workers: int,
+                           source: str = "prepared") -> dict:
     """The notebook loop in a new interpreter, as a notebook runs it: none of the memory
     settings `skyclass train` applies to its own process (skyclass.cpu_memory)."""
     import subprocess
 
     proc = subprocess.run(
         [sys.executable, __file__, "--naive-child", "--data", str(data), "--raw", str(raw),
-         "--naive-epochs", str(epochs), "--workers", str(workers)],
+         "--naive-epochs", str(epochs), "--workers", str(workers), "--naive-input", source],
         check=True, capture_output=True, text=True)
     print(proc.stderr[-2000:], end="", flush=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fastai_in_fresh_process(data: Path, epochs: int, workers: int) -> dict:
+    """bench/fastai_anchor.py in its own interpreter (fastai is not a skyclass dependency)."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("fastai_anchor.py")), "--data", str(data),
+         "--epochs", str(epochs), "--workers", str(workers)],
+        check=True, capture_output=True, text=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -187,12 +215,14 @@ def markdown(result: dict) -> str:
                      f"{r['final_test_acc']:.4f} | {recall} | {r['wall_seconds']:.0f} | "
                      f"{r['train_images_per_s']:.1f} (per epoch: {per_epoch(r['history'])}) |")
     naive = result.get("naive")
+    naive_input = NAIVE_INPUT[result.get("naive_input", "raw")]
     if naive:
         blanks = " | ".join("" for _ in result["classes"])
         epochs = len(naive["history"])
         lines.append(f"| notebook-style loop ({epochs} epoch(s), run before and after the "
-                     f"recipes) | {naive['best_test_acc']:.4f} | {naive['final_test_acc']:.4f} "
-                     f"| {blanks} | | {naive['train_images_per_s']:.1f} |")
+                     f"recipes; no selection: its last epoch) | | "
+                     f"{naive['final_test_acc']:.4f} | {blanks} | | "
+                     f"{naive['train_images_per_s']:.1f} |")
         lines += ["", f"Training throughput against the notebook loop (same data, "
                       f"{naive['workers']} DataLoader worker(s) each):", ""]
         lines += [f"- skyclass `{name}`: **{ratio:.2f}x** the images/s; test accuracy after "
@@ -202,14 +232,25 @@ def markdown(result: dict) -> str:
                       "`prepare`, frozen prefix in eval mode under no_grad, channels_last, "
                       f"mixed precision: {result.get('amp', '?')}, glibc keeping freed memory "
                       "(`skyclass.cpu_memory`); the notebook loop, in a fresh Python process "
-                      "of its own, decodes and transforms the raw 416-px JPEGs with PIL and "
-                      "runs the whole fp32 model in train mode (the `reference` recipe has its "
-                      "hyper-parameters)."]
+                      f"of its own, decodes and transforms {naive_input} "
+                      "with PIL and runs the whole fp32 model in train mode (the `reference` "
+                      "recipe has its hyper-parameters)."]
+    fastai = result.get("fastai")
+    if fastai:
+        recall = " | ".join(f"{fastai['test_recall'].get(c, float('nan')):.4f}"
+                            for c in result["classes"])
+        lines.append(f"| fastai `fine_tune` (1 frozen + {fastai['epochs'] - 1} epochs, its "
+                     f"defaults; last epoch) | | {fastai['test_acc']:.4f} | {recall} | "
+                     f"{fastai['wall_seconds']:.0f} | {fastai['train_images_per_s']:.1f} |")
     lines += ablation_lines(result)
     lines += ["", f"One test image is {100 / result['test_images']:.2f} percentage points of "
                   "accuracy. Per-epoch rows (loss, accuracy, LR, images/s, epoch time) and the "
                   f"1-minute load average around each run are in {result['name']}.json."]
     return "\n".join(lines) + "\n"
+
+
+NAIVE_INPUT = {"prepared": "the same prepared 224-px images from the zip",
+               "raw": "the raw original photos"}
 
 
 def speedups(result: dict) -> list[tuple[str, float, float]]:
@@ -274,6 +315,12 @@ def main() -> None:
                         help="overrides applied to the default recipe (exploration)")
     parser.add_argument("--naive-epochs", type=int, default=None,
                         help="epochs of the notebook-style loop (default: --epochs; 0: skip)")
+    parser.add_argument("--naive-input", choices=("prepared", "raw"), default="prepared",
+                        help="the notebook loop reads the prepared 224-px images (default: the "
+                             "ratio then measures training) or decodes the raw originals")
+    parser.add_argument("--fastai-epochs", type=int, default=0,
+                        help="also run fastai's fine_tune for this many epochs "
+                             "(bench/fastai_anchor.py; needs fastai installed; 0: skip)")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda (every run)")
     parser.add_argument("--workers", type=int, default=-1,
                         help="DataLoader workers of every run (default: skyclass's choice)")
@@ -284,7 +331,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.naive_child:  # the notebook loop, alone in this process: print its result
         workers = max(args.workers, 0)
-        print(json.dumps(naive_loop(args.data, args.raw, args.naive_epochs, workers)))
+        print(json.dumps(naive_loop(args.data, args.raw, args.naive_epochs, workers,
+                                    args.naive_input)))
         return
     if args.render:
         saved = json.loads((RESULTS / f"{args.name}.json").read_text())
@@ -311,11 +359,12 @@ def main() -> None:
         "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
                    else device.type),
         "amp": str(amp_dtype(TrainConfig(data="-", out="-"), device) or "off"),
-        "workers": workers,
+        "workers": workers, "naive_input": args.naive_input,
     }
     naive_runs = []
     if args.naive_epochs:  # before the recipes and again after: the CPU load drifts
-        naive_runs.append(naive_in_fresh_process(data, args.raw, args.naive_epochs, workers))
+        naive_runs.append(naive_in_fresh_process(data, args.raw, args.naive_epochs, workers,
+                                                 args.naive_input))
     for name in args.recipes:
         out = args.work / f"{args.name}-{name}"
         if out.exists():
@@ -333,7 +382,8 @@ def main() -> None:
         print(json.dumps({k: v for k, v in entry.items() if k != "history"},
                          default=str)[:600], flush=True)
     if args.naive_epochs:
-        naive_runs.append(naive_in_fresh_process(data, args.raw, args.naive_epochs, workers))
+        naive_runs.append(naive_in_fresh_process(data, args.raw, args.naive_epochs, workers,
+                                                 args.naive_input))
         images = sum(r["train_images"] for n in naive_runs for r in n["history"])
         seconds = sum(r["train_seconds"] for n in naive_runs for r in n["history"])
         result["naive"] = {
@@ -349,6 +399,8 @@ def main() -> None:
             result["speedup_baseline"] = ref["recipe"]
             result["speedup_vs_naive"] = ref["train_images_per_s"] / result["naive"][
                 "train_images_per_s"]
+    if args.fastai_epochs:
+        result["fastai"] = fastai_in_fresh_process(data, args.fastai_epochs, workers)
     result["finished"] = time.ctime()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2, default=str))
