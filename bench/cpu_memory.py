@@ -56,7 +56,8 @@ def child(mode: str, data: Path, steps: int, eval_batches: int) -> dict:
 
     from skyclass.train import TrainConfig
     from skyclass.train.distributed import DistContext
-    from skyclass.train.loop import evaluate, pick_device, setup, train_one_epoch
+    from skyclass.train.loop import evaluate_split, setup, train_one_epoch
+    from skyclass.train.runtime import pick_device
 
     with tempfile.TemporaryDirectory() as tmp:
         config = TrainConfig(data=str(data), out=tmp, epochs=1, device="cpu", workers=0,
@@ -73,7 +74,7 @@ def child(mode: str, data: Path, steps: int, eval_batches: int) -> dict:
         train_images = train_one_epoch(run, 2)["train_images"]
         train_s = time.perf_counter() - start
         start = time.perf_counter()
-        evaluate(run, "test")
+        evaluate_split(run, "test")
         test_s = time.perf_counter() - start
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     test_images = sum(len(y) for _, y in test_batches[1:])

@@ -7,7 +7,7 @@ On the real `skyclass.train.loop` objects (the `default` recipe unless --recipe)
   steps     `train_one_epoch` over the same number of batches already decoded and held in
             memory: the model's forward/backward/optimizer work with no input pipeline;
   epoch     `run_epoch` as `skyclass train` runs it: train pass + test pass + checkpoints;
-  test      the test pass (`evaluate`) alone.
+  test      the test pass (`evaluate_split`) alone.
 The slowest of `input` and `steps` bounds the train pass; `epoch` minus the train pass is the
 test pass and the writing. Prints a table and, with --out, writes the figures as JSON.
 """
@@ -27,14 +27,8 @@ import torch
 
 from skyclass.train import TrainConfig
 from skyclass.train.distributed import DistContext
-from skyclass.train.loop import (
-    evaluate,
-    opencv_threads,
-    pick_device,
-    run_epoch,
-    setup,
-    train_one_epoch,
-)
+from skyclass.train.loop import evaluate_split, run_epoch, setup, train_one_epoch
+from skyclass.train.runtime import opencv_threads, pick_device
 
 
 class Preloaded:
@@ -84,7 +78,7 @@ def main() -> None:
         steps_s, _ = timed(lambda: train_one_epoch(run, 2))
         run.train_loader = loader
         epoch_s, row = timed(lambda: run_epoch(run, 3))
-        test_s, _ = timed(lambda: evaluate(run))
+        test_s, _ = timed(lambda: evaluate_split(run))
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),

@@ -27,7 +27,8 @@ import torch
 from skyclass.dataset_zip import PreparedDataset
 from skyclass.train import TrainConfig
 from skyclass.train.distributed import DistContext
-from skyclass.train.loop import make_loaders, opencv_threads
+from skyclass.train.loaders import make_loaders
+from skyclass.train.runtime import opencv_threads
 
 
 def one_pass(data: Path, workers: int, cv2_threads: int | None) -> dict:

@@ -344,7 +344,8 @@ def main() -> None:
     data = ensure_dataset(args.data, args.raw)
     ds = PreparedDataset(data)
     from skyclass.train.distributed import DistContext
-    from skyclass.train.loop import amp_dtype, default_workers, pick_device
+    from skyclass.train.loaders import default_workers
+    from skyclass.train.runtime import amp_dtype, pick_device
 
     device = pick_device(args.device)
     workers = (args.workers if args.workers >= 0

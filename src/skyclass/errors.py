@@ -15,3 +15,11 @@ class DatasetFormatError(SkyclassError):
 
 class EvaluateError(SkyclassError):
     """`evaluate` cannot score this model on this data (missing run data, class mismatch...)."""
+
+
+class TrainError(SkyclassError):
+    """Training cannot go on (diverged, or a resume that does not match)."""
+
+
+class RunDirError(SkyclassError):
+    """--out cannot be used (not writable, or it already holds a different run)."""

@@ -70,7 +70,7 @@ class OpenCVThreads(torch.utils.data.Dataset):
 def test_training_workers_give_opencv_one_thread_each():
     import cv2
 
-    from skyclass.train.loop import opencv_threads
+    from skyclass.train.runtime import opencv_threads
 
     image = np.zeros((512, 512, 3), np.uint8)
     cv2.GaussianBlur(image, (15, 15), 0)  # the parent's pool is running: forking must not hang
@@ -83,7 +83,7 @@ def test_training_workers_give_opencv_one_thread_each():
 
 def test_default_workers_use_the_cores_a_gpu_leaves_idle(monkeypatch):
     from skyclass.train.distributed import DistContext
-    from skyclass.train.loop import default_workers
+    from skyclass.train.loaders import default_workers
 
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     assert default_workers(DistContext(), 2000) == 4  # the CPU also runs the model

@@ -12,7 +12,7 @@ from skyclass.dataset_zip import PreparedDataset
 from skyclass.images import PreprocessSpec
 from skyclass.model import build_model
 from skyclass.train import TrainConfig, TrainError, train
-from skyclass.train.loop import penalty, trainable_parameters
+from skyclass.train.optim import penalty, trainable_parameters
 
 TINY = {"width_mult": 0.25, "pretrained": False, "workers": 0, "quiet": True, "seed": 0,
         "amp": "off"}  # bf16 pays off for the full model only; fp32 is faster here

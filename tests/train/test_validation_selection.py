@@ -18,7 +18,8 @@ from skyclass.cli import main
 from skyclass.dataset_zip import MANIFEST_COLUMNS, MANIFEST_NAME, REPORT_NAME, PreparedDataset
 from skyclass.train import TrainConfig, train
 from skyclass.train.distributed import DistContext
-from skyclass.train.loop import NO_VAL_WARNING, make_loaders
+from skyclass.train.loaders import make_loaders
+from skyclass.train.loop import NO_VAL_WARNING
 
 TINY = {"width_mult": 0.25, "pretrained": False, "workers": 0, "quiet": True, "seed": 0,
         "amp": "off", "unfreeze_from": 0, "batch_size": 8}

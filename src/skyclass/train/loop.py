@@ -1,5 +1,9 @@
 """The training loop: read the recipe, top to bottom.
 
+The parts it drives live beside it: `config` (TrainConfig, the recipes), `optim` (optimizer,
+schedule, penalties, EMA), `loaders` (DataLoaders), `runtime` (device, precision, threads),
+`state` (run-dir files, history, RNG), `distributed` (torchrun), `lr_find` (--find-lr).
+
 Fixes over the reference notebook, each a cause of lost accuracy there:
 - the frozen prefix runs under `torch.no_grad()` and stays in eval mode (BatchNorm statistics
   do not drift; `model.set_train_mode`);
@@ -23,24 +27,16 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.optim.swa_utils import AveragedModel
+from torch.utils.data import DataLoader, DistributedSampler
 
 from skyclass import cpu_memory
 from skyclass.checkpoint import TEST_METRICS_NAME, load_checkpoint, save_checkpoint
 from skyclass.dataset_zip import PreparedDataset
-from skyclass.errors import SkyclassError
+from skyclass.errors import RunDirError, TrainError
 from skyclass.model import build_model, freeze_backbone, set_train_mode
 from skyclass.progress import progress_enabled
-from skyclass.torch_data import (
-    EvalTransform,
-    TrainTransform,
-    ZipImageDataset,
-    balanced_sampler,
-    check_trainable,
-    class_counts,
-    inverse_frequency_weights,
-)
+from skyclass.torch_data import check_trainable, class_counts, inverse_frequency_weights
 from skyclass.train.config import TrainConfig
 from skyclass.train.distributed import (
     DistContext,
@@ -51,10 +47,18 @@ from skyclass.train.distributed import (
     cleanup_distributed,
     init_distributed,
 )
+from skyclass.train.loaders import eval_loader, loader_options, make_loaders
+from skyclass.train.optim import (
+    build_ema,
+    build_optimizer,
+    build_scheduler,
+    penalty,
+    trainable_parameters,
+)
+from skyclass.train.runtime import amp_dtype, opencv_threads, pick_device
 from skyclass.train.state import (
     SCRIPTED_NAME,
     TRACED_NAME,
-    RunDirError,
     append_history,
     capture_rng,
     dataset_fingerprint,
@@ -68,14 +72,9 @@ from skyclass.train.state import (
     write_json,
 )
 
-CPU = torch.device("cpu")
 # Config fields that may differ on --resume (how to run, not what to learn).
 RUNTIME_FIELDS = ("data", "out", "device", "amp", "workers", "threads", "quiet", "resume",
                   "channels_last", "weights")
-
-
-class TrainError(SkyclassError):
-    """Training cannot go on (diverged, or a resume that does not match)."""
 
 
 class TrainInterrupted(KeyboardInterrupt):
@@ -99,122 +98,10 @@ class TrainableHead(nn.Module):
         return self.classifier(x)
 
 
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def penalty(params: list[nn.Parameter], l1: float, l2: float) -> torch.Tensor | float:
-    """The reference's L1/L2 loss terms, over trainable weights only."""
-    total: torch.Tensor | float = 0.0
-    if l1:
-        total = total + l1 * sum(p.abs().sum() for p in params)
-    if l2:
-        total = total + l2 * sum(p.pow(2).sum() for p in params)
-    return total
-
-
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Head at `lr`, unfrozen feature blocks at `lr * backbone_lr_mult`; no decay on BN/bias."""
-    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        part = "head" if name.startswith("classifier") else "backbone"
-        groups.setdefault((part, p.ndim > 1), []).append(p)
-    param_groups = []
-    for (part, decay), params in sorted(groups.items()):
-        lr = config.lr * (config.backbone_lr_mult if part == "backbone" else 1.0)
-        param_groups.append({"params": params, "lr": lr, "initial_lr": lr,
-                             "weight_decay": config.weight_decay if decay else 0.0})
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(param_groups, lr=config.lr)
-    return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum,
-                           nesterov=config.nesterov and config.momentum > 0)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
-    """Per-step schedules (cosine/onecycle/constant, with linear warm-up) or epoch plateau."""
-    if config.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience)
-    total = max(1, config.epochs * steps_per_epoch)
-    if config.scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
-            pct_start=0.25)
-    warmup = int(config.warmup_epochs * steps_per_epoch)
-    cosine = config.scheduler == "cosine"
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if not cosine:
-            return 1.0
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def build_ema(model: nn.Module, half_life_epochs: float,
-              steps_per_epoch: int) -> AveragedModel | None:
-    """An exponential moving average of weights and BatchNorm statistics (--ema), or None.
-
-    The decay comes from a half-life in epochs, so one setting means the same on 700 photos
-    as on 70,000.
-    """
-    if half_life_epochs <= 0:
-        return None
-    decay = 0.5 ** (1.0 / max(1.0, half_life_epochs * steps_per_epoch))
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
-def pick_device(name: str, ctx_local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise SkyclassError("--device cuda: no CUDA GPU is available")
-        return torch.device("cuda", ctx_local_rank % torch.cuda.device_count())
-    if name == "mps" and not (getattr(torch.backends, "mps", None)
-                              and torch.backends.mps.is_available()):
-        raise SkyclassError("--device mps: Apple MPS is not available")
-    return torch.device(name)
-
-
-def cpu_has_native_bf16() -> bool:
-    """AMX / AVX512-BF16 CPUs run bf16 convolutions about twice as fast as fp32."""
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    try:
-        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
-    except Exception:  # noqa: BLE001 - a private torch probe: no answer means no
-        return False
-
-
-def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """auto: bf16 (fp16 where bf16 is missing) on CUDA; bf16 on CPUs with native bf16."""
-    if config.amp == "off":
-        return None
-    if config.amp == "auto" and device.type == "cpu" and not cpu_has_native_bf16():
-        return None
-    if config.amp == "auto" and device.type not in ("cuda", "cpu"):
-        return None
-    if config.amp == "fp16":
-        return torch.float16
-    if config.amp == "bf16" or device.type != "cuda" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
-
-
 # --------------------------------------------------------------------------- the run
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Run:
     """Everything a training run holds; built by `setup`, driven by `train`."""
 
@@ -325,73 +212,6 @@ def resume_epochs(config: TrainConfig, saved: TrainConfig, state: dict) -> int:
     return config.epochs
 
 
-def make_loaders(config: TrainConfig, dataset: PreparedDataset, ctx: DistContext,
-                 generator: torch.Generator,
-                 device: torch.device = CPU) -> tuple[DataLoader, DataLoader]:
-    """The training loader and the test loader (see `eval_loader` for the validation one)."""
-    train_ds = ZipImageDataset(dataset, "train", TrainTransform(config.augment, dataset.spec))
-    feeds_gpu = device.type == "cuda"
-    workers = (config.workers if config.workers >= 0
-               else default_workers(ctx, len(train_ds), feeds_gpu))
-    common = {"num_workers": workers, "pin_memory": feeds_gpu,
-              "worker_init_fn": seed_worker, "persistent_workers": False}
-    if workers:
-        common["prefetch_factor"] = 4
-    sampler = None
-    if ctx.enabled and config.balance == "sampler":
-        raise TrainError("--balance sampler cannot be combined with torchrun's "
-                         "DistributedSampler; use --balance loss for multi-process training")
-    if ctx.enabled:
-        sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
-                                     shuffle=True, seed=config.seed, drop_last=True)
-    elif config.balance == "sampler":
-        sampler = balanced_sampler(train_ds.targets, len(dataset.classes), config.seed)
-        sampler.generator = generator
-    # Keep the last short batch (small data sets would lose up to batch_size - 1 images an
-    # epoch); drop it only when it would hold one image, which BatchNorm cannot train on.
-    per_rank = len(sampler) if sampler is not None else len(train_ds)
-    train_loader = DataLoader(
-        train_ds, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
-        drop_last=per_rank % config.batch_size == 1, generator=generator, **common)
-    return train_loader, eval_loader(config, dataset, "test", ctx, common)
-
-
-def eval_loader(config: TrainConfig, dataset: PreparedDataset, split: str, ctx: DistContext,
-                common: dict | None = None) -> DataLoader:
-    """A split in the serving preprocessing, sharded over the ranks, in a fixed order."""
-    ds = ZipImageDataset(dataset, split, EvalTransform(dataset.spec))
-    if common is None:
-        common = {"num_workers": 0}
-    shard = list(range(ctx.rank, len(ds), ctx.world_size))
-    return DataLoader(Subset(ds, shard), batch_size=config.batch_size * 2, shuffle=False,
-                      **common)
-
-
-def default_workers(ctx: DistContext, n_train: int, feeds_gpu: bool = False) -> int:
-    """Decode in the background, but leave the cores to the maths on a small machine.
-
-    Starting workers costs about a second per epoch, more than decoding a few hundred small
-    images in the main process, so tiny datasets get none. When a GPU does the maths, the
-    cores have nothing else to do: up to 8 workers (bench/loader_throughput.py on 16 cores:
-    4 workers 810 images/s, 8 workers 1,381; the model steps alone ran at about 2,000).
-    """
-    cores = (os.cpu_count() or 1) // ctx.world_size
-    if n_train < 512:
-        return 0
-    if feeds_gpu:
-        return max(1, min(8, cores - 1))
-    return max(1, min(4, cores // 2)) if cores > 1 else 0
-
-
-def seed_worker(worker_id: int) -> None:
-    """Augmentations in a worker are seeded from torch's per-worker seed (reproducible)."""
-    info = torch.utils.data.get_worker_info()
-    dataset = info.dataset.dataset if isinstance(info.dataset, Subset) else info.dataset
-    transform = getattr(dataset, "transform", None)
-    if hasattr(transform, "reseed"):
-        transform.reseed(info.seed)
-
-
 def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
     dataset = open_dataset(config.data)
     fingerprint = dataset_fingerprint(dataset)
@@ -422,7 +242,7 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
     train_loader, test_loader = make_loaders(config, dataset, ctx, generator, device)
     val_loader = None
     if dataset.validation_split == "val":
-        val_loader = eval_loader(config, dataset, "val", ctx, _loader_options(test_loader))
+        val_loader = eval_loader(config, dataset, "val", ctx, loader_options(test_loader))
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, len(train_loader))
     weights = None
@@ -432,9 +252,11 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
     dtype = amp_dtype(config, device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    run = Run(config, ctx, device, run_dir, dataset, fingerprint, model, prefix, head,
-              optimizer, scheduler, criterion, train_loader, test_loader, generator, dtype,
-              scaler, val_loader=val_loader,
+    run = Run(config=config, ctx=ctx, device=device, run_dir=run_dir, dataset=dataset,
+              fingerprint=fingerprint, model=model, prefix=prefix, head=head,
+              optimizer=optimizer, scheduler=scheduler, criterion=criterion,
+              train_loader=train_loader, test_loader=test_loader, generator=generator,
+              dtype=dtype, scaler=scaler, val_loader=val_loader,
               ema=build_ema(model, config.ema, len(train_loader)))
     if val_loader is None:
         run.warnings.append(NO_VAL_WARNING.format(data=config.data))
@@ -449,15 +271,6 @@ NO_VAL_WARNING = (
     "{data} has no validation split (a two-way zip from an older skyclass): best.pt and the "
     "LR schedule were chosen on the test split, so the test accuracy is optimistic. Prepare "
     "the data again (70:15:15 by default) for an honest figure")
-
-
-def _loader_options(loader: DataLoader) -> dict:
-    """The worker settings of `loader`, for another loader over the same zip."""
-    options = {"num_workers": loader.num_workers, "pin_memory": loader.pin_memory,
-               "worker_init_fn": loader.worker_init_fn, "persistent_workers": False}
-    if loader.num_workers:
-        options["prefetch_factor"] = loader.prefetch_factor
-    return options
 
 
 def restore(run: Run, state: dict) -> None:
@@ -568,7 +381,7 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
 
 
 @torch.no_grad()
-def evaluate(run: Run, split: str = "val") -> dict:
+def evaluate_split(run: Run, split: str = "val") -> dict:
     """`<split>_loss` (plain cross-entropy), `_acc` and `_recall` over all ranks.
 
     `val` is the validation split (the test split in an old two-way zip); `test` is scored
@@ -668,7 +481,7 @@ def run_epoch(run: Run, epoch: int) -> dict:
     start = time.perf_counter()
     lr_before = run.lr()
     train_metrics = train_one_epoch(run, epoch)
-    val_metrics = evaluate(run, "val")
+    val_metrics = evaluate_split(run, "val")
     if not run.per_step_schedule:
         run.scheduler.step(val_metrics["val_loss"])
     lr_dropped = broadcast_flag(run.ctx, run.lr() < lr_before * 0.999 and
@@ -692,7 +505,7 @@ def final_test(run: Run) -> dict:
     barrier(run.ctx)
     best = load_checkpoint(run.run_dir / "best.pt")
     run.eval_model.load_state_dict(best["model"])
-    metrics = {**evaluate(run, "test"), "epoch": run.best_epoch,
+    metrics = {**evaluate_split(run, "test"), "epoch": run.best_epoch,
                "validation_split": run.validation_split, "warnings": list(run.warnings)}
     if run.ctx.is_main:
         best["metrics"] = {**best["metrics"], **metrics}
@@ -734,28 +547,6 @@ def state_digest(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def opencv_threads(threads: int):
-    """OpenCV (under albumentations) with `threads` threads while training, then as before.
-
-    Its pool would start a thread per core in every DataLoader worker; the workers are the
-    parallelism (12 workers on 16 cores: 1,088 -> 1,669 images/s, bench/loader_throughput.py).
-    Set here, in the parent, and inherited by the forked workers: calling setNumThreads in a
-    worker hangs it when the parent had already used the pool.
-    """
-    try:
-        import cv2
-    except ImportError:  # albumentations brings it; without it there is nothing to limit
-        yield
-        return
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(threads)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(before)
-
-
 def train(config: TrainConfig) -> dict:
     """Train (or resume) a run; returns a summary with the best test accuracy and run dir.
 
@@ -780,8 +571,8 @@ def _train(config: TrainConfig) -> dict:
     if config.resume and not config.data:  # config.json records the dataset
         config = config.replace(data=recorded_dataset(Path(config.out)))
     config.validate()
-    ctx_probe = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(config.device, ctx_probe)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))  # torchrun's, before DDP starts
+    device = pick_device(config.device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     ctx = init_distributed(device.type)

@@ -14,9 +14,11 @@ import math
 import sys
 from pathlib import Path
 
+from skyclass.model import set_train_mode
 from skyclass.train.config import TrainConfig
 from skyclass.train.distributed import DistContext
-from skyclass.train.loop import forward, pick_device, set_train_mode, setup, to_device
+from skyclass.train.loop import forward, setup, to_device
+from skyclass.train.runtime import pick_device
 from skyclass.train.state import write_json
 
 LR_FIND_JSON = "lr_find.json"

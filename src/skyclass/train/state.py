@@ -18,14 +18,10 @@ from torch import nn
 
 from skyclass.checkpoint import CONFIG_NAME, HISTORY_NAME, atomic_write_bytes, read_history
 from skyclass.dataset_zip import PreparedDataset
-from skyclass.errors import SkyclassError
+from skyclass.errors import RunDirError
 
 SCRIPTED_NAME = "model_scripted.pt"
 TRACED_NAME = "model_traced_cpu.pt"
-
-
-class RunDirError(SkyclassError):
-    """--out cannot be used (not writable, or it already holds a different run)."""
 
 
 def dataset_fingerprint(dataset: PreparedDataset) -> str:
