@@ -108,8 +108,7 @@ def main() -> None:
             proc = subprocess.run(
                 [sys.executable, __file__, "--child", mode, "--data", str(args.data),
                  "--steps", str(args.steps), "--eval-batches", str(args.eval_batches)],
-                capture_output=True, text=True, check=True,
-                env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+                capture_output=True, text=True, check=True)
             runs[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(repeat, runs[mode][-1], flush=True)
     medians = {m: median_row(rows) for m, rows in runs.items()}

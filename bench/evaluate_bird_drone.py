@@ -25,8 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
 from skyclass.checkpoint import load_checkpoint, resolve_checkpoint
 from skyclass.dataset_zip import PreparedDataset
 from skyclass.evaluate import EvaluateConfig, evaluate, summary_table

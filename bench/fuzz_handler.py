@@ -34,7 +34,6 @@ import argparse
 import base64
 import json
 import logging
-import os
 import random
 import re
 import shutil
@@ -45,7 +44,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "fuzz_corpus"
 ARTIFACTS = HERE / "results" / "fuzz_artifacts"

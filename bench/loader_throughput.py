@@ -20,8 +20,6 @@ import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
 import torch
 
 from skyclass.dataset_zip import PreparedDataset

@@ -280,7 +280,7 @@ def main_checkout(work: Path) -> Path:
 
 def _one_request(src: Path, bundle: Path, payload: Path, ctype: str, length: str,
                  timeout: float) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(src), "NO_ALBUMENTATIONS_UPDATE": "1"}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     try:
         proc = subprocess.run([PY, "-c", PAYLOAD_CHILD, str(bundle), str(payload), ctype,
                                length], capture_output=True, text=True, env=env,
@@ -409,8 +409,7 @@ def run_sections(args: argparse.Namespace, previous: dict) -> dict:
     if "tests" in args.sections:
         with tempfile.TemporaryDirectory() as tmp:
             stats_file = Path(tmp) / "property_stats.json"
-            env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1",
-                   "SKYCLASS_FUZZ_STATS": str(stats_file)}
+            env = {**os.environ, "SKYCLASS_FUZZ_STATS": str(stats_file)}
             tests, output = run_pytest([PROPERTY_TESTS, HOSTILE_PREPARE, *FAULT_TESTS], env)
             stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
         props = property_section(tests, stats)

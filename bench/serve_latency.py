@@ -73,7 +73,7 @@ class TorchScriptModel:
         return {"name": model["name"], "version": model["version"],
                 "sha256": self.manifest["files"]["model.pt"]["sha256"]}
 
-    def predict_bytes(self, data: bytes, top_k: int = 3, max_pixels: int = 0,
+    def predict_image(self, data: bytes, top_k: int = 3, max_pixels: int = 0,
                       limits: object = None) -> list:
         from skyclass.images import preprocess
         from skyclass.serving.classifier import Prediction

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import requests
 
-from skyclass.serving.local_server import serve_in_subprocess
-
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from serving.server_proc import serve_in_subprocess  # noqa: E402  (a test helper, not shipped)
+
 SHARED = ROOT.parent / "shared" / "datasets" / "bird_drone"
 RESULTS = ROOT / "bench" / "results" / "serve_load.json"
 REUSE = Path("/tmp/dep_bench/bundle")

@@ -26,8 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset

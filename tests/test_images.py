@@ -248,7 +248,7 @@ def test_encode_image(photo):
 
 def test_images_module_imports_no_torch():
     code = "import sys, skyclass.images; print('torch' in sys.modules)"
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    env = os.environ
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True).stdout.strip()
     assert out == "False"

@@ -25,7 +25,7 @@ def test_predict_local_table_and_json(bundle_dir, images, capsys):
     assert len(table) == 1 + 3 * len(images)
     assert cli_main(["predict", str(bundle_dir), str(images[0]), "--json", "--top-k", "2"]) == 0
     result = json.loads(capsys.readouterr().out)
-    expected = classifier.predict_bytes(images[0], 2)
+    expected = classifier.predict_image(images[0], 2)
     assert [p["label"] for p in result[0]["predictions"]] == [p.label for p in expected]
 
 

@@ -6,6 +6,7 @@ is built), so `train.config` and the CLI can read the settings without loading t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,9 @@ class AugmentConfig:
 
 def build_albumentations(aug: AugmentConfig, size: int) -> Any:
     """The albumentations Compose for training (uint8 HWC in, uint8 HWC out)."""
+    # The one place skyclass imports albumentations: stop its version check (a network call
+    # and a warning on every import, in every DataLoader worker).
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     import albumentations as A
 
     steps: list[Any] = []

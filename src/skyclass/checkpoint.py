@@ -20,12 +20,11 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from skyclass.errors import SkyclassError
+from skyclass.errors import CheckpointError
 from skyclass.fileio import atomic_write
 from skyclass.images import PreprocessSpec
 from skyclass.model import build_model
@@ -38,15 +37,6 @@ CONFIG_NAME = "config.json"
 CHECKPOINT_NAMES = ("best", "last")
 
 
-class CheckpointError(SkyclassError):
-    """A run directory or checkpoint that cannot be used."""
-
-
-def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call `write(fileobj)` on a temp file beside `path`, fsync, then rename over `path`."""
-    atomic_write(path, write)
-
-
 def save_checkpoint(path: Path, state: dict) -> None:
     """Atomically save a checkpoint dict (see module docstring for what it holds)."""
     state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}
@@ -54,7 +44,7 @@ def save_checkpoint(path: Path, state: dict) -> None:
     # with a cryptic RuntimeError ("unexpected pos"), a plain write with OSError(ENOSPC).
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(Path(path), lambda fh: fh.write(buffer.getbuffer()))
+    atomic_write(Path(path), lambda fh: fh.write(buffer.getbuffer()))
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -30,6 +30,20 @@ MANIFEST_COLUMNS = [
 SPLITS = ("train", "val", "test")
 
 
+def find_run_dataset(recorded: object, run: Path) -> Path | None:
+    """The dataset zip a run was trained on (its config's `data`), or None if not found here.
+
+    A relative path is tried from the working directory, then from `run` (the run folder, a
+    checkpoint in it, or a bundle) and its parent. `evaluate` and `export` both look it up.
+    """
+    if not isinstance(recorded, str) or not recorded:
+        return None
+    for candidate in (Path(recorded), run / recorded, run.parent / recorded):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 @dataclass(frozen=True)
 class Entry:
     path: str

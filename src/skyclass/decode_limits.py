@@ -44,6 +44,8 @@ DEFAULT_MAX_PIXELS = 64_000_000
 # pass; a 64 Mpx 16-bit/float TIFF or RGBA PNG (>= 450 MB) does not. With the handler's own
 # ~150 MB that keeps one request under ~600 MB of a 1,536 MB Lambda.
 DEFAULT_MAX_DECODE_BYTES = 384 * 1024 * 1024
+# The largest image file any stage reads (prepare's --max-file-mb default, evaluate's folders).
+MAX_FILE_BYTES = 100 * 1024 * 1024
 # Scans in one JPEG: libjpeg's default progressive script has 10, mozjpeg's up to ~20.
 MAX_JPEG_SCANS = 100
 # Scans x pixels: each progressive scan walks the whole component, so work grows with both.

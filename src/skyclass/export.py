@@ -22,12 +22,10 @@ import contextlib
 import io
 import json
 import math
-import os
 import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +34,12 @@ import torch
 
 from skyclass import __version__
 from skyclass.checkpoint import TrainedModel, load_trained_model
-from skyclass.dataset_zip import PreparedDataset
-from skyclass.errors import SkyclassError
-from skyclass.fileio import sha256_file
+from skyclass.dataset_zip import PreparedDataset, find_run_dataset
+from skyclass.errors import ExportError
+from skyclass.export_config import ExportConfig
+from skyclass.fileio import replace_folder, sha256_file
 from skyclass.images import ImageError, preprocess
-from skyclass.quantize import QuantizeOptions, quantize_for_serving
+from skyclass.quantize import quantize_for_serving
 from skyclass.serving.bundle import (
     BUNDLE_FORMAT,
     BUNDLE_FORMAT_VERSION,
@@ -55,35 +54,6 @@ OUTPUT_NAME = "logits"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 # Training-only checkpoint entries that say nothing about the model (and can be large).
 _NOT_METADATA = {"model", "optimizer", "scheduler", "rng", "scaler", "format", "version"}
-
-
-class ExportError(SkyclassError):
-    """The bundle cannot be written, or the exported model does not match PyTorch."""
-
-
-@dataclass
-class ExportConfig:
-    run: Path
-    out: Path
-    checkpoint: str = "best"
-    parity_images: Path | None = None  # used when the run's dataset zip is not reachable
-    parity_count: int = 32
-    name: str | None = None  # default: the run directory's name
-    version: str | None = None  # default: epoch + the checkpoint's sha256 prefix
-    opset: int = 18
-    force: bool = False
-    quiet: bool = False
-    quantize: QuantizeOptions = field(default_factory=QuantizeOptions)  # skyclass.quantize
-
-    def __post_init__(self) -> None:
-        self.run = Path(self.run)
-        self.out = Path(self.out)
-        if self.parity_images is not None:
-            self.parity_images = Path(self.parity_images)
-        if self.parity_count < 1:
-            raise ExportError("--parity-count must be at least 1")
-        if self.quantize.problems():
-            raise ExportError("; ".join(self.quantize.problems()))
 
 
 def _jsonable(value: Any) -> Any:
@@ -130,13 +100,7 @@ def model_identity(config: ExportConfig, trained: TrainedModel) -> dict[str, Any
 
 
 def _dataset_path(trained: TrainedModel, run: Path) -> Path | None:
-    data = trained.config.get("data")
-    if not data:
-        return None
-    for candidate in (Path(data), run / data, run.parent / data):
-        if candidate.is_file():
-            return candidate
-    return None
+    return find_run_dataset(trained.config.get("data"), run)
 
 
 def parity_batch(config: ExportConfig, trained: TrainedModel) -> tuple[np.ndarray, str]:
@@ -261,15 +225,9 @@ def check_parity(model: torch.nn.Module, folder: Path, batch: np.ndarray) -> dic
 
 def _publish(tmp: Path, out: Path, force: bool) -> None:
     """Rename the finished temp folder to OUT (replacing an old bundle only with --force)."""
-    if out.exists():
-        if not force:
-            raise ExportError(f"{out} already exists; pass --force to replace it")
-        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, trash)
-        os.replace(tmp, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    if out.exists() and not force:
+        raise ExportError(f"{out} already exists; pass --force to replace it")
+    replace_folder(tmp, out)
 
 
 def export_bundle(config: ExportConfig) -> Path:

@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterable
@@ -49,6 +50,30 @@ def atomic_write(
         if isinstance(exc, OSError) and exc.filename is None:
             exc.filename = str(path)  # a full disk names the file it could not write
         raise
+
+
+def replace_folder(tmp: str | Path, out: str | Path) -> None:
+    """Put the finished folder `tmp` at `out` (same file system) by renames only.
+
+    Whatever is at `out` (an old folder, a file, a link) is renamed aside first and deleted
+    after, so `out` is at every moment the old thing or the complete new folder, never half of
+    one. If the final rename fails (e.g. another process published `out` in between), the old
+    thing is gone and the OSError is raised: the caller decides whether that is fine.
+    """
+    tmp, out = Path(tmp), Path(out)
+    aside = None
+    if out.is_symlink() or out.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent)) / "old"
+        os.replace(out, aside)
+    try:
+        os.replace(tmp, out)
+    finally:
+        if aside is not None:
+            if aside.is_dir() and not aside.is_symlink():
+                shutil.rmtree(aside.parent, ignore_errors=True)
+            else:
+                aside.unlink(missing_ok=True)
+                aside.parent.rmdir()
 
 
 _SPECIAL_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),

@@ -26,6 +26,7 @@ from skyclass.decode_limits import (
     check_budget,
     open_source,
 )
+from skyclass.errors import ImageError
 
 ResizeMode = Literal["fit", "pad", "stretch"]
 RESIZE_MODES: tuple[str, ...] = ("fit", "pad", "stretch")
@@ -54,15 +55,6 @@ with contextlib.suppress(ImportError):
     register_heif_opener()
 # The formats decoded at all (decode_limits.BASE_FORMATS, + HEIF where installed).
 ALLOWED_FORMATS: tuple[str, ...] = allowed_formats()
-
-
-class ImageError(ValueError):
-    """An input that is not a usable image. `reason` is a short machine-readable code."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -140,7 +132,7 @@ def decode_image(
     method = _orientation(img)  # a PNG's eXIf chunk may follow its pixels
     if not hasattr(source, "read"):  # the file decode_limits.open_source opened: done with it
         with contextlib.suppress(Exception):
-            img.fp.close()
+            img.fp.close()  # type: ignore[attr-defined]  # ImageFile's, set by open
     if method is not None and predicted is None:
         _check(img, limits, rotated=True)
     rgb = to_rgb(img)
@@ -159,7 +151,7 @@ def _check(img: Image.Image, limits: DecodeLimits, rotated: bool) -> None:
 
 def _load(img: Image.Image) -> None:
     """Decode the pixels (first frame only), polling the deadline between reads."""
-    img.decodermaxblock = DECODER_BLOCK_BYTES
+    img.decodermaxblock = DECODER_BLOCK_BYTES  # type: ignore[attr-defined]  # ImageFile's
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -188,7 +180,8 @@ def _orientation(img: Image.Image) -> Image.Transpose | None:
     must not lose the photo: it is kept unrotated.
     """
     try:
-        return _ORIENTATIONS.get(img.getexif().get(ExifTags.Base.Orientation))
+        orientation = img.getexif().get(ExifTags.Base.Orientation)
+        return _ORIENTATIONS.get(orientation) if isinstance(orientation, int) else None
     except Exception:  # noqa: BLE001 - any broken EXIF means "as stored"
         return None
 
@@ -237,8 +230,8 @@ def _wide_grey_to_rgb(img: Image.Image) -> Image.Image:
     if img.mode.startswith("I;16"):
         scale = 65535.0
     else:
-        top = max((_finite_max(img.crop((0, t, img.width, b))) for t, b in _bands(img)),
-                  default=None)
+        band_tops = (_finite_max(img.crop((0, t, img.width, b))) for t, b in _bands(img))
+        top = max((v for v in band_tops if v is not None), default=None)
         scale = top if top is not None and top > 255 else 255.0
         scale = 65535.0 if 255 < scale <= 65535 else scale
     grey = np.empty((img.height, img.width), dtype=np.uint8)

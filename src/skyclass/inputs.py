@@ -10,7 +10,9 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from skyclass.dataset_zip import MANIFEST_NAME, REPORT_NAME
 from skyclass.errors import SkyclassError
+from skyclass.serving.bundle import MANIFEST_NAME as BUNDLE_MANIFEST
 
 PHOTO_FOLDER = "photo folder"
 PHOTO_ZIP = "photo zip"
@@ -29,8 +31,8 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".
                             ".heic", ".heif", ".avif", ".jfif", ".ppm", ".pgm"})
 # Files whose presence makes a folder a run of `skyclass train` or a bundle of `export`.
 RUN_MARKERS = ("config.json", "last.pt", "best.pt", "history.jsonl")
-BUNDLE_MARKER = "skyclass.json"
-DATASET_MARKERS = ("manifest.csv", "report.json")
+BUNDLE_MARKER = BUNDLE_MANIFEST
+DATASET_MARKERS = (MANIFEST_NAME, REPORT_NAME)
 
 WHAT_IT_IS = {
     PHOTO_FOLDER: "a folder of class folders of photos",

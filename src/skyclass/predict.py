@@ -24,26 +24,28 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from skyclass.errors import SkyclassError
+from skyclass.errors import PredictError
 from skyclass.fileio import atomic_write
 from skyclass.images import ImageError
 from skyclass.progress import progress
-
-
-class PredictError(SkyclassError):
-    """The target cannot be used (no bundle there, server unreachable)."""
 
 
 @dataclass
 class PredictConfig:
     """What to classify (files and folders, searched recursively) and where the answers go."""
 
-    target: str
-    images: list[Path] = field(default_factory=list)
-    top_k: int = 3
-    timeout: float = 30.0
-    batch_size: int = 32
-    quiet: bool = False  # no progress bar
+    target: str = field(metadata={"positional": True, "metavar": "TARGET",
+                                  "help": "bundle folder, s3:// URI or http(s) URL"})
+    images: list[Path] = field(default_factory=list, metadata={
+        "positional": True, "metavar": "IMAGE|FOLDER",
+        "help": "image files and folders of images (searched recursively)"})
+    top_k: int = field(default=3, metadata={"help": "how many classes to show per image"})
+    timeout: float = field(default=30.0, metadata={
+        "help": "seconds to wait for an HTTP answer"})
+    batch_size: int = field(default=32, metadata={
+        "help": "images per ONNX forward pass with a bundle"})
+    quiet: bool = field(default=False, metadata={  # no progress bar
+        "help": "no table, no progress bar (the files are still written)"})
 
     def __post_init__(self) -> None:
         self.images = [Path(p) for p in self.images]
@@ -138,7 +140,8 @@ def _local_results(classifier: Any, paths: list[Path], inputs: list[Any],
     from skyclass.serving.classifier import top_predictions
 
     ok = [i for i, x in enumerate(inputs) if not isinstance(x, Exception)]
-    probs = classifier.predict_proba(np.stack([inputs[i] for i in ok])) if ok else None
+    probs = (classifier.predict_proba(np.stack([inputs[i] for i in ok])) if ok
+             else np.empty((0, len(classifier.class_names))))
     rows: dict[int, dict[str, Any]] = {}
     for row, i in enumerate(ok):
         p = probs[row]

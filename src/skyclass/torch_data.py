@@ -109,7 +109,7 @@ def balanced_sampler(targets: list[int], num_classes: int, seed: int) -> Weighte
     """Draw every class equally often per epoch (same number of draws as images)."""
     counts = Counter(targets)
     per_class = inverse_frequency_weights([counts.get(i, 0) for i in range(num_classes)])
-    weights = torch.tensor([per_class[t] for t in targets], dtype=torch.double)
+    weights = [per_class[t] for t in targets]  # the sampler makes a float64 tensor of them
     generator = torch.Generator().manual_seed(seed)
     return WeightedRandomSampler(weights, num_samples=len(targets), replacement=True,
                                  generator=generator)

@@ -306,7 +306,7 @@ def _check_prediction(payload: dict[str, Any], int8_bundle: Path, photo: bytes) 
     from skyclass.serving.classifier import Classifier
 
     manifest = json.loads((int8_bundle / "skyclass.json").read_text())
-    expected = Classifier.from_bundle(int8_bundle).predict_bytes(photo, top_k=3)
+    expected = Classifier.from_bundle(int8_bundle).predict_image(photo, top_k=3)
     got = payload["predictions"]
     assert [p["label"] for p in got] == [p.to_dict()["label"] for p in expected]
     assert [p["probability"] for p in got] == pytest.approx(

@@ -80,7 +80,7 @@ def _run_on_pty(args: list[str]) -> str:
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     code = f"from skyclass.cli import main; raise SystemExit(main({args!r}))"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                            stderr=follower, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+                            stderr=follower)
     os.close(follower)
     chunks = []
     while True:
@@ -215,8 +215,7 @@ def test_disk_full_while_writing_is_a_clear_error_and_leaves_nothing(small_raw, 
             f"{str(small_raw)!r}, '--out', {str(out_dir / 'd.zip')!r}, '--size', '224', "
             "'--format', 'png', '--workers', '1', '--quiet']))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          preexec_fn=_limit_file_size, timeout=120,
-                          env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+                          preexec_fn=_limit_file_size, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: cannot write") and "Traceback" not in proc.stderr
     assert list(out_dir.iterdir()) == []

@@ -188,8 +188,7 @@ def test_zip_bomb_entry_is_refused_with_bounded_memory(tmp_path, birds, drones):
          "code = main(['prepare', "
          f"{str(archive)!r}, '--out', {str(out)!r}, '--workers', '1', '--size', '32', "
          "'--max-file-mb', '8', '--quiet'])\nprint(peak_rss_kb())\nraise SystemExit(code)"],
-        env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1",
-             "PYTHONPATH": str(Path(__file__).parents[1])},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
@@ -231,8 +230,7 @@ def test_kill_9_mid_run_leaves_no_zip_and_the_next_run_cleans_up(tmp_path, bird_
     out = out_dir / "d.zip"
     code = ("from skyclass.cli import main; raise SystemExit(main(['prepare', "
             f"{str(raw)!r}, '--out', {str(out)!r}, '--workers', '2', '--quiet']))")
-    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
-                            env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and _spooled(out_dir) < 20:
         time.sleep(0.02)

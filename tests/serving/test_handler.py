@@ -17,6 +17,7 @@ import urllib3
 from PIL import Image
 
 from skyclass.serving.lambda_handler import App
+from skyclass.serving.settings import ServingSettings
 
 from .aws_events import REQUEST_ID, v1_event, v2_event
 from .conftest import body_json
@@ -66,7 +67,7 @@ def test_multipart_from_requests_library(app, classifier, photo_bytes, kind):
         files={"file": ("drone.jpg", photo_bytes, "image/jpeg")}).prepare()
     response = _post(app, kind, prepared.body, prepared.headers["Content-Type"])
     preds = _assert_predictions(response, classifier.class_names)
-    direct = classifier.predict_bytes(photo_bytes, 3)
+    direct = classifier.predict_image(photo_bytes, 3)
     assert [p["label"] for p in preds] == [p.label for p in direct]
     assert preds[0]["probability"] == pytest.approx(direct[0].probability, abs=1e-6)
     assert response["headers"]["x-request-id"] == REQUEST_ID
@@ -237,18 +238,33 @@ def test_413_default_limit_is_lambdas_6mb(app):
     _error(_post(app, "v2", body, "image/jpeg"), 413, "payload_too_large")
 
 
-def test_413_configured_limit_and_bomb(app, photo_bytes, monkeypatch):
+def test_413_configured_limit_and_bomb(app, classifier, photo_bytes):
     bomb = _error(_post(app, "v1", _bomb_png(), "image/png"), 413, "image_too_large")
     assert "decompression-bomb" in bomb["message"]
-    monkeypatch.setenv("MAX_PIXELS", "1000000")  # our own limit, below Pillow's
-    small_bomb = _error(_post(app, "v1", _bomb_png(2000, 1000), "image/png"), 413,
-                        "image_too_large")
+
+    def configured(**settings) -> App:
+        return App(loader=lambda: classifier, settings=ServingSettings(**settings))
+
+    small_bomb = _error(_post(configured(max_pixels=1_000_000), "v1", _bomb_png(2000, 1000),
+                              "image/png"), 413, "image_too_large")  # our own limit
     assert "2000x1000" in small_bomb["message"]
-    monkeypatch.delenv("MAX_PIXELS")
-    monkeypatch.setenv("MAX_BODY_BYTES", str(len(photo_bytes) - 1))
-    _error(_post(app, "v1", photo_bytes, "image/jpeg"), 413, "payload_too_large")
-    monkeypatch.setenv("MAX_BODY_BYTES", str(len(photo_bytes)))
-    assert _post(app, "v1", photo_bytes, "image/jpeg")["statusCode"] == 200
+    tight = configured(max_body_bytes=len(photo_bytes) - 1)
+    _error(_post(tight, "v1", photo_bytes, "image/jpeg"), 413, "payload_too_large")
+    exact = configured(max_body_bytes=len(photo_bytes))
+    assert _post(exact, "v1", photo_bytes, "image/jpeg")["statusCode"] == 200
+
+
+def test_settings_are_read_from_the_environment_once():
+    env = {"MODEL_URI": "s3://b/p", "MAX_BODY_BYTES": "1000", "MAX_PIXELS": "5",
+           "REQUEST_DEADLINE_S": "2.5", "TOP_K": "2", "CORS_ORIGIN": " * ",
+           "SKYCLASS_THREADS": "1"}
+    settings = ServingSettings.from_env(env)
+    assert settings == ServingSettings(model_uri="s3://b/p", max_body_bytes=1000, max_pixels=5,
+                                       request_deadline_s=2.5, top_k=2, cors_origin="*",
+                                       threads=1)
+    # A typo keeps the default (logged) rather than taking the API down.
+    assert ServingSettings.from_env({"MAX_BODY_BYTES": "6MB"}).max_body_bytes == (
+        ServingSettings().max_body_bytes)
 
 
 @pytest.mark.parametrize("kind", ["v1", "v2", "url"])
@@ -304,11 +320,11 @@ def test_default_handler_reads_model_uri(bundle_dir, photo_bytes, monkeypatch):
     from skyclass.serving import lambda_handler
 
     monkeypatch.setenv("MODEL_URI", str(bundle_dir))
-    lambda_handler.app.reset()
+    lambda_handler.default_app.cache_clear()  # a fresh process: settings read at first call
     try:
         response = lambda_handler.handler(
             v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes),
             None)
         assert response["statusCode"] == 200
     finally:
-        lambda_handler.app.reset()
+        lambda_handler.default_app.cache_clear()

@@ -336,7 +336,7 @@ def test_nested_forms_and_recursion_bombs(fuzz_app, log_trap):
 def test_well_formed_forms_always_classify(fuzz_app, log_trap, samples):
     """Any valid form whose `file` field holds a real image gets the raw upload's answer,
     whatever the other fields, the filename bytes, the header case or the event shape."""
-    direct = {fmt: fuzz_app.model.predict_bytes(samples[fmt], top_k=1)[0].label
+    direct = {fmt: fuzz_app.model.predict_image(samples[fmt], top_k=1)[0].label
               for fmt in samples}
 
     @settings(FUZZ, max_examples=40)

@@ -28,6 +28,7 @@ from skyclass.serving import lambda_handler
 from skyclass.serving.bundle import BundleError, read_manifest
 from skyclass.serving.classifier import Classifier
 from skyclass.serving.lambda_handler import DEADLINE_MARGIN_S, App, _response, decode_limits
+from skyclass.serving.settings import ServingSettings
 
 from .aws_events import v1_event, v2_event
 from .conftest import body_json
@@ -231,12 +232,11 @@ class _Context:
         return self.remaining_ms
 
 
-def test_the_decode_deadline_stays_inside_lambdas_remaining_time(monkeypatch):
-    monkeypatch.delenv("REQUEST_DEADLINE_S", raising=False)
+def test_the_decode_deadline_stays_inside_lambdas_remaining_time():
     now = time.monotonic()
-    limits = decode_limits(_Context(remaining_ms=28_000))
+    limits = decode_limits(ServingSettings(), _Context(remaining_ms=28_000))
     assert now + 9 < limits.deadline <= time.monotonic() + 10  # the 10 s default
-    limits = decode_limits(_Context(remaining_ms=5_000))
+    limits = decode_limits(ServingSettings(), _Context(remaining_ms=5_000))
     assert limits.deadline <= time.monotonic() + 5.0 - DEADLINE_MARGIN_S
 
 

@@ -10,9 +10,9 @@ import requests
 
 from skyclass.serving.classifier import Classifier
 from skyclass.serving.lambda_handler import App
-from skyclass.serving.local_server import serve_in_subprocess
 
 from .aws_events import v1_event
+from .server_proc import serve_in_subprocess
 
 
 def test_handler_and_serve_answer_from_the_int8_bundle(int8_bundle: Path,
@@ -29,7 +29,7 @@ def test_handler_and_serve_answer_from_the_int8_bundle(int8_bundle: Path,
     assert answer["statusCode"] == 200, answer["body"]
     body = json.loads(answer["body"])
     assert body["model"]["sha256"] == int8_sha
-    expected = Classifier.from_bundle(int8_bundle).predict_bytes(photo, top_k=2)
+    expected = Classifier.from_bundle(int8_bundle).predict_image(photo, top_k=2)
     assert [p["label"] for p in body["predictions"]] == [p.label for p in expected]
     with serve_in_subprocess(int8_bundle, timeout=120) as (url, _proc):
         resp = requests.post(url + "predict", files={"file": ("b.jpg", photo, "image/jpeg")},

@@ -19,7 +19,6 @@ def test_stalled_clients_are_cut_off_and_others_still_served(bundle_dir, photo_b
     """Clients that promise a body and go silent (slowloris) are dropped after the idle
     timeout; meanwhile and afterwards a real upload is answered. Before the fix a stalled
     client held its server thread for ever."""
-    monkeypatch.setenv("MODEL_URI", str(bundle_dir))  # make_server sets it: undo afterwards
     server = make_server(str(bundle_dir), "127.0.0.1", 0, quiet=True)
     server.RequestHandlerClass.timeout = 1.0
     thread = threading.Thread(target=server.serve_forever, daemon=True)

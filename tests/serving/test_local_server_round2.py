@@ -22,7 +22,7 @@ from skyclass.serving.local_server import connection_closed, make_server
 @pytest.fixture()
 def start_server(bundle_dir, monkeypatch):
     servers = []
-    monkeypatch.setenv("CORS_ORIGIN", "")  # restored after the test (make_server sets it)
+    monkeypatch.delenv("CORS_ORIGIN", raising=False)  # the default: no CORS header
 
     def start(**kwargs):
         server = make_server(str(bundle_dir), port=0, quiet=True, **kwargs)
@@ -72,6 +72,9 @@ def test_no_cors_header_unless_an_origin_is_given(start_server):
     url, _ = start_server(cors="https://app.example")
     answer = requests.get(url + "health", timeout=10)
     assert answer.headers["access-control-allow-origin"] == "https://app.example"
+    url, _ = start_server()  # one server's origin never leaks into the next (no os.environ)
+    answer = requests.get(url + "health", timeout=10)
+    assert "access-control-allow-origin" not in answer.headers
 
 
 def test_a_full_server_answers_503_quickly(start_server):

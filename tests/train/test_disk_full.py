@@ -98,7 +98,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(eva4_zip, tmp_path
     # The same fault from the kernel, through the CLI: a clear message, no traceback.
     cmd = [sys.executable, "-m", "skyclass", "train", str(eva4_zip), "--out", str(run), *ARGS,
            "--resume"]
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
                           preexec_fn=_limit_file_size)
     assert full.returncode == 1, full.stderr

@@ -46,7 +46,7 @@ def test_kill_9_at_random_moments_then_resume(eva4_zip, tmp_path):
     rng = random.Random(1234)
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "skyclass", "train", str(eva4_zip), "--out", str(run), *ARGS]
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed_at = []
     for _ in range(KILLS):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,

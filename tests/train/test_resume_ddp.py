@@ -24,7 +24,7 @@ ARGS = ["--epochs", str(EPOCHS), "--width-mult", "0.25", "--no-pretrained", "--l
 
 
 def _env() -> dict:
-    return {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def _kill_during_epoch_2(cmd: list[str], run: Path) -> None:

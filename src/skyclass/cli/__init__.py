@@ -1,7 +1,9 @@
 """The `skyclass` command: one sub-command per pipeline stage, each in its own module.
 
-Each module defines `register(subparsers)`, which adds its parser and sets `handler` to a
-function taking the parsed arguments and returning an exit code. Heavy imports (torch) happen
+Each module defines `register(subparsers)`, which adds its parser with `options.add_command`
+(help, description, examples and the `handler` that takes the parsed arguments and returns an
+exit code) and its options, from the stage's config dataclass where there is one
+(`options.add_options`). Heavy imports (torch) happen
 inside the handlers, so `skyclass --help` and `skyclass serve` stay light.
 """
 
@@ -10,8 +12,6 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
-import importlib.util
-import os
 import sys
 from collections.abc import Sequence
 
@@ -38,15 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"skyclass {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        module_name = f"skyclass.cli.{name}_cmd"
-        if importlib.util.find_spec(module_name) is not None:
-            importlib.import_module(module_name).register(sub)
+    for name in COMMANDS:  # a command module that fails to import is a bug: let it raise
+        importlib.import_module(f"skyclass.cli.{name}_cmd").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     args = build_parser().parse_args(argv)
     if args.command in TORCH_COMMANDS:
         cpu_memory.tune()

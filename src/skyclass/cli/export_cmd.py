@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from skyclass.cli.helpfmt import HelpFormatter, examples
+from skyclass.cli.options import add_command, add_options, config_from_args
+from skyclass.export_config import ExportConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "export",
+    parser = add_command(
+        sub, "export", run_export,
         help="write a serving bundle (model.onnx, model.int8.onnx, model.pt, skyclass.json) "
              "from a trained run",
         description=(
@@ -22,33 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
             "matches FP32's top-1 answers on the test split (see --min-agreement, "
             "--max-accuracy-drop); otherwise FP32 is served and the reason printed."
         ),
-        formatter_class=HelpFormatter,
-        epilog=examples(
+        examples=(
             "skyclass export runs/r1 --out bundle/",
             "skyclass export runs/r1 --out bundle/ --checkpoint last --name birds --force",
             "skyclass export runs/r1 --out bundle/ --parity-images my_photos/Bird",
         ),
     )
-    parser.add_argument("run", metavar="RUN_DIR", help="run directory of `skyclass train` "
-                        "(or a .pt checkpoint)")
-    parser.add_argument("--out", required=True, metavar="BUNDLE_DIR",
-                        help="bundle folder to create")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                        help="which checkpoint of the run to export (default best)")
-    parser.add_argument("--parity-images", metavar="FOLDER", default=None,
-                        help="real photos for the parity check when the run's dataset zip is "
-                             "not reachable (default: the run's test split)")
-    parser.add_argument("--parity-count", type=int, default=32,
-                        help="how many images the parity check uses (default 32)")
-    parser.add_argument("--name", default=None,
-                        help="model name in skyclass.json and responses (default: run folder)")
-    parser.add_argument("--model-version", dest="model_version", default=None,
-                        help="model version string (default: epoch + checkpoint sha256 prefix)")
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    add_options(parser, ExportConfig, skip=("force", "quiet"))
     add_quantize_arguments(parser)
-    parser.add_argument("--force", action="store_true", help="replace an existing BUNDLE_DIR")
-    parser.add_argument("--quiet", action="store_true", help="print nothing on success")
-    parser.set_defaults(handler=run_export)
+    add_options(parser, ExportConfig, only=("force", "quiet"))
 
 
 def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,16 +72,14 @@ def serving_summary(serving: dict) -> str:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from skyclass.export import ExportConfig, export_bundle
+    from skyclass.export import export_bundle
     from skyclass.inputs import CHECKPOINT, RUN_DIR, require
     from skyclass.quantize import QuantizeOptions
     from skyclass.serving.bundle import read_manifest
 
     require(args.run, (RUN_DIR, CHECKPOINT), "export", "a run folder from `skyclass train`")
-    config = ExportConfig(
-        run=args.run, out=args.out, checkpoint=args.checkpoint, parity_images=args.parity_images,
-        parity_count=args.parity_count, name=args.name, version=args.model_version,
-        opset=args.opset, force=args.force, quiet=args.quiet,
+    config = config_from_args(
+        ExportConfig, args,
         quantize=QuantizeOptions(mode=args.quantize, calibration_images=args.calibration_images,
                                  min_agreement=args.min_agreement,
                                  max_accuracy_drop=args.max_accuracy_drop),

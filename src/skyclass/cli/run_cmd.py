@@ -13,14 +13,14 @@ import mimetypes
 import time
 from pathlib import Path
 
-from skyclass.cli.helpfmt import HelpFormatter, examples
+from skyclass.cli.options import add_command
 from skyclass.cli.prepare_cmd import add_prepare_options, prepare_config_from_args
 from skyclass.cli.train_cmd import add_train_options, result_line, train_config_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "run",
+    parser = add_command(
+        sub, "run", run_pipeline,
         help="prepare → train → evaluate → export → one test prediction, in one go",
         description=(
             "Run the whole pipeline on RAW_DIR (class folders of photos, or a zip of them). "
@@ -28,8 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "OUT/bundle/ (model.onnx, model.pt, skyclass.json), then classifies one photo "
             "through the same handler that serves the API. All prepare and train options apply."
         ),
-        formatter_class=HelpFormatter,
-        epilog=examples(
+        examples=(
             "skyclass run my_photos/ --out runs/mine --epochs 5",
             "skyclass run ../shared/datasets/bird_drone --out demo --epochs 3   # = make demo",
             "skyclass run my_photos.zip --out runs/z --recipe reference --name flyers",
@@ -45,7 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars, fewer lines")
     add_prepare_options(parser)
     add_train_options(parser, common=False)
-    parser.set_defaults(handler=run_pipeline)
 
 
 def _stage(name: str, quiet: bool) -> float:

@@ -50,15 +50,15 @@ SHORT_NAME_LIMIT = 8  # names longer than this get initials in plots
 FONT_FALLBACK = ("DejaVu Sans", "WenQuanYi Micro Hei", "Noto Sans CJK JP", "Droid Sans Fallback",
                  "Symbola", "Last Resort High-Efficiency")
 
-# Accepted spellings of the history.jsonl fields (first match wins).
-HISTORY_KEYS = {
+# Where each curve is in history.jsonl: the key `train` writes, then (validation only) the key
+# runs from before the 3-way split wrote (`test_*`: they validated on their test split).
+HISTORY_FIELDS = {
     "epoch": ("epoch",),
-    "train_acc": ("train_acc", "train_accuracy", "acc"),
-    # Validation: the split best.pt was chosen on (`test_*` in runs from before the 3-way split).
-    "val_acc": ("val_acc", "val_accuracy", "test_acc", "test_accuracy"),
-    "train_loss": ("train_loss", "loss"),
+    "train_acc": ("train_acc",),
+    "val_acc": ("val_acc", "test_acc"),
+    "train_loss": ("train_loss",),
     "val_loss": ("val_loss", "test_loss"),
-    "lr": ("lr", "learning_rate", "head_lr"),
+    "lr": ("lr",),
 }
 
 
@@ -91,10 +91,10 @@ def any_script() -> Iterator[None]:
 def text_width_px(text: str, fontsize: float) -> float:
     """How wide `text` is drawn at `fontsize` points (DPI pixels per inch)."""
     fig = Figure(dpi=DPI)
-    FigureCanvasAgg(fig)
+    canvas = FigureCanvasAgg(fig)
     with any_script():
         label = fig.text(0, 0, text, fontsize=fontsize)
-        return label.get_window_extent(fig.canvas.get_renderer()).width
+        return label.get_window_extent(canvas.get_renderer()).width
 
 
 # ---------------------------------------------------------------------------- names
@@ -200,10 +200,11 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _series(history: list[dict], field: str) -> list[float] | None:
-    for key in HISTORY_KEYS[field]:
+    for key in HISTORY_FIELDS[field]:
         values = [row.get(key) for row in history]
-        if all(isinstance(v, (int, float)) for v in values):
-            return [float(v) for v in values]
+        numbers = [float(v) for v in values if isinstance(v, (int, float))]
+        if len(numbers) == len(values):
+            return numbers
     return None
 
 

@@ -12,6 +12,7 @@ would score. Unreadable files are skipped and listed, never fatal.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,16 +20,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from skyclass.dataset_zip import PreparedDataset
+from skyclass.dataset_zip import PreparedDataset, find_run_dataset
+from skyclass.decode_limits import MAX_FILE_BYTES
 from skyclass.errors import EvaluateError
+from skyclass.evaluate.config import DEFAULT_BATCH
 from skyclass.fileio import special_file_kind
 from skyclass.images import ImageError, PreprocessSpec, decode_image, preprocess, to_model_input
 from skyclass.progress import progress
+from skyclass.serving.bundle import MANIFEST_NAME as BUNDLE_MANIFEST
 from skyclass.textsafe import display_text
-
-BUNDLE_MANIFEST = "skyclass.json"
-MAX_FILE_BYTES = 100 * 1024 * 1024
-DEFAULT_BATCH = 32
 
 
 class Predictor(Protocol):
@@ -147,8 +147,10 @@ def _load_bundle(path: Path) -> ModelSource:
 
     classifier = Classifier.from_bundle(path)
     manifest = _read_json(path / BUNDLE_MANIFEST)
-    training = manifest.get("training") if isinstance(manifest.get("training"), dict) else {}
-    config = training.get("config") if isinstance(training.get("config"), dict) else {}
+    training: dict[str, Any] = (manifest["training"] if isinstance(manifest.get("training"), dict)
+                                else {})
+    config: dict[str, Any] = (training["config"] if isinstance(training.get("config"), dict)
+                              else {})
     info = {
         "bundle": str(path),
         **_plain_items(manifest),
@@ -189,10 +191,10 @@ def dataset_of_run(model: ModelSource) -> Path:
     A relative path is tried from the working directory, the run dir and its parent.
     """
     recorded = model.config.get("data")
+    found = find_run_dataset(recorded, model.path)
+    if found is not None:
+        return found
     if isinstance(recorded, str) and recorded:
-        for candidate in (Path(recorded), model.path / recorded, model.path.parent / recorded):
-            if candidate.is_file():
-                return candidate
         where = f"it was trained on {recorded}, which does not exist here"
     else:
         where = "no dataset is recorded with the model"
@@ -251,7 +253,8 @@ def dataset_data(path: Path, class_names: Sequence[str], split: str) -> EvalData
         raise EvaluateError(f"{path} has no images in its {split!r} split")
     # Shown by the original file name (what the person can find), read from the zip.
     samples = [
-        Sample(e.source or e.path, index[e.label], lambda p=e.path: ds.read(p)) for e in entries
+        Sample(e.source or e.path, index[e.label], functools.partial(ds.read, e.path))
+        for e in entries
     ]
     return EvalData(samples=samples, kind="dataset", path=path, split=split,
                     transform="eval transform (to_model_input of the prepared image)",
@@ -264,7 +267,8 @@ def folder_data(path: Path, class_names: Sequence[str]) -> EvalData:
     scanned = scan(path)
     index = _class_index(scanned.classes, class_names, path, exact=False)
     samples = [
-        Sample(s.path, index[s.label], lambda s=s: _read_source(s)) for s in scanned.sources
+        Sample(s.path, index[s.label], functools.partial(_read_source, s))
+        for s in scanned.sources
     ]
     if not samples:
         raise EvaluateError(

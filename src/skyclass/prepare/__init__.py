@@ -72,12 +72,12 @@ def _class_counts(
                         "near_duplicate_groups": 0, "near_duplicate_images": 0}
     for s in scanned.sources:
         counts[display_text(s.label)]["found"] += 1
-    for s in scanned.skipped:
-        if s.label is not None:
-            counts[display_text(s.label)]["found"] += 1
-    for s in skipped:
-        if s.label is not None:
-            counts[display_text(s.label)]["skipped"][s.reason] += 1
+    for unread in scanned.skipped:
+        if unread.label is not None:
+            counts[display_text(unread.label)]["found"] += 1
+    for left_out in skipped:
+        if left_out.label is not None:
+            counts[display_text(left_out.label)]["skipped"][left_out.reason] += 1
     for row in rows:
         counts[row["class"]]["kept"] += 1
         counts[row["class"]][row["split"]] += 1

@@ -1,4 +1,7 @@
-"""Configuration of the `prepare` stage: one dataclass, filled from the CLI or the API."""
+"""Configuration of the `prepare` stage: one dataclass, filled from the CLI or the API.
+
+Each field's metadata is its command-line option (`skyclass.cli.options`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from skyclass.decode_limits import MAX_FILE_BYTES
+from skyclass.errors import PrepareError
 from skyclass.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
 DEDUPE_MODES = ("exact", "near", "off")
@@ -17,37 +22,72 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
         return os.cpu_count() or 1
+
+
 OUTPUT_FORMATS = ("jpeg", "png")
+MB = 1024 * 1024
 
 
 @dataclass
 class PrepareConfig:
     """How a raw photo folder (or zip) becomes a dataset zip."""
 
-    raw: Path
-    out: Path
-    size: int = 224
-    resize: str = "pad"
+    raw: Path = field(metadata={"positional": True, "metavar": "RAW_DIR",
+                                "help": "folder (or .zip) of class folders"})
+    out: Path = field(metadata={"required": True, "metavar": "DATASET.zip",
+                                "help": "the zip file to write (its name must end in .zip)"})
+    size: int = field(default=224, metadata={"help": "output side in pixels"})
+    resize: str = field(default="pad", metadata={
+        "choices": RESIZE_MODES,
+        "help": "pad: keep aspect ratio, longer side = size, pad to a square; fit: keep "
+                "aspect ratio, no padding (not square); stretch: ignore ratio"})
     # Held out per class: validation (model selection) and test (scored once, reported).
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    seed: int = 0
-    dedupe: str = "near"
+    val_fraction: float = field(default=0.15, metadata={
+        "help": "share of each class held out as the validation split, on which train picks "
+                "best.pt and steers the LR"})
+    test_fraction: float = field(default=0.15, metadata={
+        "help": "share of each class held out as the test split, scored once at the end and "
+                "reported; 70:15:15 with the default fractions"})
+    seed: int = field(default=0, metadata={"help": "seed of the split"})
+    dedupe: str = field(default="near", metadata={
+        "choices": DEDUPE_MODES,
+        "help": "near: exact copies + perceptual near-copies under rotation/flip; exact: "
+                "identical bytes only; off: keep everything"})
     # Hamming distance (of 64) between perceptual hashes, minimised over the 8 rotations/flips.
-    near_threshold: int = 6
-    min_side: int = 32
-    workers: int = field(default_factory=default_workers)
-    format: str = "jpeg"
-    quality: int = 95
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_file_bytes: int = 100 * 1024 * 1024
-    quiet: bool = False
+    near_threshold: int = field(default=6, metadata={
+        "help": "max differing bits (of 64) of the perceptual hash, under any rotation/flip, "
+                "for near-copy candidates; a candidate counts only when its 32x32 thumbnail "
+                "and edge detail match too; low-detail images (plain sky) are never "
+                "near-copies"})
+    min_side: int = field(default=32, metadata={
+        "help": "skip images whose shorter side is below this many pixels"})
+    workers: int = field(default_factory=default_workers, metadata={
+        "default_help": "all cores", "help": "parallel decode/resize processes"})
+    format: str = field(default="jpeg", metadata={
+        "choices": OUTPUT_FORMATS, "help": "image format inside the zip"})
+    quality: int = field(default=95, metadata={"help": "JPEG quality"})
+    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata={
+        "help": "skip images with more pixels (decompression-bomb guard)"})
+    max_file_bytes: int = field(default=MAX_FILE_BYTES, metadata={
+        "flag": "--max-file-mb", "unit": MB, "help": "skip files larger than this many MB"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bar, no summary"})
     # Split units the user knows: a regex on the path inside the class folder (first capture
     # group), or a CSV of path,group. Such a group never straddles a split.
-    group_by: str | None = None
-    groups_file: Path | None = None
+    group_by: str | None = field(default=None, metadata={
+        "metavar": "REGEX",
+        "help": "images whose path inside the class folder gives the same first capture group "
+                "stay on one side of every split, e.g. frames of one video: "
+                r"'^(V_[A-Z]+_\d+)_'"})
+    groups_file: Path | None = field(default=None, metadata={
+        "flag": "--groups", "metavar": "FILE.csv",
+        "help": "CSV of path,group (path as in report.json, e.g. bird/x.jpg): each group stays "
+                "on one side of every split"})
     # `skyclass review`'s decisions.csv: relabel/exclude photos (by source path and sha256).
-    decisions: Path | None = None
+    decisions: Path | None = field(default=None, metadata={
+        "metavar": "DECISIONS.csv",
+        "help": "apply the relabel/exclude decisions of `skyclass review` (matched by source "
+                "path and sha256; RAW is never changed; report.json lists every applied and "
+                "every refused decision)"})
 
     def __post_init__(self) -> None:
         self.raw = Path(self.raw)
@@ -73,7 +113,7 @@ class PrepareConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise PrepareError(message)
 
     def to_dict(self) -> dict:
         data = asdict(self)

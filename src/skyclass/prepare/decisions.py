@@ -139,10 +139,10 @@ def apply_decisions(
         changes[d.source] = d
     kept, excluded = [], []
     for it in processed:
-        d = changes.get(it.source.path)
-        if d is None or d.action == "keep":
+        change = changes.get(it.source.path)
+        if change is None or change.action == "keep":
             kept.append(it)
-        elif d.action == "exclude":
+        elif change.action == "exclude":
             excluded.append(Skipped(it.source.path, it.source.label, EXCLUDED_REASON,
                                     f"excluded in review ({d.decided_at or 'no date'})"))
         else:

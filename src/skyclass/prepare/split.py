@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Mapping
 
 from skyclass.prepare.process import Processed
 
@@ -36,7 +37,7 @@ def _targets(total: int, fractions: dict[str, float]) -> dict[str, int]:
 
 
 def split_groups(
-    kept: list[Processed], group_of: dict[int, object], *, val_fraction: float,
+    kept: list[Processed], group_of: Mapping[int, object], *, val_fraction: float,
     test_fraction: float, seed: int,
 ) -> dict[int, str]:
     """Map each Processed.index to 'train', 'val' or 'test'.

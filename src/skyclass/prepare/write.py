@@ -9,6 +9,7 @@ import os
 import shutil
 import zipfile
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,7 +27,7 @@ def zip_member_name(it: Processed, split: str, fmt: str) -> str:
 
 
 def manifest_rows(
-    kept: list[Processed], assignment: dict[int, str], group_of: dict[int, object], fmt: str
+    kept: list[Processed], assignment: dict[int, str], group_of: Mapping[int, object], fmt: str
 ) -> list[dict]:
     rows = []
     for it in kept:

@@ -31,8 +31,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from skyclass.errors import SkyclassError
-from skyclass.fileio import sha256_file
+from skyclass.errors import BundleError
+from skyclass.fileio import replace_folder, sha256_file
 
 MANIFEST_NAME = "skyclass.json"
 ONNX_NAME = "model.onnx"
@@ -50,10 +50,6 @@ SIZE_RANGE = (8, 1024)  # model input side in pixels
 MAX_CLASSES = 10_000
 MAX_CLASS_NAME_CHARS = 200
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class BundleError(SkyclassError):
-    """A bundle that is missing, incomplete, or whose files do not match their sha256."""
 
 
 def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
@@ -214,14 +210,6 @@ def usable_cache_root() -> Path:
     return fallback
 
 
-def _clear_slot(folder: Path) -> None:
-    """Remove whatever occupies a cache slot (folder, file or link) before publishing into it."""
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        folder.unlink()
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def _s3_client() -> Any:
     try:
         import boto3
@@ -273,9 +261,8 @@ def fetch_s3(uri: str, names: tuple[str, ...] | None = None) -> Path:
             (tmp / name).write_bytes(_s3_get(client, bucket, key.format(name)))
         verify_files(tmp, manifest, names)  # before it can ever be used
         (tmp / MANIFEST_NAME).write_bytes(manifest_bytes)
-        _clear_slot(folder)
         try:
-            os.replace(tmp, folder)
+            replace_folder(tmp, folder)  # whatever held the slot (folder, file, link) goes
         except OSError:
             # Another process on this machine published the same bundle first: use theirs.
             if not _cached_copy_is_valid(folder, manifest_bytes, names):

@@ -108,10 +108,10 @@ class Classifier:
         """Image file or bytes -> CHW tensor, with the bundle's spec (raises images.ImageError)."""
         return preprocess(data, self.spec, max_pixels=max_pixels, limits=limits)
 
-    def predict_bytes(
+    def predict_image(
         self, data: bytes | str | Path, top_k: int = 3, max_pixels: int = DEFAULT_MAX_PIXELS,
         limits: DecodeLimits | None = None,
     ) -> list[Prediction]:
-        """One encoded image (bytes or a path) -> its top classes."""
+        """One encoded image (its bytes, or the path of its file) -> its top classes."""
         probs = self.predict_proba(self.preprocess(data, max_pixels, limits))[0]
         return top_predictions(probs, self.class_names, top_k)

@@ -5,22 +5,23 @@ Routes (matched on the last path segment, so a stage or mount prefix does not ma
   GET  /health    health + model info as JSON
   POST / or /predict   classify the posted image, `?top_k=N`
 
-Configuration comes from the environment: MODEL_URI (bundle folder or s3://bucket/prefix),
-MAX_BODY_BYTES (default 6 MB, Lambda's own payload limit), MAX_PIXELS and MAX_DECODE_BYTES
-(the decode budget of skyclass.decode_limits), REQUEST_DEADLINE_S (default 10 s, and always
-DEADLINE_MARGIN_S inside Lambda's remaining time: a decode still running then is stopped and
-answered 503), TOP_K (default 3), CORS_ORIGIN (default none: no CORS header; `*` or an origin
-to let other sites' pages call the API). The model is loaded once per process, on the first
+Configuration (`settings.ServingSettings`, read from the environment once, on Lambda's first
+call): MODEL_URI (bundle folder or s3://bucket/prefix), MAX_BODY_BYTES (default 6 MB, Lambda's
+own payload limit), MAX_PIXELS and MAX_DECODE_BYTES (the decode budget of
+skyclass.decode_limits), REQUEST_DEADLINE_S (default 10 s, and always DEADLINE_MARGIN_S inside
+Lambda's remaining time: a decode still running then is stopped and answered 503), TOP_K
+(default 3), CORS_ORIGIN (default none: no CORS header; `*` or an origin to let other sites'
+pages call the API), SKYCLASS_THREADS. The model is loaded once per process, on the first
 request, and the request body is never logged. No answer ever holds NaN or Infinity.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,9 +29,9 @@ from importlib import resources
 from typing import Any, Protocol
 
 from skyclass import __version__
-from skyclass.decode_limits import DEFAULT_MAX_DECODE_BYTES, DecodeLimits
+from skyclass.decode_limits import DecodeLimits
 from skyclass.errors import SkyclassError
-from skyclass.images import DEFAULT_MAX_PIXELS, ImageError
+from skyclass.images import ImageError
 from skyclass.serving.events import (
     HttpError,
     Request,
@@ -38,17 +39,14 @@ from skyclass.serving.events import (
     parse_content_length,
     parse_event,
 )
+from skyclass.serving.settings import ServingSettings
 
 LOG = logging.getLogger("skyclass.serving")
 LOG.setLevel(logging.INFO)  # Lambda's root logger is at WARNING; the request line is INFO
-DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
-DEFAULT_TOP_K = 3
 MAX_TOP_K = 100
 JSON_TYPE = "application/json"
-CORS_ENV = "CORS_ORIGIN"
 CORS_HEADERS = {"access-control-allow-headers": "content-type",
                 "access-control-allow-methods": "GET, POST, OPTIONS", "vary": "origin"}
-DEFAULT_DEADLINE_S = 10.0
 # Seconds kept back from Lambda's remaining time: enough to answer before it kills the call.
 DEADLINE_MARGIN_S = 3.0
 # ImageError reasons -> (status, error code) of the answer; any other reason is a 400.
@@ -64,29 +62,26 @@ class Model(Protocol):
     @property
     def model_info(self) -> dict[str, Any]: ...
 
-    def predict_bytes(self, data: bytes, top_k: int = 3, max_pixels: int = ...,
+    def predict_image(self, data: bytes, top_k: int = 3, max_pixels: int = ...,
                       limits: DecodeLimits | None = None) -> list[Any]: ...
 
 
-def load_default_model() -> Model:
-    """MODEL_URI -> verified local bundle -> onnxruntime Classifier."""
+def load_model(settings: ServingSettings) -> Model:
+    """settings.model_uri -> verified local bundle -> onnxruntime Classifier."""
     from skyclass.serving.bundle import resolve_bundle
     from skyclass.serving.classifier import Classifier
 
-    threads = int(os.environ.get("SKYCLASS_THREADS", "0"))
-    return Classifier.from_bundle(resolve_bundle(os.environ.get("MODEL_URI", "")), threads=threads)
+    return Classifier.from_bundle(resolve_bundle(settings.model_uri), threads=settings.threads)
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
+def load_default_model() -> Model:
+    """The model the environment names (MODEL_URI), read now."""
+    return load_model(ServingSettings.from_env())
 
 
-def cors_headers() -> dict[str, str]:
-    """CORS headers for CORS_ORIGIN ('*' or one origin); none by default (same-origin page)."""
-    origin = os.environ.get(CORS_ENV, "").strip()
+def cors_headers(origin: str) -> dict[str, str]:
+    """CORS headers for `origin` ('*' or one origin); none for '' (same-origin page)."""
+    origin = origin.strip()
     return {"access-control-allow-origin": origin, **CORS_HEADERS} if origin else {}
 
 
@@ -100,7 +95,7 @@ def _response(status: int, payload: Any, headers: Mapping[str, str] | None = Non
                                         "message": "the answer held a non-finite number"})
     return {
         "statusCode": status,
-        "headers": {"content-type": content_type, **cors_headers(), **(headers or {})},
+        "headers": {"content-type": content_type, **(headers or {})},
         "body": body,
         "isBase64Encoded": False,
     }
@@ -111,16 +106,15 @@ def error_response(err: HttpError, request_id: str) -> dict[str, Any]:
     return _response(err.status, payload, err.headers)
 
 
-def decode_limits(context: Any = None) -> DecodeLimits:
-    """The decode budget of one request: env limits, a deadline inside Lambda's time, and the
-    local server's client-gone check (`context.client_gone`)."""
-    budget = max(0.1, float(_env_int("REQUEST_DEADLINE_S", int(DEFAULT_DEADLINE_S))))
+def decode_limits(settings: ServingSettings, context: Any = None) -> DecodeLimits:
+    """The decode budget of one request: the settings' limits, a deadline inside Lambda's time,
+    and the local server's client-gone check (`context.client_gone`)."""
+    budget = max(0.1, settings.request_deadline_s)
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if callable(remaining):
         with contextlib.suppress(Exception):
             budget = min(budget, max(0.1, remaining() / 1000.0 - DEADLINE_MARGIN_S))
-    return DecodeLimits(max_pixels=_env_int("MAX_PIXELS", DEFAULT_MAX_PIXELS),
-                        max_bytes=_env_int("MAX_DECODE_BYTES", DEFAULT_MAX_DECODE_BYTES),
+    return DecodeLimits(max_pixels=settings.max_pixels, max_bytes=settings.max_decode_bytes,
                         deadline=time.monotonic() + budget,
                         cancelled=getattr(context, "client_gone", None))
 
@@ -137,10 +131,10 @@ def _image_error(exc: ImageError) -> HttpError:
                      f"({exc.reason}: {exc.detail})")
 
 
-def _parse_top_k(query: Mapping[str, str]) -> int:
+def _parse_top_k(query: Mapping[str, str], default: int) -> int:
     raw = query.get("top_k")
     if raw is None or raw == "":
-        return _env_int("TOP_K", DEFAULT_TOP_K)
+        return default
     try:
         value = int(raw)
     except ValueError:
@@ -157,15 +151,15 @@ def index_html() -> str:
 class App:
     """Routing, limits and error handling around a lazily loaded model (one per process)."""
 
-    def __init__(self, loader: Callable[[], Model] = load_default_model) -> None:
-        self._loader = loader
+    def __init__(self, loader: Callable[[], Model] | None = None,
+                 settings: ServingSettings | None = None) -> None:
+        """`settings` default to the environment's, read now; `loader` to loading
+        `settings.model_uri` (tests and benchmarks hand in a model of their own)."""
+        self.settings = ServingSettings.from_env() if settings is None else settings
+        self._loader = loader or functools.partial(load_model, self.settings)
         self._model: Model | None = None
         self._lock = threading.Lock()
-
-    def reset(self) -> None:
-        """Forget the loaded model (the next request loads MODEL_URI again)."""
-        with self._lock:
-            self._model = None
+        self._cors = cors_headers(self.settings.cors_origin)
 
     @property
     def model(self) -> Model:
@@ -181,17 +175,18 @@ class App:
                 "skyclass_version": __version__}
 
     def predict(self, request: Request, context: Any = None) -> dict[str, Any]:
-        limit = _env_int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
+        limit = self.settings.max_body_bytes
         declared_size = parse_content_length(request.headers.get("content-length")) or 0
         if len(request.body) > limit or declared_size > limit:
             raise HttpError(413, "payload_too_large",
                             f"the body is over the limit of {limit:,} bytes")
-        top_k = _parse_top_k(request.query)
+        top_k = _parse_top_k(request.query, self.settings.top_k)
         data = extract_image(request)
         model = self.model
         start = time.perf_counter()
         try:
-            predictions = model.predict_bytes(data, top_k=top_k, limits=decode_limits(context))
+            limits = decode_limits(self.settings, context)
+            predictions = model.predict_image(data, top_k=top_k, limits=limits)
         except ImageError as exc:
             raise _image_error(exc) from exc
         if not all(math.isfinite(p.probability) for p in predictions):
@@ -244,6 +239,7 @@ class App:
                 HttpError(500, "internal_error", "internal error; quote the request id when "
                           "reporting it"), request_id)
         status = response["statusCode"]
+        response["headers"].update(self._cors)  # on every answer, errors included
         response["headers"]["x-request-id"] = request_id
         # One line per request: never the body, which may be a private photo.
         LOG.info(json.dumps({"request_id": request_id, "method": method, "path": path,
@@ -252,9 +248,12 @@ class App:
         return response
 
 
-app = App()
+@functools.lru_cache(maxsize=1)
+def default_app() -> App:
+    """The process's App, its settings read from the environment at the first request."""
+    return App(settings=ServingSettings.from_env())
 
 
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     """AWS Lambda entry point (skyclass.serving.lambda_handler.handler)."""
-    return app(event, context)
+    return default_app()(event, context)

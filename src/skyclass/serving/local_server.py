@@ -18,25 +18,20 @@ from __future__ import annotations
 import base64
 import errno
 import json
-import os
-import re
 import select
 import socket
-import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from skyclass.errors import SkyclassError
 from skyclass.serving.events import HttpError, parse_content_length
-from skyclass.serving.lambda_handler import CORS_ENV, DEFAULT_MAX_BODY_BYTES, App
+from skyclass.serving.lambda_handler import App
+from skyclass.serving.settings import DEFAULT_MAX_PREDICTIONS, ServeConfig, ServingSettings
 
 
 def build_v2_event(method: str, target: str, headers: dict[str, str], body: bytes,
@@ -109,15 +104,13 @@ def connection_closed(sock: socket.socket) -> bool:
 # Seconds a connection may stay silent: without it, a client that stops sending mid-request
 # (or never sends one) holds a server thread for ever.
 IDLE_TIMEOUT_S = 30.0
-# Predictions decoded at once by default: each may use the whole decode budget (~400 MB).
-DEFAULT_MAX_PREDICTIONS = max(1, min(4, os.cpu_count() or 1))
 # Seconds a POST waits for a free prediction slot before it is answered 503.
 BUSY_WAIT_S = 0.5
 
 
-def make_request_handler(app: App, max_body: int,
-                         max_predictions: int = DEFAULT_MAX_PREDICTIONS,
+def make_request_handler(app: App, max_predictions: int = DEFAULT_MAX_PREDICTIONS,
                          ) -> type[BaseHTTPRequestHandler]:
+    max_body = app.settings.max_body_bytes
     slots = threading.BoundedSemaphore(max(1, max_predictions))
 
     class Handler(BaseHTTPRequestHandler):
@@ -191,39 +184,44 @@ def make_request_handler(app: App, max_body: int,
 
 def make_server(bundle: str, host: str = "127.0.0.1", port: int = 8000,
                 quiet: bool = False, cors: str | None = None,
-                max_predictions: int = DEFAULT_MAX_PREDICTIONS) -> ThreadingHTTPServer:
+                max_predictions: int = DEFAULT_MAX_PREDICTIONS,
+                settings: ServingSettings | None = None) -> ThreadingHTTPServer:
     """A server for BUNDLE (a folder or s3:// URI) with the model already loaded (fail fast).
 
-    `cors`: the origin (or '*') allowed to call it from other pages; None keeps CORS_ORIGIN.
+    `settings`: the handler's (default: the environment's, read now), with BUNDLE as the model
+    and `cors` (the origin, or '*', allowed to call it from other pages) when given.
     """
-    os.environ["MODEL_URI"] = str(bundle)
-    if cors is not None:
-        os.environ[CORS_ENV] = cors
-    from skyclass.serving.lambda_handler import app
+    config = ServeConfig(bundle=str(bundle), host=host, port=port, quiet=quiet, cors=cors,
+                         max_predictions=max_predictions)
+    return server_for(config, settings)
 
-    app.reset()  # a new bundle: load it, do not reuse a previous one
+
+def server_for(config: ServeConfig, settings: ServingSettings | None = None,
+               ) -> ThreadingHTTPServer:
+    """`make_server` for a `ServeConfig` (what `skyclass serve` parsed)."""
+    app = App(settings=config.settings(settings))
     _ = app.model
-    max_body = int(os.environ.get("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
-    handler = make_request_handler(app, max_body, max_predictions)
-    if quiet:
+    handler = make_request_handler(app, config.max_predictions)
+    if config.quiet:
         handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        server = ThreadingHTTPServer((config.host, config.port), handler)
     except OSError as exc:
-        hint = (f"; another program is using port {port}: choose another with --port N, or "
-                "--port 0 for any free one" if exc.errno == errno.EADDRINUSE else "")
+        hint = (f"; another program is using port {config.port}: choose another with --port N, "
+                "or --port 0 for any free one" if exc.errno == errno.EADDRINUSE else "")
         raise SkyclassError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from exc
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}{hint}",
+        ) from exc
     server.daemon_threads = True
     return server
 
 
-def serve(bundle: str, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False,
-          cors: str | None = None, max_predictions: int = DEFAULT_MAX_PREDICTIONS) -> None:
-    server = make_server(bundle, host, port, quiet, cors, max_predictions)
-    bound_host, bound_port = server.server_address[:2]
-    print(f"skyclass serving {bundle} on http://{bound_host}:{bound_port}/ (Ctrl-C to stop)",
-          flush=True)
+def serve(config: ServeConfig) -> None:
+    """`skyclass serve`: serve until Ctrl-C."""
+    server = server_for(config)
+    bound_host, bound_port = str(server.server_address[0]), server.server_address[1]
+    print(f"skyclass serving {config.bundle} on http://{bound_host}:{bound_port}/ "
+          "(Ctrl-C to stop)", flush=True)
     serve_until_interrupted(server)
 
 
@@ -235,40 +233,3 @@ def serve_until_interrupted(server: ThreadingHTTPServer) -> None:
         pass
     finally:
         server.server_close()
-
-
-@contextmanager
-def serve_in_subprocess(
-    bundle: str | Path, env: dict[str, str] | None = None, timeout: float = 60.0
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Run `skyclass serve BUNDLE --port 0` in a child process on 127.0.0.1.
-
-    Yields (base URL, process) once it listens, and stops it afterwards. For tests and
-    benchmarks that need a real server process, not one in their own interpreter.
-    """
-    exe = Path(sys.executable).with_name("skyclass")  # the installed console script
-    cmd = [str(exe), "serve", str(bundle), "--host", "127.0.0.1", "--port", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})})
-    try:
-        deadline = time.monotonic() + timeout
-        assert proc.stdout is not None
-        while True:
-            line = proc.stdout.readline()
-            match = re.search(r"on (http://127\.0\.0\.1:\d+/)", line)
-            if match:
-                break
-            if not line and proc.poll() is not None:
-                raise SkyclassError(f"skyclass serve exited with {proc.returncode}")
-            if time.monotonic() > deadline:
-                raise SkyclassError("skyclass serve did not start in time")
-        # Drain its output so a full pipe can never block the server.
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
-        yield match.group(1), proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

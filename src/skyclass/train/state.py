@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from skyclass.checkpoint import CONFIG_NAME, HISTORY_NAME, atomic_write_bytes, read_history
+from skyclass.checkpoint import CONFIG_NAME, HISTORY_NAME, read_history
 from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import RunDirError
+from skyclass.fileio import atomic_write
 
 SCRIPTED_NAME = "model_scripted.pt"
 TRACED_NAME = "model_traced_cpu.pt"
@@ -45,7 +46,7 @@ def ensure_writable(run_dir: Path) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     text = json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
-    atomic_write_bytes(path, lambda fh: fh.write(text))
+    atomic_write(path, lambda fh: fh.write(text))
 
 
 def recorded_dataset(run_dir: Path) -> str:
@@ -89,7 +90,7 @@ def truncate_history(run_dir: Path, last_epoch: int) -> list[dict]:
     """Keep only epochs <= the checkpoint's: a killed run may have logged one more."""
     rows = [r for r in read_history(run_dir) if int(r.get("epoch", 0)) <= last_epoch]
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()
-    atomic_write_bytes(run_dir / HISTORY_NAME, lambda fh: fh.write(text))
+    atomic_write(run_dir / HISTORY_NAME, lambda fh: fh.write(text))
     return rows
 
 
@@ -132,7 +133,7 @@ def save_scripted(model: nn.Module, path: Path) -> None:
         scripted = torch.jit.script(_cpu_eval_copy(model))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        atomic_write_bytes(path, lambda fh: torch.jit.save(scripted, fh))
+        atomic_write(path, lambda fh: torch.jit.save(scripted, fh))
 
 
 def save_traced_cpu(model: nn.Module, path: Path, size: int) -> None:
@@ -143,4 +144,4 @@ def save_traced_cpu(model: nn.Module, path: Path, size: int) -> None:
         traced = torch.jit.trace(m, torch.zeros(1, 3, size, size))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        atomic_write_bytes(path, lambda fh: torch.jit.save(traced, fh))
+        atomic_write(path, lambda fh: torch.jit.save(traced, fh))
