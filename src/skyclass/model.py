@@ -99,7 +99,7 @@ def build_model(
     return model
 
 
-def _features(model: nn.Module) -> nn.Sequential:
+def feature_blocks(model: nn.Module) -> nn.Sequential:
     """MobileNetV2's feature blocks (nn.Module attributes are untyped)."""
     return cast(nn.Sequential, model.features)
 
@@ -110,10 +110,10 @@ def freeze_backbone(model: nn.Module, unfreeze_from: int, train_bn: bool = False
     `train_bn` keeps the BatchNorm scale/shift of the frozen blocks trainable (fastai's
     `train_bn`): cheap in parameters, but the backward pass then crosses every block.
     """
-    n = len(_features(model))
+    n = len(feature_blocks(model))
     if not 0 <= unfreeze_from <= n:
         raise SkyclassError(f"--unfreeze-from must be in 0..{n}, got {unfreeze_from}")
-    for i, block in enumerate(_features(model)):
+    for i, block in enumerate(feature_blocks(model)):
         for module in block.modules():
             is_bn = isinstance(module, nn.BatchNorm2d)
             for p in module.parameters(recurse=False):
@@ -126,5 +126,5 @@ def set_train_mode(model: nn.Module, unfreeze_from: int, frozen_bn: str = "froze
     training photos (the reference notebook's whole-model train mode did that too)."""
     model.train()
     if frozen_bn == "frozen":
-        for block in _features(model)[:unfreeze_from]:
+        for block in feature_blocks(model)[:unfreeze_from]:
             block.eval()

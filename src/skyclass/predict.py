@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import mimetypes
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +23,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from skyclass.cores import usable_cores
 from skyclass.errors import PredictError
 from skyclass.fileio import atomic_write
 from skyclass.images import ImageError
@@ -169,7 +169,7 @@ def predict_local(config: PredictConfig, paths: list[Path]) -> list[dict[str, An
 
     classifier = Classifier.from_bundle(resolve_bundle(config.target))
     results: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         for batch in _batches(paths, config.batch_size, config.quiet):
             inputs = _decode_batch(classifier, batch, pool)
             results.extend(_local_results(classifier, batch, inputs, config.top_k))

@@ -85,13 +85,21 @@ def test_default_workers_use_the_cores_a_gpu_leaves_idle(monkeypatch):
     from skyclass.train.distributed import DistContext
     from skyclass.train.loaders import default_workers
 
-    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    monkeypatch.setattr("skyclass.train.loaders.usable_cores", lambda: 16)
     assert default_workers(DistContext(), 2000) == 4  # the CPU also runs the model
     assert default_workers(DistContext(), 2000, feeds_gpu=True) == 8
     assert default_workers(DistContext(0, 2), 2000, feeds_gpu=True) == 7  # 8 cores a rank
     assert default_workers(DistContext(), 100, feeds_gpu=True) == 0  # tiny: no start-up cost
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("skyclass.train.loaders.usable_cores", lambda: 2)
     assert default_workers(DistContext(), 2000) == 1
+
+
+def test_usable_cores_is_the_cpu_set_not_the_host(monkeypatch):
+    from skyclass.cores import usable_cores
+
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert usable_cores() == 3
 
 
 def test_balanced_sampler_draws_classes_equally():

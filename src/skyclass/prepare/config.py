@@ -5,23 +5,15 @@ Each field's metadata is its command-line option (`skyclass.cli.options`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from skyclass.cores import usable_cores
 from skyclass.decode_limits import MAX_FILE_BYTES
 from skyclass.errors import PrepareError
 from skyclass.images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 
 DEDUPE_MODES = ("exact", "near", "off")
-
-
-def default_workers() -> int:
-    """The cores this process may use (a container's CPU set, not the host's core count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
 
 
 OUTPUT_FORMATS = ("jpeg", "png")
@@ -61,7 +53,7 @@ class PrepareConfig:
                 "near-copies"})
     min_side: int = field(default=32, metadata={
         "help": "skip images whose shorter side is below this many pixels"})
-    workers: int = field(default_factory=default_workers, metadata={
+    workers: int = field(default_factory=usable_cores, metadata={
         "default_help": "all cores", "help": "parallel decode/resize processes"})
     format: str = field(default="jpeg", metadata={
         "choices": OUTPUT_FORMATS, "help": "image format inside the zip"})

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from skyclass.cores import usable_cores
 from skyclass.decode_limits import DEFAULT_MAX_DECODE_BYTES
 from skyclass.images import DEFAULT_MAX_PIXELS
 
@@ -27,7 +28,7 @@ DEFAULT_TOP_K = 3
 DEFAULT_DEADLINE_S = 10.0
 # Predictions `skyclass serve` decodes at once by default: each may use the whole decode budget
 # (~400 MB).
-DEFAULT_MAX_PREDICTIONS = max(1, min(4, os.cpu_count() or 1))
+DEFAULT_MAX_PREDICTIONS = max(1, min(4, usable_cores()))
 
 
 @dataclass(frozen=True)

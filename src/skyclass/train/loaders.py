@@ -3,11 +3,13 @@ splits in the serving preprocessing, sharded over torchrun ranks, seeded per wor
 
 from __future__ import annotations
 
-import os
+from collections.abc import Sized
+from typing import Any, cast
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Subset
+from torch.utils.data import DataLoader, DistributedSampler, Sampler, Subset
 
+from skyclass.cores import usable_cores
 from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import TrainError
 from skyclass.torch_data import EvalTransform, TrainTransform, ZipImageDataset, balanced_sampler
@@ -24,11 +26,11 @@ def make_loaders(config: TrainConfig, dataset: PreparedDataset, ctx: DistContext
     feeds_gpu = device.type == "cuda"
     workers = (config.workers if config.workers >= 0
                else default_workers(ctx, len(train_ds), feeds_gpu))
-    common = {"num_workers": workers, "pin_memory": feeds_gpu,
+    common: dict[str, Any] = {"num_workers": workers, "pin_memory": feeds_gpu,
               "worker_init_fn": seed_worker, "persistent_workers": False}
     if workers:
         common["prefetch_factor"] = 4
-    sampler = None
+    sampler: Sampler[int] | None = None
     if ctx.enabled and config.balance == "sampler":
         raise TrainError("--balance sampler cannot be combined with torchrun's "
                          "DistributedSampler; use --balance loss for multi-process training")
@@ -36,11 +38,12 @@ def make_loaders(config: TrainConfig, dataset: PreparedDataset, ctx: DistContext
         sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
                                      shuffle=True, seed=config.seed, drop_last=True)
     elif config.balance == "sampler":
-        sampler = balanced_sampler(train_ds.targets, len(dataset.classes), config.seed)
-        sampler.generator = generator
+        balanced = balanced_sampler(train_ds.targets, len(dataset.classes), config.seed)
+        balanced.generator = generator
+        sampler = balanced
     # Keep the last short batch (small data sets would lose up to batch_size - 1 images an
     # epoch); drop it only when it would hold one image, which BatchNorm cannot train on.
-    per_rank = len(sampler) if sampler is not None else len(train_ds)
+    per_rank = len(cast(Sized, sampler)) if sampler is not None else len(train_ds)
     train_loader = DataLoader(
         train_ds, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
         drop_last=per_rank % config.batch_size == 1, generator=generator, **common)
@@ -66,7 +69,7 @@ def default_workers(ctx: DistContext, n_train: int, feeds_gpu: bool = False) -> 
     cores have nothing else to do: up to 8 workers (bench/loader_throughput.py on 16 cores:
     4 workers 810 images/s, 8 workers 1,381; the model steps alone ran at about 2,000).
     """
-    cores = (os.cpu_count() or 1) // ctx.world_size
+    cores = usable_cores() // ctx.world_size
     if n_train < 512:
         return 0
     if feeds_gpu:
@@ -77,10 +80,12 @@ def default_workers(ctx: DistContext, n_train: int, feeds_gpu: bool = False) -> 
 def seed_worker(worker_id: int) -> None:
     """Augmentations in a worker are seeded from torch's per-worker seed (reproducible)."""
     info = torch.utils.data.get_worker_info()
+    if info is None:  # called outside a worker: nothing to seed
+        return
     dataset = info.dataset.dataset if isinstance(info.dataset, Subset) else info.dataset
-    transform = getattr(dataset, "transform", None)
-    if hasattr(transform, "reseed"):
-        transform.reseed(info.seed)
+    reseed = getattr(getattr(dataset, "transform", None), "reseed", None)
+    if reseed is not None:
+        reseed(info.seed)
 
 
 def loader_options(loader: DataLoader) -> dict:

@@ -24,19 +24,28 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from skyclass import cpu_memory
 from skyclass.checkpoint import TEST_METRICS_NAME, load_checkpoint, save_checkpoint
+from skyclass.cores import usable_cores
 from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import RunDirError, TrainError
-from skyclass.model import build_model, freeze_backbone, set_train_mode
+from skyclass.model import build_model, feature_blocks, freeze_backbone, set_train_mode
 from skyclass.progress import progress_enabled
-from skyclass.torch_data import check_trainable, class_counts, inverse_frequency_weights
+from skyclass.torch_data import (
+    TrainTransform,
+    ZipImageDataset,
+    check_trainable,
+    class_counts,
+    inverse_frequency_weights,
+)
 from skyclass.train.config import TrainConfig
 from skyclass.train.distributed import (
     DistContext,
@@ -88,8 +97,8 @@ class TrainableHead(nn.Module):
 
     def __init__(self, model: nn.Module, k: int) -> None:
         super().__init__()
-        self.blocks = model.features[k:]
-        self.classifier = model.classifier
+        self.blocks = feature_blocks(model)[k:]
+        self.classifier = cast(nn.Module, model.classifier)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(x)
@@ -111,10 +120,10 @@ class Run:
     dataset: PreparedDataset
     fingerprint: str
     model: nn.Module
-    prefix: nn.Module
+    prefix: nn.Sequential
     head: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: object
+    scheduler: LRScheduler | ReduceLROnPlateau
     criterion: nn.Module
     train_loader: DataLoader
     test_loader: DataLoader
@@ -127,7 +136,7 @@ class Run:
     history: list[dict] = field(default_factory=list)
     val_loader: DataLoader | None = None  # None: an old two-way zip, validate on test
     warnings: list[str] = field(default_factory=list)
-    bar: object = None  # the epoch's progress bar, closed on Ctrl-C before the message
+    bar: Any = None  # the epoch's progress bar, closed on Ctrl-C before the message
     ema: AveragedModel | None = None  # --ema: the averaged weights are the ones evaluated
 
     @property
@@ -219,7 +228,7 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
     if ctx.is_main:
         ensure_writable(run_dir)
     barrier(ctx)
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     torch.set_num_threads(config.threads or max(1, cores // ctx.world_size))
     torch.manual_seed(config.seed)
 
@@ -228,10 +237,11 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
                         dropout=config.dropout)
     freeze_backbone(model, config.unfreeze_from, train_bn=config.frozen_bn == "train")
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model.to(device=device, memory_format=memory_format)
+    model.to(device=device)
+    model.to(memory_format=memory_format)
     # Trainable BatchNorm in the frozen blocks needs their autograd graph: no no_grad prefix.
     k = 0 if config.frozen_bn == "train" else config.unfreeze_from
-    prefix = model.features[:k]
+    prefix = feature_blocks(model)[:k]
     head: nn.Module = TrainableHead(model, k)
     if ctx.enabled:
         ids = [device.index] if device.type == "cuda" else None
@@ -321,7 +331,8 @@ def reseed_epoch(run: Run, epoch: int) -> None:
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)
     if run.train_loader.num_workers == 0:
-        run.train_loader.dataset.transform.reseed(run.config.seed * 1_000_003 + epoch)
+        transform = cast(TrainTransform, cast(ZipImageDataset, run.train_loader.dataset).transform)
+        transform.reseed(run.config.seed * 1_000_003 + epoch)
 
 
 def train_one_epoch(run: Run, epoch: int) -> dict:
@@ -360,7 +371,7 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
         if run.ema is not None:
             run.ema.update_parameters(run.model)
         last_lr = run.lr()
-        if run.per_step_schedule:
+        if not isinstance(run.scheduler, ReduceLROnPlateau):  # per-step schedules
             run.scheduler.step()
         n = y.numel()
         loss_sum += loss.item() * n
@@ -481,7 +492,7 @@ def run_epoch(run: Run, epoch: int) -> dict:
     lr_before = run.lr()
     train_metrics = train_one_epoch(run, epoch)
     val_metrics = evaluate_split(run, "val")
-    if not run.per_step_schedule:
+    if isinstance(run.scheduler, ReduceLROnPlateau):
         run.scheduler.step(val_metrics["val_loss"])
     lr_dropped = broadcast_flag(run.ctx, run.lr() < lr_before * 0.999 and
                                 not run.per_step_schedule, run.device)

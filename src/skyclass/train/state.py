@@ -10,7 +10,7 @@ import json
 import random
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -96,7 +96,7 @@ def truncate_history(run_dir: Path, last_epoch: int) -> list[dict]:
 
 def capture_rng() -> dict:
     """All RNG states as tensors/lists, so the checkpoint still loads with weights_only=True."""
-    np_state = np.random.get_state()
+    np_state = cast(tuple, np.random.get_state())  # the legacy tuple form
     py_state = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
