@@ -10,7 +10,6 @@ TORCH_PIN ?= torch==2.14.1 torchvision==0.29.1
 DATA ?= ../shared/datasets/bird_drone
 DEMO_OUT ?= demo
 DEMO_EPOCHS ?= 3
-export NO_ALBUMENTATIONS_UPDATE := 1
 
 .PHONY: setup demo test lint browser fonts node clean fuzz
 
@@ -74,7 +73,8 @@ fuzz: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests bench
-	$(PY) -m ruff format --check src tests bench || true
+	$(PY) -m ruff format --check src tests bench
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -3,7 +3,7 @@
     nice -n 10 .venv/bin/python bench/predict_batch.py --bundle BUNDLE_DIR [--images 200]
 
 Both paths use the bundle's Classifier (the same preprocessing and ONNX session):
-  one-by-one  Classifier.predict_bytes per photo (what `skyclass predict` did before it took
+  one-by-one  Classifier.predict_image per photo (what `skyclass predict` did before it took
               folders)
   batched     skyclass.predict.predict: photos decoded on a thread pool, batches of 32
 The two alternate, `--repeats` times each, in one process, so machine load hits both alike;
@@ -45,11 +45,14 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--data", type=Path, default=DATA, help="folder of .jpg photos")
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     from skyclass.serving.classifier import Classifier
 
-    paths = sorted(p for p in DATA.rglob("*.jpg"))[:: max(1, 3104 // args.images)][:args.images]
+    found = sorted(p for p in args.data.rglob("*.jpg"))
+    paths = found[:: max(1, len(found) // args.images)][:args.images]
     classifier = Classifier.from_bundle(args.bundle)
     one_by_one(classifier, paths[:8])  # warm both paths up
     batched(args.bundle, paths[:8], args.batch_size)
@@ -71,13 +74,13 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     result = {
         "bundle": str(args.bundle), "images": len(paths), "batch_size": args.batch_size,
-        "data": str(DATA), "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "data": str(args.data), "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "seconds": times, "median_seconds": medians,
         "images_per_s": {k: len(paths) / v for k, v in medians.items()},
         "speedup": medians["one_by_one"] / medians["batched"],
         "max_abs_prob_diff": diff, "loadavg_1min": loads,
     }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("images", "images_per_s", "speedup")}, indent=2))
 
 

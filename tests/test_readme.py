@@ -35,9 +35,11 @@ def test_readme_opens_with_the_two_make_commands() -> None:
     assert order == sorted(order)
 
 
-def test_readme_python_api_runs(eva4_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_readme_python_api_runs(synthetic_dir: Path, tmp_path: Path, monkeypatch,
+                                capsys) -> None:
+    """On the generated photo folder (tests/synthetic.py): runs from a bare clone too."""
     code = _small(_python_api_block(), {
-        '"my_photos"': repr(str(eva4_dir)),
+        '"my_photos"': repr(str(synthetic_dir)),
         'out="data.zip")': 'out="data.zip", size=64, workers=1, quiet=True)',
         "epochs=3)": 'epochs=1, width_mult=0.25, pretrained=False, unfreeze_from=0, '
                      'workers=0, amp="off", quiet=True)',

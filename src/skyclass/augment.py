@@ -21,20 +21,25 @@ class AugmentConfig:
     """
 
     rotate_limit: float = field(
-        default=15.0, metadata={"flag": "--rotate", "help": "max rotation in degrees (0 = off)"})
+        default=15.0, metadata={"flag": "--rotate", "help": "max rotation in degrees (0 = off)"}
+    )
     hflip: float = field(default=0.5, metadata={"help": "horizontal flip probability"})
-    rgb_shift: int = field(
-        default=15, metadata={"help": "max RGB shift per channel (0 = off)"})
+    rgb_shift: int = field(default=15, metadata={"help": "max RGB shift per channel (0 = off)"})
     rgb_shift_p: float = field(
-        default=0.3, metadata={"help": "probability of the RGB shift", "cli": False})
+        default=0.3, metadata={"help": "probability of the RGB shift", "cli": False}
+    )
     cutout_frac: float = field(
         default=0.25,
-        metadata={"flag": "--cutout",
-                  "help": "Cutout hole side as a fraction of the image side (0 = off)"})
+        metadata={
+            "flag": "--cutout",
+            "help": "Cutout hole side as a fraction of the image side (0 = off)",
+        },
+    )
     cutout_p: float = field(default=0.3, metadata={"help": "probability of the Cutout hole"})
     crop_scale_min: float | None = field(
         default=0.6,
-        metadata={"help": "RandomResizedCrop minimum area fraction (0 = off: plain Resize)"})
+        metadata={"help": "RandomResizedCrop minimum area fraction (0 = off: plain Resize)"},
+    )
 
 
 def build_albumentations(aug: AugmentConfig, size: int) -> Any:

@@ -28,12 +28,25 @@ def serve_in_subprocess(
     runs `python -m skyclass` with this interpreter and sys.path, so it serves the skyclass
     being tested (an installed one or a source checkout).
     """
-    cmd = [sys.executable, "-m", "skyclass", "serve", str(bundle), "--host", "127.0.0.1",
-           "--port", "0"]
-    child_env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-                 **(env or {})}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=child_env)
+    cmd = [
+        sys.executable,
+        "-m",
+        "skyclass",
+        "serve",
+        str(bundle),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        **(env or {}),
+    }
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env
+    )
     try:
         deadline = time.monotonic() + timeout
         assert proc.stdout is not None
@@ -59,8 +72,9 @@ def serve_in_subprocess(
 
 
 @contextmanager
-def running_server(bundle: Path | str, env: dict[str, str] | None = None,
-                   timeout: float = 60.0) -> Iterator[str]:
+def running_server(
+    bundle: Path | str, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> Iterator[str]:
     """Yield the base URL of `skyclass serve BUNDLE --port 0` once it is listening."""
     with serve_in_subprocess(bundle, env=env, timeout=timeout) as (url, _proc):
         yield url

@@ -38,17 +38,22 @@ T = TypeVar("T")
 ArgTarget = argparse.ArgumentParser | argparse._ArgumentGroup
 
 
-def cli_fields(cls: type, only: Iterable[str] | None = None,
-               skip: Iterable[str] = ()) -> list[dataclasses.Field]:
+def cli_fields(
+    cls: type, only: Iterable[str] | None = None, skip: Iterable[str] = ()
+) -> list[dataclasses.Field]:
     """The fields of `cls` that are options, in declaration order (`only` filters, keeps order)."""
     wanted = None if only is None else set(only)
     unknown = (wanted or set()) | set(skip)
     names = {f.name for f in dataclasses.fields(cls)}
     if unknown - names:
         raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown - names)}")
-    return [f for f in dataclasses.fields(cls)
-            if f.metadata.get("cli", True) and f.name not in set(skip)
-            and (wanted is None or f.name in wanted)]
+    return [
+        f
+        for f in dataclasses.fields(cls)
+        if f.metadata.get("cli", True)
+        and f.name not in set(skip)
+        and (wanted is None or f.name in wanted)
+    ]
 
 
 def field_default(f: dataclasses.Field) -> Any:
@@ -87,8 +92,7 @@ def _help(f: dataclasses.Field, default: Any) -> str | None:
     shown = f.metadata.get("default_help")
     if shown is not None:
         shown = f": {shown}"
-    elif default is not None and default is not False and not isinstance(
-            default, list):
+    elif default is not None and default is not False and not isinstance(default, list):
         shown = f" {show_default(default)}"
     if shown is None or "%(default)" in text:
         return text
@@ -130,8 +134,9 @@ def add_option(target: ArgTarget, f: dataclasses.Field, annotation: Any) -> argp
     return target.add_argument(flag, dest=f.name, default=default, **kwargs)
 
 
-def add_options(target: ArgTarget, cls: type, *, only: Iterable[str] | None = None,
-                skip: Iterable[str] = ()) -> list[argparse.Action]:
+def add_options(
+    target: ArgTarget, cls: type, *, only: Iterable[str] | None = None, skip: Iterable[str] = ()
+) -> list[argparse.Action]:
     """Add an option for every CLI field of dataclass `cls` (see the module docstring)."""
     hints = typing.get_type_hints(cls)
     return [add_option(target, f, hints[f.name]) for f in cli_fields(cls, only, skip)]
@@ -153,12 +158,23 @@ def config_from_args(cls: type[T], args: argparse.Namespace, **values: Any) -> T
     return cls(**{**config_values(cls, args), **values})
 
 
-def add_command(sub: argparse._SubParsersAction, name: str,
-                handler: Callable[[argparse.Namespace], int], *, help: str, description: str,
-                examples: Iterable[str]) -> argparse.ArgumentParser:
+def add_command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    handler: Callable[[argparse.Namespace], int],
+    *,
+    help: str,
+    description: str,
+    examples: Iterable[str],
+) -> argparse.ArgumentParser:
     """A sub-command's parser: one-line `help`, wrapped `description`, real `examples` at the
     end of its --help (helpfmt), and `handler` (parsed args -> exit code) to run it."""
-    parser = sub.add_parser(name, help=help, description=description,
-                            formatter_class=HelpFormatter, epilog=examples_epilog(*examples))
+    parser = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=HelpFormatter,
+        epilog=examples_epilog(*examples),
+    )
     parser.set_defaults(handler=handler)
     return parser

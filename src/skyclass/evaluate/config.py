@@ -33,27 +33,53 @@ def positive_int(text: str) -> int:
 class EvaluateConfig:
     """What `skyclass evaluate` was asked to do."""
 
-    target: str = field(metadata={
-        "positional": True, "metavar": "RUN_DIR|BUNDLE_DIR",
-        "help": "training run directory (or a .pt checkpoint) or exported bundle"})
-    data: str | None = field(default=None, metadata={
-        "metavar": "DATASET.zip|FOLDER", "default_help": "the run's own dataset",
-        "help": "data to evaluate on"})
-    split: str = field(default="test", metadata={
-        "choices": SPLIT_CHOICES,
-        "help": "split of a dataset zip to evaluate: test is scored by no selection, val "
-                "chose best.pt, train is what it learnt from"})
-    checkpoint: str = field(default="best", metadata={
-        "choices": CHECKPOINT_CHOICES, "help": "which checkpoint of a run"})
-    out: str | None = field(default=None, metadata={
-        "metavar": "DIR", "default_help": "RUN_DIR/report, or BUNDLE_DIR-report",
-        "help": "report folder"})
-    short_names: list[str] | None = field(default=None, metadata={
-        "type": comma_names, "metavar": "A,B,...",
-        "default_help": "initials such as FB,LQ,SQ,WD when names are long",
-        "help": "comma-separated class labels for the plots, in class order"})
-    batch_size: int = field(default=DEFAULT_BATCH, metadata={
-        "type": positive_int, "help": "images per forward pass"})
+    target: str = field(
+        metadata={
+            "positional": True,
+            "metavar": "RUN_DIR|BUNDLE_DIR",
+            "help": "training run directory (or a .pt checkpoint) or exported bundle",
+        }
+    )
+    data: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "DATASET.zip|FOLDER",
+            "default_help": "the run's own dataset",
+            "help": "data to evaluate on",
+        },
+    )
+    split: str = field(
+        default="test",
+        metadata={
+            "choices": SPLIT_CHOICES,
+            "help": "split of a dataset zip to evaluate: test is scored by no selection, val "
+            "chose best.pt, train is what it learnt from",
+        },
+    )
+    checkpoint: str = field(
+        default="best",
+        metadata={"choices": CHECKPOINT_CHOICES, "help": "which checkpoint of a run"},
+    )
+    out: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "DIR",
+            "default_help": "RUN_DIR/report, or BUNDLE_DIR-report",
+            "help": "report folder",
+        },
+    )
+    short_names: list[str] | None = field(
+        default=None,
+        metadata={
+            "type": comma_names,
+            "metavar": "A,B,...",
+            "default_help": "initials such as FB,LQ,SQ,WD when names are long",
+            "help": "comma-separated class labels for the plots, in class order",
+        },
+    )
+    batch_size: int = field(
+        default=DEFAULT_BATCH, metadata={"type": positive_int, "help": "images per forward pass"}
+    )
     quiet: bool = field(default=False, metadata={"help": "no progress bar, no table"})
     # Recorded as-is in metrics.json (bench labels).
     extra: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})

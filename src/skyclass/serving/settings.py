@@ -37,15 +37,16 @@ class ServingSettings:
 
     # A bundle folder or s3://bucket/prefix.
     model_uri: str = field(default="", metadata={"env": "MODEL_URI"})
-    max_body_bytes: int = field(default=DEFAULT_MAX_BODY_BYTES,
-                                metadata={"env": "MAX_BODY_BYTES"})
+    max_body_bytes: int = field(default=DEFAULT_MAX_BODY_BYTES, metadata={"env": "MAX_BODY_BYTES"})
     # The decode budget of skyclass.decode_limits.
     max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata={"env": "MAX_PIXELS"})
-    max_decode_bytes: int = field(default=DEFAULT_MAX_DECODE_BYTES,
-                                  metadata={"env": "MAX_DECODE_BYTES"})
+    max_decode_bytes: int = field(
+        default=DEFAULT_MAX_DECODE_BYTES, metadata={"env": "MAX_DECODE_BYTES"}
+    )
     # Seconds a decode may run (and always DEADLINE_MARGIN_S inside Lambda's remaining time).
-    request_deadline_s: float = field(default=DEFAULT_DEADLINE_S,
-                                      metadata={"env": "REQUEST_DEADLINE_S"})
+    request_deadline_s: float = field(
+        default=DEFAULT_DEADLINE_S, metadata={"env": "REQUEST_DEADLINE_S"}
+    )
     # Classes answered when the request gives no ?top_k=.
     top_k: int = field(default=DEFAULT_TOP_K, metadata={"env": "TOP_K"})
     # '' (no CORS header: the upload page is same-origin), '*' or one origin.
@@ -67,8 +68,13 @@ class ServingSettings:
             try:
                 values[f.name] = raw.strip() if kind is str else kind(raw)
             except ValueError:
-                LOG.warning("%s=%r is not a valid %s; using the default %r",
-                            f.metadata["env"], raw[:40], kind.__name__, f.default)
+                LOG.warning(
+                    "%s=%r is not a valid %s; using the default %r",
+                    f.metadata["env"],
+                    raw[:40],
+                    kind.__name__,
+                    f.default,
+                )
         return cls(**values)  # type: ignore[arg-type]
 
     def replace(self, **changes: object) -> ServingSettings:
@@ -79,19 +85,34 @@ class ServingSettings:
 class ServeConfig:
     """`skyclass serve`: a local HTTP server around the handler (fields = the options)."""
 
-    bundle: str = field(metadata={"positional": True, "metavar": "BUNDLE_DIR",
-                                  "help": "bundle folder or s3://bucket/prefix"})
-    host: str = field(default="127.0.0.1", metadata={
-        "help": "address to listen on; 0.0.0.0 for all"})
+    bundle: str = field(
+        metadata={
+            "positional": True,
+            "metavar": "BUNDLE_DIR",
+            "help": "bundle folder or s3://bucket/prefix",
+        }
+    )
+    host: str = field(
+        default="127.0.0.1", metadata={"help": "address to listen on; 0.0.0.0 for all"}
+    )
     port: int = field(default=8000, metadata={"help": "port to listen on; 0 picks a free one"})
-    cors: str | None = field(default=None, metadata={
-        "metavar": "ORIGIN",
-        "default_help": "none, only the upload page served here",
-        "help": "let pages of ORIGIN (e.g. https://example.org, or '*' for any site) call the "
-                "API from a browser"})
-    max_predictions: int = field(default=DEFAULT_MAX_PREDICTIONS, metadata={
-        "metavar": "N", "default_help": "CPU cores, at most 4",
-        "help": "predictions decoded at once; more get a quick 503"})
+    cors: str | None = field(
+        default=None,
+        metadata={
+            "metavar": "ORIGIN",
+            "default_help": "none, only the upload page served here",
+            "help": "let pages of ORIGIN (e.g. https://example.org, or '*' for any site) call the "
+            "API from a browser",
+        },
+    )
+    max_predictions: int = field(
+        default=DEFAULT_MAX_PREDICTIONS,
+        metadata={
+            "metavar": "N",
+            "default_help": "CPU cores, at most 4",
+            "help": "predictions decoded at once; more get a quick 503",
+        },
+    )
     quiet: bool = field(default=False, metadata={"help": "no access log"})
 
     def settings(self, base: ServingSettings | None = None) -> ServingSettings:
