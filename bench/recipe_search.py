@@ -53,6 +53,8 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "adapt_lr003": ("default", {"frozen_bn": "adapt", "lr": 0.003}, "224"),
     "adapt_lr003_unfreeze10": ("default", {"frozen_bn": "adapt", "lr": 0.003,
                                            "unfreeze_from": 10}, "224"),
+    "default_seed1": ("default", {"seed": 1}, "224"),
+    "adapt_seed1": ("default", {"frozen_bn": "adapt", "seed": 1}, "224"),
     "reference": ("reference", {}, "224"),
     "reference_frozen_bn": ("reference", {"frozen_bn": "frozen"}, "224"),
 }
