@@ -83,7 +83,33 @@ def package(bundle: Path, bucket: str, env: dict[str, str], arch: str = "x86_64"
     return {"arch": arch, "zipped_mib": round(summary["zipped_bytes"] / 2**20, 2),
             "unzipped_mib": round(summary["unzipped_bytes"] / 2**20, 2),
             "zipped_bytes": summary["zipped_bytes"], "unzipped_bytes": summary["unzipped_bytes"],
-            "skyclass_deploy_package_seconds": round(seconds, 1)}
+            "skyclass_deploy_package_seconds": round(seconds, 1),
+            "goal_mib": {"zipped": ZIP_GOAL_MIB[0], "unzipped": ZIP_GOAL_MIB[1]},
+            "what_is_big": what_is_big(SERVICE / ".serverless" / "skyclass.zip")}
+
+
+ZIP_GOAL_MIB = (25, 75)  # issue 17: zipped / unzipped, both architectures
+
+
+def mib(n: int) -> float:
+    return round(n / 2**20, 2)
+
+
+def what_is_big(zip_path: Path, top: int = 12) -> dict[str, Any]:
+    """Unzipped and zipped MiB per top-level folder and of the biggest files in the zip."""
+    with zipfile.ZipFile(zip_path) as zf:
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+    folders: dict[str, list[int]] = {}
+    for info in infos:
+        sizes = folders.setdefault(info.filename.split("/")[0], [0, 0])
+        sizes[0] += info.file_size
+        sizes[1] += info.compress_size
+    return {"folders": {name: {"unzipped_mib": mib(u), "zipped_mib": mib(z)}
+                        for name, (u, z) in sorted(folders.items(), key=lambda kv: -kv[1][0])
+                        if u >= 2**18},
+            "files": {i.filename: {"unzipped_mib": mib(i.file_size),
+                                   "zipped_mib": mib(i.compress_size)}
+                      for i in sorted(infos, key=lambda i: -i.file_size)[:top]}}
 
 
 ZIP_COLD = r"""

@@ -109,3 +109,29 @@ def test_hostile_served_file_name_is_refused() -> None:
     with pytest.raises(BundleError, match="plain"):
         served_model_name(manifest)
     assert served_model_name({"files": {"model.onnx": {}}}) == "model.onnx"  # older bundles
+
+
+def test_fp32_node_policies_pick_the_named_nodes(bundle_dir: Path) -> None:
+    """MobileNetV2's graph: the stem conv + the classifier; +depthwise adds its 17 grouped convs."""
+    import onnx
+
+    from skyclass.quantize import nodes_kept_in_fp32
+
+    model = bundle_dir / "model.onnx"
+    graph = onnx.load(str(model)).graph
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    grouped = {n.name for n in convs if any(a.name == "group" and a.i > 1 for a in n.attribute)}
+    gemm = [n.name for n in graph.node if n.op_type == "Gemm"]
+    assert nodes_kept_in_fp32(model, "none") == []
+    assert nodes_kept_in_fp32(model, "stem+head") == [convs[0].name, *gemm]
+    with_depthwise = nodes_kept_in_fp32(model, "stem+head+depthwise")
+    assert set(with_depthwise) == {convs[0].name, *gemm, *grouped} and len(grouped) == 17
+
+
+@pytest.mark.parametrize(("count", "stride"), [(300, 25), (100, 25), (7, 7), (31, 1), (48, 24)])
+def test_calibration_passes_divide_the_images(count: int, stride: int) -> None:
+    """ONNX Runtime calibrates in passes of equal size; no pass holds more than 25 images."""
+    from skyclass.quantize import calibration_stride
+
+    assert calibration_stride(count) == stride
+    assert count % stride == 0

@@ -47,6 +47,27 @@ _EVAL_BATCH = 32
 
 
 @dataclass(frozen=True)
+class QuantRecipe:
+    """How the INT8 model is made: the onnxruntime `quantize_static` settings, in one place.
+
+    The default is chosen by measurement (bench/quantize_variants.py, results in
+    bench/results/quantize_variants.json); the bench builds its variants from this class too.
+    """
+
+    activations: str = "uint8"  # uint8 | int8
+    weights: str = "int8"  # int8 | uint8
+    reduce_range: bool = False  # 7-bit weights: no VPMADDUBSW saturation on AVX2 without VNNI
+    per_channel: bool = True
+    calibration: str = "minmax"  # minmax | percentile | entropy
+    percentile: float = 99.999  # with calibration="percentile": the share of values kept
+    fp32_nodes: str = "stem+head"  # none | stem+head | stem+head+depthwise
+    quant_format: str = "qdq"  # qdq | qoperator
+
+
+DEFAULT_RECIPE = QuantRecipe()
+
+
+@dataclass(frozen=True)
 class QuantizeOptions:
     """What `export --quantize` was asked for, with the gate's thresholds."""
 
@@ -55,6 +76,7 @@ class QuantizeOptions:
     min_agreement: float = DEFAULT_MIN_AGREEMENT
     max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
     seed: int = 0
+    recipe: QuantRecipe = DEFAULT_RECIPE
 
     def problems(self) -> list[str]:
         """Option values that make no sense, as messages (empty when all are fine)."""
@@ -113,14 +135,26 @@ def load_tensors(dataset: PreparedDataset, entries: Sequence[Entry], spec: Prepr
 # --- quantization ----------------------------------------------------------------------------
 
 
+# Images per calibration pass: bounds the calibrator's memory (it keeps every intermediate
+# activation of the images of one pass: ~28 MB per 224-px MobileNetV2 image, so 300 images at
+# once took ~8 GB).
+_CALIBRATION_STRIDE_MAX = 25
+
+
 def _calibration_reader(batch: np.ndarray, input_name: str) -> Any:
     from onnxruntime.quantization import CalibrationDataReader
 
     class _Reader(CalibrationDataReader):
-        """Feeds the calibration images one at a time (what the QDQ calibrator expects)."""
+        """Feeds the calibration images one at a time, a range of them per calibration pass."""
 
         def __init__(self) -> None:
-            self._items: Iterator[np.ndarray] = iter(batch)
+            self.set_range(0, len(batch))
+
+        def __len__(self) -> int:
+            return len(batch)
+
+        def set_range(self, start_index: int, end_index: int) -> None:
+            self._items: Iterator[np.ndarray] = iter(batch[start_index:end_index])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             item = next(self._items, None)
@@ -129,42 +163,63 @@ def _calibration_reader(batch: np.ndarray, input_name: str) -> Any:
     return _Reader()
 
 
-def nodes_kept_in_fp32(model_path: Path) -> list[str]:
-    """The first convolution and the classifier (Gemm/MatMul): quantized, they flip answers.
+def calibration_stride(count: int) -> int:
+    """The largest pass size <= _CALIBRATION_STRIDE_MAX that divides `count` (ORT demands it)."""
+    return max(d for d in range(1, min(count, _CALIBRATION_STRIDE_MAX) + 1) if count % d == 0)
+
+
+def nodes_kept_in_fp32(model_path: Path, policy: str = DEFAULT_RECIPE.fp32_nodes) -> list[str]:
+    """Nodes left in FP32 by `policy`: "stem+head" = the first convolution and the classifier.
 
     The stem convolution reads normalised pixels, whose range one UINT8 scale covers badly,
-    and the classifier's output *is* the top-1 decision. Measured on a bird_drone run
-    (calibration on 200 training images, agreement on 300 other training images, never the
-    test split): quantizing everything agreed with FP32 on 99.0% of answers (297/300), keeping
-    these two in FP32 on 99.7% (299/300). They hold well under 1% of MobileNetV2's FLOPs.
+    and the classifier's output *is* the top-1 decision; they hold well under 1% of
+    MobileNetV2's FLOPs. "+depthwise" also keeps the depthwise convolutions (group > 1), whose
+    per-channel weight ranges differ most. Measured per policy in bench/quantize_variants.py.
     """
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
-    convs = [node.name for node in graph.node if node.op_type == "Conv"]
+    convs = [node for node in graph.node if node.op_type == "Conv"]
     heads = [node.name for node in graph.node if node.op_type in ("Gemm", "MatMul")]
-    return convs[:1] + heads
+    if policy == "none":
+        return []
+    kept = [convs[0].name, *heads] if convs else heads
+    if policy == "stem+head+depthwise":
+        kept += [node.name for node in convs[1:]
+                 if any(a.name == "group" and a.i > 1 for a in node.attribute)]
+    return kept
 
 
 def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray,
-                  input_name: str) -> None:
-    """FP32 .onnx -> static INT8 QDQ .onnx (per-channel weights), calibrated on `calibration`.
+                  input_name: str, recipe: QuantRecipe = DEFAULT_RECIPE) -> None:
+    """FP32 .onnx -> static INT8 .onnx made by `recipe`, calibrated on `calibration`.
 
     quant_pre_process folds constants and fuses BatchNorm/shape ops first (ONNX Runtime's
-    recommended step), so fewer tensors are quantized and the scales are tighter; the stem
-    convolution and the classifier stay FP32 (nodes_kept_in_fp32).
+    recommended step), so fewer tensors are quantized and the scales are tighter.
     """
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    formats = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
     with tempfile.TemporaryDirectory(prefix="skyclass-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared), str(out_path), _calibration_reader(calibration, input_name),
-            quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=nodes_kept_in_fp32(prepared),
+            quant_format=formats[recipe.quant_format], per_channel=recipe.per_channel,
+            reduce_range=recipe.reduce_range, activation_type=types[recipe.activations],
+            weight_type=types[recipe.weights], calibrate_method=methods[recipe.calibration],
+            nodes_to_exclude=nodes_kept_in_fp32(prepared, recipe.fp32_nodes),
+            extra_options={"CalibStridedMinMax": calibration_stride(len(calibration)),
+                           "CalibPercentile": recipe.percentile},
         )
         # The calibrator leaves its augmented model beside the output in older releases.
         for stray in out_path.parent.glob("augmented_model*.onnx"):
@@ -248,7 +303,7 @@ def quantize_for_serving(folder: Path, dataset_path: Path | None, spec: Preproce
         return _fp32_serving(f"{dataset_path} has no usable train/test images for "
                              "calibration and the accuracy gate", options)
     int8_path = folder / INT8_NAME
-    quantize_int8(folder / ONNX_NAME, int8_path, calib, input_name)
+    quantize_int8(folder / ONNX_NAME, int8_path, calib, input_name, options.recipe)
     reference = predict_top1(folder / ONNX_NAME, test, input_name)
     candidate = predict_top1(int8_path, test, input_name)
     figures = gate_figures(reference, candidate, targets, class_names)
@@ -264,7 +319,5 @@ def quantize_for_serving(folder: Path, dataset_path: Path | None, spec: Preproce
                              options, gate=gate)
     return {"model_file": INT8_NAME, "precision": "int8", "requested": options.mode,
             "reason": "INT8 passed the accuracy gate", "gate": gate,
-            "quantization": {"method": "onnxruntime quantize_static", "format": "QDQ",
-                             "weights": "int8 per-channel", "activations": "uint8",
-                             "calibration": "MinMax", "fp32_nodes": "stem conv + classifier",
+            "quantization": {"method": "onnxruntime quantize_static",
                              "options": asdict(options)}}

@@ -10,7 +10,12 @@ from skyclass.cli.helpfmt import HelpFormatter, examples
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from skyclass.deploy import ARCHITECTURES, DEFAULT_ARCH  # standard library only
+    from skyclass.deploy.config import (  # standard library only
+        ARCHITECTURES,
+        DEFAULT_ARCH,
+        DEFAULT_MEMORY_MB,
+        MAX_TIMEOUT_S,
+    )
 
     parser = sub.add_parser(
         "deploy",
@@ -37,11 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default models/<model name>/<model version> from skyclass.json)")
     parser.add_argument("--stage", default="dev", help="Serverless stage (default dev)")
     parser.add_argument("--region", help="AWS region (default: AWS_REGION or us-east-1)")
-    parser.add_argument("--memory", type=int, default=1536,
-                        help="Lambda memory in MB; CPU grows with it (default 1536)")
-    parser.add_argument("--timeout", type=int, default=28,
-                        help="Lambda timeout in s, at most 28 (API Gateway stops at 29; "
-                             "default 28)")
+    parser.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB,
+                        help="Lambda memory in MB; CPU grows with it "
+                             f"(default {DEFAULT_MEMORY_MB})")
+    parser.add_argument("--timeout", type=int, default=MAX_TIMEOUT_S,
+                        help=f"Lambda timeout in s, at most {MAX_TIMEOUT_S} (API Gateway stops "
+                             f"at 29; default {MAX_TIMEOUT_S})")
     parser.add_argument("--private", action="store_true",
                         help="require an API key (x-api-key header); the key is printed")
     parser.add_argument("--package-only", action="store_true",
