@@ -152,7 +152,7 @@ def select_entries(dataset, calibration: list, count: int, seed: int) -> list:
 
 def measure_run(run: Path, workdir: Path, variants: list[str], select_count: int, rounds: int,
                 results: dict) -> None:
-    from skyclass.dataset import PreparedDataset
+    from skyclass.dataset_zip import PreparedDataset
     from skyclass.images import PreprocessSpec
 
     bundle = fp32_bundle(run, workdir)

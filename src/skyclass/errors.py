@@ -61,3 +61,7 @@ class TrainError(SkyclassError):
 
 class RunDirError(SkyclassError):
     """--out cannot be used (not writable, or it already holds a different run)."""
+
+
+class DeployError(SkyclassError):
+    """Deployment cannot start or did not succeed; the message says what to do."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skyclass.errors import SkyclassError
+from skyclass.errors import DeployError
 from skyclass.serving.bundle import BundleError, read_manifest, serving_files, verify_files
 
 # The source checkout skyclass runs from (an editable install): src/skyclass/deploy/ is 3 levels
@@ -26,10 +26,6 @@ MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 10240
 # Lambda architecture -> the machine name of manylinux wheel tags.
 ARCHITECTURES = {"x86_64": "x86_64", "arm64": "aarch64"}
 DEFAULT_ARCH = "x86_64"
-
-
-class DeployError(SkyclassError):
-    """Deployment cannot start or did not succeed; the message says what to do."""
 
 
 def default_service_dir() -> Path:
