@@ -7,18 +7,19 @@ For each data set (bird_drone, ddd_visible):
    5% / 10% of the images filed under a random other class: whole near-copy groups are flipped
    (all copies of a photo together; flipping one copy alone would be caught by prepare as a
    cross-class conflict, which is too easy). Seeded.
-3. `prepare` the flipped folder -> flipped.zip (its own 80:20 split, for training), then
+3. `prepare` the flipped folder -> flipped.zip (its own 75:20:5 split, for training), then
    `review` it (ImageNet embeddings, 5 group-aware folds, cleanlab). Flagged set = the
    `wrong_label` suspects. Precision and recall against the flipped files.
-4. Baseline, fastai's "top losses": `train` skyclass on flipped.zip (3 epochs, default recipe),
+4. Baseline, fastai's "top losses": `train` skyclass on flipped.zip (--epochs, default recipe),
    then rank every image of flipped.zip by the final model's cross-entropy against its given
    label. Train-split images (most of them) are scored in-sample, as fastai's
    ImageClassifierCleaner shows the training set; test-split images are out of sample. The
-   ranking is cut at the same number of images as review flagged (same reviewing effort), and
-   also at the true number of flips.
+   ranking is cut at the same number of images as review flagged (same reviewing effort), at
+   the true number of flips, and where the model stops disagreeing with the given label.
 5. Recovery (bird_drone by default): accept every review suggestion (decisions.csv written by
    this script as if a person pressed `a` on each wrong_label suspect), `prepare --decisions`,
-   retrain 3 epochs; hold-out accuracy of clean / flipped / fixed models (last.pt of each).
+   retrain (same recipe, epochs, seed); hold-out accuracy of clean / flipped / fixed models
+   (last.pt of each), on the whole hold-out and on its strict part (see holdout_check).
    recovered = (fixed - flipped) / (clean - flipped).
 Also: `review` of the whole untouched bird_drone (timed, fresh embeddings) and a contact sheet
 of its 30 top-ranked suspects (bench/results/review_top30_bird_drone.png) to look at.
@@ -171,7 +172,21 @@ def _train_run(data: Path, out: Path, epochs: int) -> dict:
 
 
 def probabilities(run: Path, zip_path: Path, entries) -> np.ndarray:
-    """Softmax of the run's last.pt on the zip members `entries` (eval preprocessing)."""
+    """Softmax of the run's last.pt on the zip members `entries` (eval preprocessing), kept
+    in the run folder (a parallel helper process scores a model as soon as it is trained)."""
+    import hashlib
+
+    key = hashlib.sha1("\n".join([str(zip_path.resolve()), str(zip_path.stat().st_mtime_ns),
+                                  str((run / "last.pt").stat().st_mtime_ns),
+                                  *[e.path for e in entries]]).encode()).hexdigest()[:16]
+    cached = run / f"bench_probs_{key}.npy"
+    with locked(cached):
+        if not cached.exists():
+            np.save(cached, _probabilities(run, zip_path, entries))
+        return np.load(cached)
+
+
+def _probabilities(run: Path, zip_path: Path, entries) -> np.ndarray:
     import torch
 
     from skyclass.checkpoint import load_trained_model
@@ -188,6 +203,10 @@ def probabilities(run: Path, zip_path: Path, entries) -> np.ndarray:
             batch = np.stack([transform(ds.read(e.path)) for e in entries[start:start + 64]])
             out.append(torch.softmax(trained.model(torch.from_numpy(batch)), 1).numpy())
     return np.concatenate(out)
+
+
+def holdout_probs(run: Path, clean_zip: Path) -> np.ndarray:
+    return probabilities(run, clean_zip, PreparedDataset(clean_zip).split("test"))
 
 
 def holdout_accuracy(run: Path, clean_zip: Path, strict: set[str]) -> tuple[float, float]:
@@ -572,15 +591,25 @@ def main() -> None:
     copies = {(n, r): Flipped(n, r, args, args.work) for r in args.rates for n in args.datasets}
     retrained = [f for f in copies.values()
                  if f.name in args.retrain and f.key in args.retrain_rates]
+    # Helpers also score their model on the hold-out (cached in the run folder).
     if "clean" in args.phases:
         for f in retrained:
             clean_step(f, args)
+            holdout_probs(f.dir / sized("run_clean"), f.clean_zip)
     if "flip" in args.phases:
         for f in retrained:
             train_run(f.train_zip(), f.run_flip, args.epochs)
+            holdout_probs(f.run_flip, f.clean_zip)
+            top_loss_ranking(f.run_flip, f.flipped_zip)
     if "fixed" in args.phases:
         for f in retrained:
             fixed_step(f, args)
+            holdout_probs(f.dir / sized(f"run_fixed{f.key}"), f.clean_zip)
+    if "finetuned-only" in args.phases:  # a helper: waits for the flipped model, reviews
+        for f in retrained:
+            train_run(f.train_zip(), f.run_flip, args.epochs)
+            finetuned_step(f, result)
+            save()
     flagged = {}
     if "reviews" in args.phases:
         for key, f in copies.items():
