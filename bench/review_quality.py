@@ -7,18 +7,19 @@ For each data set (bird_drone, ddd_visible):
    5% / 10% of the images filed under a random other class: whole near-copy groups are flipped
    (all copies of a photo together; flipping one copy alone would be caught by prepare as a
    cross-class conflict, which is too easy). Seeded.
-3. `prepare` the flipped folder -> flipped.zip (its own 80:20 split, for training), then
+3. `prepare` the flipped folder -> flipped.zip (its own 75:20:5 split, for training), then
    `review` it (ImageNet embeddings, 5 group-aware folds, cleanlab). Flagged set = the
    `wrong_label` suspects. Precision and recall against the flipped files.
-4. Baseline, fastai's "top losses": `train` skyclass on flipped.zip (3 epochs, default recipe),
+4. Baseline, fastai's "top losses": `train` skyclass on flipped.zip (--epochs, default recipe),
    then rank every image of flipped.zip by the final model's cross-entropy against its given
    label. Train-split images (most of them) are scored in-sample, as fastai's
    ImageClassifierCleaner shows the training set; test-split images are out of sample. The
-   ranking is cut at the same number of images as review flagged (same reviewing effort), and
-   also at the true number of flips.
+   ranking is cut at the same number of images as review flagged (same reviewing effort), at
+   the true number of flips, and where the model stops disagreeing with the given label.
 5. Recovery (bird_drone by default): accept every review suggestion (decisions.csv written by
    this script as if a person pressed `a` on each wrong_label suspect), `prepare --decisions`,
-   retrain 3 epochs; hold-out accuracy of clean / flipped / fixed models (last.pt of each).
+   retrain (same recipe, epochs, seed); hold-out accuracy of clean / flipped / fixed models
+   (last.pt of each), on the whole hold-out and on its strict part (see holdout_check).
    recovered = (fixed - flipped) / (clean - flipped).
 Also: `review` of the whole untouched bird_drone (timed, fresh embeddings) and a contact sheet
 of its 30 top-ranked suspects (bench/results/review_top30_bird_drone.png) to look at.
@@ -36,6 +37,7 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import shutil
 import sys
@@ -98,6 +100,15 @@ def new_source(source: str, label: str) -> str:
 
 
 SIZE = 224  # --size: smaller only for a quick smoke run of this script
+# --train-size: the image side of the zips the compared models train on (clean / flipped /
+# fixed). The reviews and the hold-out stay at SIZE; a model scores them through its own
+# preprocessing (resized to its side). Smaller = a cheaper training budget on a busy CPU.
+TRAIN_SIZE = 224
+
+
+def sized(name: str) -> str:
+    """A training zip's or run's file name, marked with its side when not SIZE."""
+    return name if TRAIN_SIZE == SIZE else f"{name}_s{TRAIN_SIZE}"
 
 
 @contextmanager
@@ -112,12 +123,25 @@ def locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def prepare_zip(raw: Path, out: Path, val_fraction: float, decisions: Path | None = None):
+# Splits. The untouched set: train pool 70 : hold-out 30 (no validation split: nothing is
+# selected on it). Every training zip made from the train pool: train 75 : val 20 : test 5
+# (train selects best.pt on val; its own small test split is not used here: every model is
+# scored with last.pt on the untouched set's hold-out).
+HOLDOUT_SPLIT = {"val_fraction": 0.0, "test_fraction": 0.3}
+TRAINING_SPLIT = {"val_fraction": 0.2, "test_fraction": 0.05}
+
+
+def prepare_zip(raw: Path, out: Path, split: dict, decisions: Path | None = None,
+                size: int | None = None):
     with locked(out):
         if not out.exists():
-            prepare(PrepareConfig(raw=raw, out=out, val_fraction=val_fraction, quiet=True,
-                                  decisions=decisions, size=SIZE))
+            prepare(PrepareConfig(raw=raw, out=out, quiet=True, decisions=decisions,
+                                  size=size or SIZE, **split))
     return out
+
+
+THREADS = 1  # --threads / --workers of every training (a small shared machine)
+WORKERS = 1
 
 
 def train_run(data: Path, out: Path, epochs: int) -> dict:
@@ -126,6 +150,7 @@ def train_run(data: Path, out: Path, epochs: int) -> dict:
 
 
 def _train_run(data: Path, out: Path, epochs: int) -> dict:
+    """The same recipe, epochs and seed for every model this benchmark compares."""
     from skyclass.train import TrainConfig, train
 
     if (out / "last.pt").exists() and (out / "bench_summary.json").exists():
@@ -133,16 +158,35 @@ def _train_run(data: Path, out: Path, epochs: int) -> dict:
     if out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
+    load_before = os.getloadavg()
     summary = train(TrainConfig.from_recipe("default", data=str(data), out=str(out),
-                                            epochs=epochs, quiet=True, seed=0))
+                                            epochs=epochs, quiet=True, seed=0,
+                                            threads=THREADS, workers=WORKERS))
     summary = {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+    summary.update({"data": data.name, "recipe": "default", "epochs": epochs, "seed": 0,
+                    "threads": THREADS, "workers": WORKERS,
+                    "load_average_before": load_before, "load_average_after": os.getloadavg()})
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     (out / "bench_summary.json").write_text(json.dumps(summary))
     return summary
 
 
 def probabilities(run: Path, zip_path: Path, entries) -> np.ndarray:
-    """Softmax of the run's last.pt on the zip members `entries` (eval preprocessing)."""
+    """Softmax of the run's last.pt on the zip members `entries` (eval preprocessing), kept
+    in the run folder (a parallel helper process scores a model as soon as it is trained)."""
+    import hashlib
+
+    key = hashlib.sha1("\n".join([str(zip_path.resolve()), str(zip_path.stat().st_mtime_ns),
+                                  str((run / "last.pt").stat().st_mtime_ns),
+                                  *[e.path for e in entries]]).encode()).hexdigest()[:16]
+    cached = run / f"bench_probs_{key}.npy"
+    with locked(cached):
+        if not cached.exists():
+            np.save(cached, _probabilities(run, zip_path, entries))
+        return np.load(cached)
+
+
+def _probabilities(run: Path, zip_path: Path, entries) -> np.ndarray:
     import torch
 
     from skyclass.checkpoint import load_trained_model
@@ -161,11 +205,19 @@ def probabilities(run: Path, zip_path: Path, entries) -> np.ndarray:
     return np.concatenate(out)
 
 
-def holdout_accuracy(run: Path, clean_zip: Path) -> float:
+def holdout_probs(run: Path, clean_zip: Path) -> np.ndarray:
+    return probabilities(run, clean_zip, PreparedDataset(clean_zip).split("test"))
+
+
+def holdout_accuracy(run: Path, clean_zip: Path, strict: set[str]) -> tuple[float, float]:
+    """Accuracy on the whole hold-out, and on its `strict` part (sources far from every
+    train-pool image, see holdout_check)."""
     ds = PreparedDataset(clean_zip)
     test = ds.split("test")
     probs = probabilities(run, clean_zip, test)
-    return float((probs.argmax(1) == np.asarray([e.target for e in test])).mean())
+    right = probs.argmax(1) == np.asarray([e.target for e in test])
+    keep = np.asarray([e.source in strict for e in test])
+    return float(right.mean()), float(right[keep].mean())
 
 
 def precision_recall(flagged: list[str], truth: set[str]) -> dict:
@@ -175,15 +227,17 @@ def precision_recall(flagged: list[str], truth: set[str]) -> dict:
             "recall": round(hits / len(truth), 4) if truth else None}
 
 
-def top_loss_ranking(run: Path, flipped_zip: Path) -> tuple[list[str], list[str]]:
+def top_loss_ranking(run: Path, flipped_zip: Path) -> tuple[list[str], list[str], int]:
     """Sources of flipped.zip by the trained model's loss on the given label, highest first;
-    and each one's split."""
+    each one's split; and how many the model assigns to another class than the given one
+    (the ranking's natural cut: fastai's cleaner has none, this is the obvious one)."""
     ds = PreparedDataset(flipped_zip)
     probs = probabilities(run, flipped_zip, ds.entries)
     targets = np.asarray([e.target for e in ds.entries])
     loss = -np.log(np.clip(probs[np.arange(len(targets)), targets], 1e-12, 1.0))
     order = np.argsort(-loss, kind="stable")
-    return [ds.entries[i].source for i in order], [ds.entries[i].split for i in order]
+    disagree = int((probs.argmax(1) != targets).sum())
+    return [ds.entries[i].source for i in order], [ds.entries[i].split for i in order], disagree
 
 
 def accept_all(review_dir: Path, out: Path) -> int:
@@ -226,7 +280,7 @@ class Flipped:
         self.raw = DATASETS / name
         self.dir = work / name
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.clean_zip = prepare_zip(self.raw, self.dir / "clean.zip", 0.3)
+        self.clean_zip = prepare_zip(self.raw, self.dir / "clean.zip", HOLDOUT_SPLIT)
         ds = PreparedDataset(self.clean_zip)
         self.classes = ds.classes
         self.holdout_images = len(ds.split("test"))
@@ -235,9 +289,11 @@ class Flipped:
         label_of = {r["source"]: self.flips.get(r["source"], r["class"])
                     for r in self.train_rows}
         self.raw_flip = self.dir / f"raw_flip{self.key}"
-        if not (self.dir / f"flip{self.key}.zip").exists():
-            link_tree(self.raw, self.train_rows, self.raw_flip, label_of)
-        self.flipped_zip = prepare_zip(self.raw_flip, self.dir / f"flip{self.key}.zip", 0.2)
+        with locked(self.raw_flip):  # parallel helper invocations share one folder
+            if not (self.dir / f"flip{self.key}.zip").exists():
+                link_tree(self.raw, self.train_rows, self.raw_flip, label_of)
+            self.flipped_zip = prepare_zip(self.raw_flip, self.dir / f"flip{self.key}.zip",
+                                           TRAINING_SPLIT)
         flipped_sources = {new_source(s, lab) for s, lab in self.flips.items()}
         self.in_zip = {e.source for e in PreparedDataset(self.flipped_zip).entries}
         self.truth = flipped_sources & self.in_zip
@@ -245,7 +301,20 @@ class Flipped:
         self.true_class = {new_source(r["source"], self.flips[r["source"]]): r["class"]
                            for r in self.train_rows if r["source"] in self.flips}
         self.review_dir = self.dir / f"review{self.key}"
-        self.run_flip = self.dir / f"run_flip{self.key}"
+        self.run_flip = self.dir / sized(f"run_flip{self.key}")
+
+    def train_zip(self) -> Path:
+        """What the 'flipped' model trains on: the reviewed zip, or its TRAIN_SIZE twin."""
+        if TRAIN_SIZE == SIZE:
+            return self.flipped_zip
+        return prepare_zip(self.raw_flip, self.dir / f"{sized(f'flip{self.key}')}.zip",
+                           TRAINING_SPLIT, size=TRAIN_SIZE)
+
+    def clean_train_zip(self) -> Path:
+        return self.dir / f"{sized('train_clean')}.zip"
+
+    def fixed_zip(self) -> Path:
+        return self.dir / f"{sized(f'fixed{self.key}')}.zip"
 
 
 def slot(result: dict, f: Flipped) -> dict:
@@ -254,12 +323,13 @@ def slot(result: dict, f: Flipped) -> dict:
     return out["rates"].setdefault(f.key, {})
 
 
-def review_step(f: Flipped, work: Path, result: dict) -> list[str]:
+def review_step(f: Flipped, work: Path, result: dict, recompute: bool = False) -> list[str]:
     """review of the flipped copy; precision/recall of its wrong_label suspects."""
     r_out = slot(result, f)
     t0 = time.perf_counter()
     summary = review(ReviewConfig(dataset=f.flipped_zip, out=f.review_dir, quiet=True,
-                                  cache=work / f"{f.name}_embeddings.npz"))
+                                  cache=work / f"{f.name}_embeddings.npz",
+                                  recompute=recompute))
     wrong = [r for r in read_issues(f.review_dir) if "wrong_label" in r["kind"]]
     flagged = [r["source"] for r in wrong]
     r_out.update({
@@ -285,11 +355,12 @@ def review_step(f: Flipped, work: Path, result: dict) -> list[str]:
 def baseline_step(f: Flipped, args, result: dict, flagged: list[str]) -> None:
     """fastai-style top losses of a model trained on the flipped copy."""
     r_out = slot(result, f)
-    r_out["flipped_train"] = train_run(f.flipped_zip, f.run_flip, args.epochs)
-    ranking, splits = top_loss_ranking(f.run_flip, f.flipped_zip)
+    r_out["flipped_train"] = train_run(f.train_zip(), f.run_flip, args.epochs)
+    ranking, splits, disagree = top_loss_ranking(f.run_flip, f.flipped_zip)
     r_out["top_losses"] = {
         "at_review_budget": precision_recall(ranking[: len(flagged)], f.truth),
         "at_true_flip_count": precision_recall(ranking[: len(f.truth)], f.truth),
+        "at_model_disagrees_with_label": precision_recall(ranking[:disagree], f.truth),
         "train_split_share": round(splits.count("train") / len(splits), 3),
     }
 
@@ -300,8 +371,9 @@ def clean_step(f: Flipped, args) -> Path:
     with locked(f.dir / "raw_clean"):
         if not (f.dir / "raw_clean").exists():
             link_tree(f.raw, f.train_rows, f.dir / "raw_clean", truth)
-    clean_train = prepare_zip(f.dir / "raw_clean", f.dir / "train_clean.zip", 0.2)
-    train_run(clean_train, f.dir / "run_clean", args.epochs)
+    clean_train = prepare_zip(f.dir / "raw_clean", f.clean_train_zip(), TRAINING_SPLIT,
+                              size=TRAIN_SIZE)
+    train_run(clean_train, f.dir / sized("run_clean"), args.epochs)
     return clean_train
 
 
@@ -310,34 +382,109 @@ def fixed_step(f: Flipped, args) -> dict:
     decisions = f.dir / f"decisions{f.key}.csv"
     with locked(decisions):
         accepted = accept_all(f.review_dir, decisions)
-    fixed_zip = prepare_zip(f.raw_flip, f.dir / f"fixed{f.key}.zip", 0.2, decisions)
+    fixed_zip = prepare_zip(f.raw_flip, f.fixed_zip(), TRAINING_SPLIT, decisions,
+                            size=TRAIN_SIZE)
     with zipfile.ZipFile(fixed_zip) as zf:
         applied = json.loads(zf.read("report.json"))["decisions"]["counts"]
-    summary = train_run(fixed_zip, f.dir / f"run_fixed{f.key}", args.epochs)
+    summary = train_run(fixed_zip, f.dir / sized(f"run_fixed{f.key}"), args.epochs)
     return {"accepted_suggestions": accepted, "decisions_applied": applied,
             "fixed_train": summary}
+
+
+# Drone videos in bird_drone: their frames are named <family><frame number> (yoto02930).
+# prepare's hash-based dedupe does not pair frames a few seconds apart, so frames of one
+# video sit on both sides of the split; the strict hold-out leaves these families out.
+VIDEO_FRAME_FAMILY = re.compile(r"^(yoto|foto|moto)\d+_")
+
+
+def holdout_check(f: Flipped, work: Path, training_zips: list[Path]) -> dict:
+    """Is the hold-out really unseen by every model? Exact copies (sha256), prepare's near-copy
+    groups across the split, and, independently of prepare, each hold-out image's most similar
+    train-pool image in ImageNet embedding space next to how similar prepare's own near-copy
+    pairs are (the training sets are all made of train-pool photos)."""
+    from skyclass.review import _embed
+
+    clean_rows = manifest(f.clean_zip)
+    hold = [r for r in clean_rows if r["split"] == "test"]
+    pool = [r for r in clean_rows if r["split"] == "train"]
+    hold_sha = {r["sha256"] for r in hold}
+    pool_sha = {r["sha256"] for r in pool}
+    zips = {}
+    for z in training_zips:
+        sha = {r["sha256"] for r in manifest(z)}
+        zips[z.name] = {"images": len(sha), "holdout_copies": len(sha & hold_sha),
+                        "not_from_train_pool": len(sha - pool_sha)}
+    groups_across = ({r["group"] for r in hold if r["group"]}
+                     & {r["group"] for r in pool if r["group"]})
+    ds = PreparedDataset(f.clean_zip)
+    (vectors, _failed), *_ = _embed(ReviewConfig(dataset=f.clean_zip, out=work / "tmp_check",
+                                                 quiet=True,
+                                                 cache=work / f"{f.name}_embeddings.npz"),
+                                    ds, clean_rows)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    is_hold = np.asarray([r["split"] == "test" for r in clean_rows])
+    sims = unit[is_hold] @ unit[~is_hold].T
+    nearest = sims.max(axis=1)
+    pool_idx = np.flatnonzero(~is_hold)
+    by_group: dict[str, list[int]] = {}
+    for j in pool_idx:
+        if clean_rows[j]["group"]:
+            by_group.setdefault(clean_rows[j]["group"], []).append(j)
+    copy_sims = [float(unit[a] @ unit[b]) for idx in by_group.values()
+                 for k, a in enumerate(idx) for b in idx[k + 1:]]
+    low_copy = float(np.percentile(copy_sims, 5)) if copy_sims else None
+    order = np.argsort(-nearest)[:5]
+    hold_idx = np.flatnonzero(is_hold)
+    strict = [clean_rows[i]["source"] for k, i in enumerate(hold_idx)
+              if (low_copy is None or nearest[k] < low_copy)
+              and not VIDEO_FRAME_FAMILY.match(Path(clean_rows[i]["source"]).name)]
+    return {
+        "strict_holdout": strict,
+        "holdout_images": len(hold), "train_pool_images": len(pool),
+        "training_zips": zips, "prepare_groups_across_split": len(groups_across),
+        "embedding_cosine": {
+            "prepare_near_copy_pairs": len(copy_sims),
+            "near_copy_pair_p5": None if low_copy is None else round(low_copy, 4),
+            "near_copy_pair_median": round(float(np.median(copy_sims)), 4) if copy_sims
+            else None,
+            "holdout_nearest_median": round(float(np.median(nearest)), 4),
+            "holdout_nearest_max": round(float(nearest.max()), 4),
+            "holdout_at_or_above_near_copy_p5": None if low_copy is None
+            else int((nearest >= low_copy).sum()),
+            "closest_pairs": [{"holdout": clean_rows[hold_idx[i]]["source"],
+                               "train_pool": clean_rows[pool_idx[sims[i].argmax()]]["source"],
+                               "cosine": round(float(nearest[i]), 4)} for i in order],
+        },
+    }
 
 
 def recovery_step(f: Flipped, args, result: dict) -> None:
     """clean / flipped / fixed (all suggestions accepted) models on the clean hold-out."""
     out, r_out = result[f.name], slot(result, f)
     clean_step(f, args)
-    out["clean_train"] = train_run(f.dir / "train_clean.zip", f.dir / "run_clean", args.epochs)
-    out["clean_holdout_acc"] = round(holdout_accuracy(f.dir / "run_clean", f.clean_zip), 4)
+    out["clean_train"] = train_run(f.clean_train_zip(), f.dir / sized("run_clean"),
+                                   args.epochs)
     r_out.update(fixed_step(f, args))
-    clean = out["clean_holdout_acc"]
-    flip_acc = holdout_accuracy(f.run_flip, f.clean_zip)
-    fixed_acc = holdout_accuracy(f.dir / f"run_fixed{f.key}", f.clean_zip)
-    cost = clean - flip_acc
-    r_out["holdout_acc"] = {"clean": clean, "flipped": round(flip_acc, 4),
-                            "fixed": round(fixed_acc, 4)}
-    r_out["recovered_share"] = round((fixed_acc - flip_acc) / cost, 3) if cost > 0 else None
+    check = holdout_check(
+        f, args.work, [f.train_zip(), f.clean_train_zip(), f.fixed_zip()])
+    strict = set(check.pop("strict_holdout"))
+    check["strict_holdout_images"] = len(strict)
+    r_out["holdout_check"] = check
+    runs = {"clean": f.dir / sized("run_clean"), "flipped": f.run_flip,
+            "fixed": f.dir / sized(f"run_fixed{f.key}")}
+    acc = {name: holdout_accuracy(run, f.clean_zip, strict) for name, run in runs.items()}
+    for k, part in enumerate(("holdout_acc", "strict_holdout_acc")):
+        r_out[part] = {name: round(a[k], 4) for name, a in acc.items()}
+        cost = acc["clean"][k] - acc["flipped"][k]
+        r_out[part]["recovered_share"] = (
+            round((acc["fixed"][k] - acc["flipped"][k]) / cost, 3) if cost > 0 else None)
+    out["clean_holdout_acc"] = r_out["holdout_acc"]["clean"]
 
 
 def finetuned_step(f: Flipped, result: dict) -> None:
     """The other backbone: the flipped run's own fine-tuned one. It trained on the flipped
     labels of its train split, so those images are not fully out of sample for it."""
-    ft_dir = f.dir / f"review{f.key}_finetuned"
+    ft_dir = f.dir / sized(f"review{f.key}_finetuned")
     t0 = time.perf_counter()
     review(ReviewConfig(dataset=f.flipped_zip, out=ft_dir, run=f.run_flip, quiet=True))
     ft_wrong = [r["source"] for r in read_issues(ft_dir) if "wrong_label" in r["kind"]]
@@ -347,7 +494,8 @@ def finetuned_step(f: Flipped, result: dict) -> None:
 
 def untouched_review(args, work: Path, result: dict, save) -> None:
     """Full bird_drone, fresh embeddings, timed; contact sheet of the top 30."""
-    clean_zip = prepare_zip(DATASETS / "bird_drone", work / "bird_drone" / "clean.zip", 0.3)
+    clean_zip = prepare_zip(DATASETS / "bird_drone", work / "bird_drone" / "clean.zip",
+                            HOLDOUT_SPLIT)
     rev = work / "bird_drone" / "review_untouched"
     shutil.rmtree(rev, ignore_errors=True)
     load_before = os.getloadavg()
@@ -377,6 +525,7 @@ def untouched_review(args, work: Path, result: dict, save) -> None:
 
 
 def main() -> None:
+    global SIZE, TRAIN_SIZE, THREADS, WORKERS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["bird_drone", "ddd_visible"])
     parser.add_argument("--rates", nargs="+", type=float, default=[0.10, 0.05])
@@ -385,7 +534,8 @@ def main() -> None:
     parser.add_argument("--retrain-rates", nargs="*", default=["0.10"],
                         help="flip rates at which to retrain (as written: 0.10)")
     parser.add_argument("--finetuned-rates", nargs="*", default=["0.10"],
-                        help="rates at which to also review with the flipped run's backbone")
+                        help="rates at which to also review with the flipped run's backbone "
+                             "(data sets with a model trained on the flipped copy)")
     parser.add_argument("--baselines", nargs="*", default=["bird_drone", "ddd_visible"],
                         help="data sets on which to train the top-losses baseline")
     parser.add_argument("--epochs", type=int, default=3)
@@ -401,14 +551,20 @@ def main() -> None:
                              "from scratch: embeddings_from_cache says so)")
     parser.add_argument("--phases", nargs="+",
                         default=["reviews", "retrain", "baselines", "finetuned"],
-                        help="also: clean, fixed (train those models only, for a parallel "
-                             "helper process with its own --out)")
+                        help="also: clean, flip, fixed (train those models only, for a "
+                             "parallel helper process with its own --out)")
     parser.add_argument("--size", type=int, default=224, help="image side (smoke runs only)")
+    parser.add_argument("--train-size", type=int,
+                        help="image side of the training zips (default: --size)")
+    parser.add_argument("--threads", type=int, default=THREADS, help="train --threads")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="train --workers")
+    parser.add_argument("--recompute-reviews", action="store_true",
+                        help="review the flipped copies again (embeddings stay cached)")
     args = parser.parse_args()
     if args.only_untouched and args.out == RESULTS / "review_quality.json":
         args.out = RESULTS / "review_untouched_bird_drone.json"
-    global SIZE
-    SIZE = args.size
+    SIZE, THREADS, WORKERS = args.size, args.threads, args.workers
+    TRAIN_SIZE = args.train_size or SIZE
     args.work.mkdir(parents=True, exist_ok=True)
     result: dict = {}
     if args.out.exists():  # resume: finished parts are kept
@@ -417,6 +573,9 @@ def main() -> None:
                          "note": "shared 2-core machine: 4 other helpers ran jobs at the same "
                                  "time; load averages are recorded around the timed review"}
     result["method"] = __doc__
+    result["settings"] = {"size": SIZE, "train_size": TRAIN_SIZE, "epochs": args.epochs,
+                          "recipe": "default", "train_threads": THREADS,
+                          "train_workers": WORKERS, "seed": args.seed, "nice": os.nice(0)}
 
     def save() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -432,16 +591,29 @@ def main() -> None:
     copies = {(n, r): Flipped(n, r, args, args.work) for r in args.rates for n in args.datasets}
     retrained = [f for f in copies.values()
                  if f.name in args.retrain and f.key in args.retrain_rates]
+    # Helpers also score their model on the hold-out (cached in the run folder).
     if "clean" in args.phases:
         for f in retrained:
             clean_step(f, args)
+            holdout_probs(f.dir / sized("run_clean"), f.clean_zip)
+    if "flip" in args.phases:
+        for f in retrained:
+            train_run(f.train_zip(), f.run_flip, args.epochs)
+            holdout_probs(f.run_flip, f.clean_zip)
+            top_loss_ranking(f.run_flip, f.flipped_zip)
     if "fixed" in args.phases:
         for f in retrained:
             fixed_step(f, args)
+            holdout_probs(f.dir / sized(f"run_fixed{f.key}"), f.clean_zip)
+    if "finetuned-only" in args.phases:  # a helper: waits for the flipped model, reviews
+        for f in retrained:
+            train_run(f.train_zip(), f.run_flip, args.epochs)
+            finetuned_step(f, result)
+            save()
     flagged = {}
     if "reviews" in args.phases:
         for key, f in copies.items():
-            flagged[key] = review_step(f, args.work, result)
+            flagged[key] = review_step(f, args.work, result, args.recompute_reviews)
             save()
     if "retrain" in args.phases:
         for f in retrained:
@@ -456,7 +628,7 @@ def main() -> None:
                 save()
     if "finetuned" in args.phases:
         for f in copies.values():
-            if f.key in args.finetuned_rates and f.name in args.retrain:
+            if f.key in args.finetuned_rates and (f.run_flip / "last.pt").exists():
                 finetuned_step(f, result)
                 save()
     save()
