@@ -62,7 +62,7 @@ def aws_env(endpoint: str) -> dict[str, str]:
                AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint,
                PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
                VIRTUAL_ENV=str(VENV_BIN.parent), SLS_TELEMETRY_DISABLED="1",
-               SLS_NOTIFICATIONS_MODE="off", NO_ALBUMENTATIONS_UPDATE="1")
+               SLS_NOTIFICATIONS_MODE="off")
     return env
 
 

@@ -24,8 +24,6 @@ import time
 import zipfile
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
 
 def offline_mobilenet_v2(pretrained: bool = True, **_: object):
     """torchvision's MobileNetV2 with the ImageNet weights skyclass resolves offline."""

@@ -95,7 +95,7 @@ def fp32_bundle(run: Path, workdir: Path) -> Path:
     """`skyclass export RUN --quantize none` once; reused while its skyclass.json exists."""
     out = workdir / f"{run.name}-fp32"
     if not (out / "skyclass.json").is_file():
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "NO_ALBUMENTATIONS_UPDATE": "1"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         subprocess.run([sys.executable, "-m", "skyclass", "export", str(run), "--out", str(out),
                         "--quantize", "none", "--quiet", "--force"], check=True, env=env)
     return out

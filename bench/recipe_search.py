@@ -26,8 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
 import torch
 
 from skyclass.checkpoint import load_checkpoint, read_history

@@ -28,12 +28,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from skyclass.dataset import PreparedDataset  # noqa: E402
+from skyclass.dataset_zip import PreparedDataset  # noqa: E402
 from skyclass.images import decode_image, to_model_input  # noqa: E402
 from skyclass.review.embed import imagenet_backbone  # noqa: E402
 

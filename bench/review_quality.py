@@ -50,7 +50,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from skyclass.dataset_zip import PreparedDataset  # noqa: E402
 from skyclass.prepare import PrepareConfig, prepare  # noqa: E402

@@ -258,7 +258,7 @@ def accuracy_of(run: Path, workdir: Path, bundle: Path | None = None) -> dict:
 
 
 def run_child(backend: str, bundle: Path, event: Path, warm: int) -> dict:
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     spawned = time.time()
     out = subprocess.run(
         [sys.executable, __file__, "--child", backend, "--bundle", str(bundle), "--event",
@@ -376,7 +376,6 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     image = sorted((SHARED / "bird_drone" / "drone").glob("*.jpg"))[0]
     with contextlib.ExitStack() as stack:
         tmp = str(args.workdir) if args.workdir else stack.enter_context(

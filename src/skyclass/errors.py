@@ -65,3 +65,7 @@ class RunDirError(SkyclassError):
 
 class DeployError(SkyclassError):
     """Deployment cannot start or did not succeed; the message says what to do."""
+
+
+class ReviewError(SkyclassError):
+    """`review` cannot score this dataset."""

@@ -34,7 +34,6 @@ def aws_env(moto_endpoint: str) -> dict[str, str]:
     env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                AWS_SESSION_TOKEN="testing", AWS_DEFAULT_REGION="us-east-1",
                AWS_REGION="us-east-1", AWS_ENDPOINT_URL=moto_endpoint,
-               NO_ALBUMENTATIONS_UPDATE="1",
                PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]))
     return env
 

@@ -27,8 +27,7 @@ def _env_without_aws(tmp_path: Path, **extra: str) -> dict[str, str]:
     """No credentials anywhere boto3 looks (and no instance metadata lookups)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-               AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_EC2_METADATA_DISABLED="true",
-               NO_ALBUMENTATIONS_UPDATE="1", **extra)
+               AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_EC2_METADATA_DISABLED="true", **extra)
     return env
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from skyclass.cli.helpfmt import HelpFormatter, examples
+from skyclass.cli.options import add_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "review",
+    parser = add_command(
+        sub, "review", run_review,
         help="find likely wrong labels, strays and cross-class copies; fix them in a browser",
         description=(
             "Score every image of DATASET.zip (all splits) out of sample: MobileNetV2 "
@@ -21,8 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "REVIEW_DIR/decisions.csv); apply them with `skyclass prepare RAW --decisions "
             "REVIEW_DIR/decisions.csv --out NEW.zip`."
         ),
-        formatter_class=HelpFormatter,
-        epilog=examples(
+        examples=(
             "skyclass review data.zip --out review/ --serve     # rank, then decide in a browser",
             "skyclass review data.zip --out review/ --run runs/r1   # the run's own backbone",
             "skyclass prepare my_photos --decisions review/decisions.csv --out data-reviewed.zip",
@@ -42,7 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="then open the review page on http://127.0.0.1:PORT/")
     parser.add_argument("--port", type=int, default=8001, help="port of the page (default 8001)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
-    parser.set_defaults(handler=run_review)
 
 
 def run_review(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 
 from skyclass import __version__
 from skyclass.dataset_zip import MANIFEST_NAME, PreparedDataset
-from skyclass.errors import SkyclassError
+from skyclass.errors import ReviewError
 from skyclass.fileio import atomic_write, atomic_write_csv, sha256_file
 
 ISSUES_NAME = "issues.csv"
@@ -30,10 +30,6 @@ DECISIONS_NAME = "decisions.csv"
 EMBEDDINGS_NAME = "embeddings.npz"
 SUMMARY_FORMAT = "skyclass-review"
 GROUP_COLUMN = "group"
-
-
-class ReviewError(SkyclassError):
-    """`review` cannot score this dataset."""
 
 
 @dataclass

@@ -23,18 +23,19 @@ EMBED_BATCH = 32
 
 def imagenet_backbone(weights: str | Path | None = None) -> nn.Module:
     """MobileNetV2's ImageNet feature extractor (weights found offline, see skyclass.model)."""
-    from skyclass.model import build_model
+    from skyclass.model import build_model, feature_blocks
 
-    return build_model(num_classes=2, pretrained=True, weights=weights).features.eval()
+    return feature_blocks(build_model(num_classes=2, pretrained=True, weights=weights)).eval()
 
 
 def run_backbone(run: str | Path) -> tuple[nn.Module, PreprocessSpec, Path]:
     """The fine-tuned feature extractor of a training run (best.pt), its preprocessing and
     the checkpoint file it came from."""
     from skyclass.checkpoint import load_trained_model
+    from skyclass.model import feature_blocks
 
     trained = load_trained_model(run, "best")
-    return trained.model.features.eval(), trained.spec, trained.path
+    return feature_blocks(trained.model).eval(), trained.spec, trained.path
 
 
 def _pooled(features: nn.Module, batch: np.ndarray) -> np.ndarray:

@@ -129,7 +129,7 @@ class ReviewSession:
 
 
 def page_html() -> bytes:
-    return resources.files("skyclass.review").joinpath("static", PAGE).read_bytes()
+    return resources.files("skyclass.review").joinpath("static").joinpath(PAGE).read_bytes()
 
 
 def make_handler(session: ReviewSession, quiet: bool = False) -> type[BaseHTTPRequestHandler]:
@@ -215,6 +215,8 @@ def serve(review_dir: str | Path, host: str = "127.0.0.1", port: int = 8001,
           quiet: bool = False) -> None:
     server = make_server(review_dir, host, port, quiet)
     bound_host, bound_port = server.server_address[:2]
+    if isinstance(bound_host, bytes):  # typeshed allows it; AF_INET gives str
+        bound_host = bound_host.decode()
     print(f"skyclass review page on http://{bound_host}:{bound_port}/ (keys: a accept, k keep, "
           f"x exclude, 1-9 class, u undo, arrows move; Ctrl-C to stop; decisions are saved to "
           f"{Path(review_dir) / DECISIONS_NAME} as you go)", flush=True)
