@@ -60,8 +60,9 @@ def child(mode: str, data: Path, steps: int, eval_batches: int) -> dict:
     from skyclass.train.runtime import pick_device
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = TrainConfig(data=str(data), out=tmp, epochs=1, device="cpu", workers=0,
-                             quiet=True).validate()
+        config = TrainConfig(
+            data=str(data), out=tmp, epochs=1, device="cpu", workers=0, quiet=True
+        ).validate()
         run = setup(config, DistContext(), pick_device("cpu"))
         train_batches = list(itertools.islice(run.train_loader, steps + 1))
         test_batches = list(itertools.islice(run.test_loader, eval_batches + 1))
@@ -78,11 +79,14 @@ def child(mode: str, data: Path, steps: int, eval_batches: int) -> dict:
         test_s = time.perf_counter() - start
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     test_images = sum(len(y) for _, y in test_batches[1:])
-    return {"mode": mode, "train_images_per_s": train_images / train_s,
-            "test_images_per_s": test_images / test_s,
-            "page_faults_per_image": faults / (train_images + test_images),
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "mode": mode,
+        "train_images_per_s": train_images / train_s,
+        "test_images_per_s": test_images / test_s,
+        "page_faults_per_image": faults / (train_images + test_images),
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def median_row(rows: list[dict]) -> dict:
@@ -106,32 +110,53 @@ def main() -> None:
     for repeat in range(args.repeats):
         for mode in MODES:  # interleaved: a slow spell of the machine hits every mode
             proc = subprocess.run(
-                [sys.executable, __file__, "--child", mode, "--data", str(args.data),
-                 "--steps", str(args.steps), "--eval-batches", str(args.eval_batches)],
-                capture_output=True, text=True, check=True)
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    mode,
+                    "--data",
+                    str(args.data),
+                    "--steps",
+                    str(args.steps),
+                    "--eval-batches",
+                    str(args.eval_batches),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             runs[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(repeat, runs[mode][-1], flush=True)
     medians = {m: median_row(rows) for m, rows in runs.items()}
     base = medians["baseline"]
     result = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "thp": THP.read_text().strip() if THP.exists() else "n/a"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "thp": THP.read_text().strip() if THP.exists() else "n/a",
+        },
         "workload": f"default recipe, {args.steps} training steps of 32 and "
-                    f"{args.eval_batches} test batches of 64, decoded batches in memory",
-        "repeats": args.repeats, "medians": medians,
-        "speedup_vs_baseline": {m: {"train": round(r["train_images_per_s"]
-                                                   / base["train_images_per_s"], 2),
-                                    "test": round(r["test_images_per_s"]
-                                                  / base["test_images_per_s"], 2)}
-                                for m, r in medians.items()},
+        f"{args.eval_batches} test batches of 64, decoded batches in memory",
+        "repeats": args.repeats,
+        "medians": medians,
+        "speedup_vs_baseline": {
+            m: {
+                "train": round(r["train_images_per_s"] / base["train_images_per_s"], 2),
+                "test": round(r["test_images_per_s"] / base["test_images_per_s"], 2),
+            }
+            for m, r in medians.items()
+        },
         "runs": runs,
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print("| setting | train img/s | test img/s | page faults/img | max RSS MB |")
     print("|---|---|---|---|---|")
     for m, r in medians.items():
-        print(f"| {m} | {r['train_images_per_s']} | {r['test_images_per_s']} | "
-              f"{r['page_faults_per_image']} | {r['max_rss_mb']} |")
+        print(
+            f"| {m} | {r['train_images_per_s']} | {r['test_images_per_s']} | "
+            f"{r['page_faults_per_image']} | {r['max_rss_mb']} |"
+        )
 
 
 if __name__ == "__main__":

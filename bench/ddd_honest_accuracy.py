@@ -62,9 +62,12 @@ def main() -> None:
     best = max(history, key=lambda r: r["val_acc"]) if history else None
     result = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, shared with other work",
-        "dataset": str(args.data), "split": split_check(dataset),
-        "run": str(args.run), "recipe": config["config"]["recipe"],
-        "epochs_planned": config["config"]["epochs"], "epochs_done": len(history),
+        "dataset": str(args.data),
+        "split": split_check(dataset),
+        "run": str(args.run),
+        "recipe": config["config"]["recipe"],
+        "epochs_planned": config["config"]["epochs"],
+        "epochs_done": len(history),
         "status": "finished" if test is not None else "unfinished (no test score yet)",
         "best_epoch_on_validation": best["epoch"] if best else None,
         "val_acc_of_best": best["val_acc"] if best else None,
@@ -72,8 +75,10 @@ def main() -> None:
         "test_recall_of_best": test["test_recall"] if test else None,
         "test_images": test["test_images"] if test else None,
         "train_acc_of_best": best["train_acc"] if best else None,
-        "per_epoch": [{k: r[k] for k in ("epoch", "train_acc", "val_acc", "val_loss", "lr",
-                                         "epoch_seconds")} for r in history],
+        "per_epoch": [
+            {k: r[k] for k in ("epoch", "train_acc", "val_acc", "val_loss", "lr", "epoch_seconds")}
+            for r in history
+        ],
         "leaky_two_way_test_acc_reported_in_issue_11": LEAKY_TEST_ACC_ISSUE_11,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -104,8 +104,7 @@ def legacy_dedupe(items: list[Processed], legacy: dict[int, bytes]) -> list[list
             first_by_sha[it.sha256] = pos
     for i, j in near_pairs(items, THRESHOLD):
         same_class = items[i].source.label == items[j].source.label
-        if same_class or legacy_correlation(legacy[items[i].index],
-                                            legacy[items[j].index]) >= 0.9:
+        if same_class or legacy_correlation(legacy[items[i].index], legacy[items[j].index]) >= 0.9:
             parent[find(j)] = find(i)
     members: dict[int, list[str]] = defaultdict(list)
     for pos, it in enumerate(items):
@@ -113,8 +112,9 @@ def legacy_dedupe(items: list[Processed], legacy: dict[int, bytes]) -> list[list
     return [paths for paths in members.values() if len(paths) > 1]
 
 
-def legacy_counts(sets: list[list[str]], labels: dict[str, str],
-                  sha: dict[str, str]) -> tuple[int, int]:
+def legacy_counts(
+    sets: list[list[str]], labels: dict[str, str], sha: dict[str, str]
+) -> tuple[int, int]:
     """(images kept, label-conflict images) under the old rule: conflict sets are excluded,
     and in the other sets every exact copy after the first."""
     conflict = exact = 0
@@ -157,8 +157,10 @@ def new_sets(items: list[Processed]) -> tuple[list[list[str]], int, int, dict]:
         if s.reason == "duplicate":
             sets.append([s.path, s.detail.removeprefix("exact copy of ")])
     conflict = sum(len(c) for c in result.conflicts)
-    stats = {"unconfirmed_hash_matches": result.unconfirmed_matches,
-             "low_detail_images": result.low_detail}
+    stats = {
+        "unconfirmed_hash_matches": result.unconfirmed_matches,
+        "low_detail_images": result.low_detail,
+    }
     return sets, len(result.kept), conflict, stats
 
 
@@ -177,9 +179,13 @@ def score(dataset: str, sets: list[list[str]], paths: list[str]) -> dict:
     for p in paths:
         by_group[truth[p]] += 1
     true_pairs = sum(n * (n - 1) // 2 for n in by_group.values())
-    return {"wrong_merges": wrong, "sets_spanning_ground_truth_groups": spanning,
-            "largest_set": max((len(s) for s in sets), default=1),
-            "copies_caught": caught, "ground_truth_pairs": true_pairs}
+    return {
+        "wrong_merges": wrong,
+        "sets_spanning_ground_truth_groups": spanning,
+        "largest_set": max((len(s) for s in sets), default=1),
+        "copies_caught": caught,
+        "ground_truth_pairs": true_pairs,
+    }
 
 
 def compare(dataset: str, workers: int) -> dict:
@@ -194,18 +200,28 @@ def compare(dataset: str, workers: int) -> dict:
     old_kept, old_conflict = legacy_counts(old, labels, sha)
     return {
         "images": len(items),
-        "new": {**score(dataset, new, paths), "images_kept": kept,
-                "label_conflict_images": conflict, **stats},
-        "old": {**score(dataset, old, paths), "images_kept": old_kept,
-                "label_conflict_images": old_conflict},
+        "new": {
+            **score(dataset, new, paths),
+            "images_kept": kept,
+            "label_conflict_images": conflict,
+            **stats,
+        },
+        "old": {
+            **score(dataset, old, paths),
+            "images_kept": old_kept,
+            "label_conflict_images": old_conflict,
+        },
         "seconds": round(time.perf_counter() - started, 1),
     }
 
 
 def straddling(out: Path, workers: int, group_by: str | None) -> dict:
     """Real `prepare` on ddd_visible: videos with frames in more than one split."""
-    report = prepare(PrepareConfig(raw=DATASETS / "ddd_visible", out=out, workers=workers,
-                                   quiet=True, group_by=group_by))
+    report = prepare(
+        PrepareConfig(
+            raw=DATASETS / "ddd_visible", out=out, workers=workers, quiet=True, group_by=group_by
+        )
+    )
     with zipfile.ZipFile(out) as zf:
         rows = list(csv.DictReader(io.StringIO(zf.read(MANIFEST_NAME).decode())))
         assert json.loads(zf.read(REPORT_NAME))["totals"] == report["totals"]
@@ -216,11 +232,12 @@ def straddling(out: Path, workers: int, group_by: str | None) -> dict:
     for r in rows:
         sha_sides[r["sha256"]].add(r["split"])
     return {
-        "group_by": group_by, "videos": len(sides),
+        "group_by": group_by,
+        "videos": len(sides),
         "videos_straddling_splits": sum(len(s) > 1 for s in sides.values()),
         "photos_on_two_sides": sum(len(s) > 1 for s in sha_sides.values()),
-        "totals": report["totals"], "groups": {k: report["groups"].get(k) for k in
-                                               ("split_units", "user_groups", "sizes")},
+        "totals": report["totals"],
+        "groups": {k: report["groups"].get(k) for k in ("split_units", "user_groups", "sizes")},
         "warnings": report["warnings"],
     }
 
@@ -233,8 +250,12 @@ def main() -> None:
     results: dict = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores (shared: timings are noisy)",
         "near_threshold": THRESHOLD,
-        "goals": {"wrong_merges": 0, "bird_drone_copies_caught": ">= old",
-                  "ddd_visible_images_kept": 1014, "videos_straddling_with_group_by": 0},
+        "goals": {
+            "wrong_merges": 0,
+            "bird_drone_copies_caught": ">= old",
+            "ddd_visible_images_kept": 1014,
+            "videos_straddling_with_group_by": 0,
+        },
     }
     for dataset in ("bird_drone", "ddd_visible"):
         results[dataset] = compare(dataset, args.workers)

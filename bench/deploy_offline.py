@@ -58,34 +58,55 @@ def port_open(port: int) -> bool:
 
 def aws_env(endpoint: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
-               AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint,
-               PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
-               VIRTUAL_ENV=str(VENV_BIN.parent), SLS_TELEMETRY_DISABLED="1",
-               SLS_NOTIFICATIONS_MODE="off")
+    env.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint,
+        PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
+        VIRTUAL_ENV=str(VENV_BIN.parent),
+        SLS_TELEMETRY_DISABLED="1",
+        SLS_NOTIFICATIONS_MODE="off",
+    )
     return env
 
 
 WHEELHOUSES = {"x86_64": SERVICE / ".wheelhouse", "arm64": SERVICE / ".wheelhouse-arm64"}
 
 
-def package(bundle: Path, bucket: str, env: dict[str, str], arch: str = "x86_64",
-            keep: Path | None = None) -> dict[str, Any]:
-    cmd = [str(VENV_BIN / "skyclass"), "deploy", str(bundle), "--bucket", bucket,
-           "--package-only", "--no-upload", "--wheelhouse", str(WHEELHOUSES[arch]),
-           "--arch", arch, "--json"]
+def package(
+    bundle: Path, bucket: str, env: dict[str, str], arch: str = "x86_64", keep: Path | None = None
+) -> dict[str, Any]:
+    cmd = [
+        str(VENV_BIN / "skyclass"),
+        "deploy",
+        str(bundle),
+        "--bucket",
+        bucket,
+        "--package-only",
+        "--no-upload",
+        "--wheelhouse",
+        str(WHEELHOUSES[arch]),
+        "--arch",
+        arch,
+        "--json",
+    ]
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - start
-    summary = json.loads(done.stdout[done.stdout.rindex("\n{") + 1:])["package"]
+    summary = json.loads(done.stdout[done.stdout.rindex("\n{") + 1 :])["package"]
     if keep is not None:  # the next --arch overwrites .serverless/skyclass.zip
         keep.write_bytes((SERVICE / ".serverless" / "skyclass.zip").read_bytes())
-    return {"arch": arch, "zipped_mib": round(summary["zipped_bytes"] / 2**20, 2),
-            "unzipped_mib": round(summary["unzipped_bytes"] / 2**20, 2),
-            "zipped_bytes": summary["zipped_bytes"], "unzipped_bytes": summary["unzipped_bytes"],
-            "skyclass_deploy_package_seconds": round(seconds, 1),
-            "goal_mib": {"zipped": ZIP_GOAL_MIB[0], "unzipped": ZIP_GOAL_MIB[1]},
-            "what_is_big": what_is_big(SERVICE / ".serverless" / "skyclass.zip")}
+    return {
+        "arch": arch,
+        "zipped_mib": round(summary["zipped_bytes"] / 2**20, 2),
+        "unzipped_mib": round(summary["unzipped_bytes"] / 2**20, 2),
+        "zipped_bytes": summary["zipped_bytes"],
+        "unzipped_bytes": summary["unzipped_bytes"],
+        "skyclass_deploy_package_seconds": round(seconds, 1),
+        "goal_mib": {"zipped": ZIP_GOAL_MIB[0], "unzipped": ZIP_GOAL_MIB[1]},
+        "what_is_big": what_is_big(SERVICE / ".serverless" / "skyclass.zip"),
+    }
 
 
 ZIP_GOAL_MIB = (25, 75)  # issue 17: zipped / unzipped, both architectures
@@ -104,12 +125,17 @@ def what_is_big(zip_path: Path, top: int = 12) -> dict[str, Any]:
         sizes = folders.setdefault(info.filename.split("/")[0], [0, 0])
         sizes[0] += info.file_size
         sizes[1] += info.compress_size
-    return {"folders": {name: {"unzipped_mib": mib(u), "zipped_mib": mib(z)}
-                        for name, (u, z) in sorted(folders.items(), key=lambda kv: -kv[1][0])
-                        if u >= 2**18},
-            "files": {i.filename: {"unzipped_mib": mib(i.file_size),
-                                   "zipped_mib": mib(i.compress_size)}
-                      for i in sorted(infos, key=lambda i: -i.file_size)[:top]}}
+    return {
+        "folders": {
+            name: {"unzipped_mib": mib(u), "zipped_mib": mib(z)}
+            for name, (u, z) in sorted(folders.items(), key=lambda kv: -kv[1][0])
+            if u >= 2**18
+        },
+        "files": {
+            i.filename: {"unzipped_mib": mib(i.file_size), "zipped_mib": mib(i.compress_size)}
+            for i in sorted(infos, key=lambda i: -i.file_size)[:top]
+        },
+    }
 
 
 ZIP_COLD = r"""
@@ -125,14 +151,13 @@ print(json.dumps({"seconds": time.perf_counter() - start, "torch": "torch" in sy
 """
 
 
-def zip_cold_starts(bundle: Path, photo: Path, runs: int,
-                    zip_path: Path = SERVICE / ".serverless" / "skyclass.zip"
-                    ) -> dict[str, Any] | None:
+def zip_cold_starts(
+    bundle: Path, photo: Path, runs: int, zip_path: Path = SERVICE / ".serverless" / "skyclass.zip"
+) -> dict[str, Any] | None:
     """Fresh CPython 3.12 processes running the handler from the unzipped Lambda zip alone
     (-I -S): import + local model load + first prediction, what Lambda's cold start costs
     apart from the S3 download."""
-    exe = next((p for p in sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))),
-               None)
+    exe = next((p for p in sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))), None)
     if exe is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,16 +166,27 @@ def zip_cold_starts(bundle: Path, photo: Path, runs: int,
         times = []
         for _ in range(runs):
             start = time.perf_counter()
-            done = subprocess.run([str(exe), "-I", "-S", "-c", ZIP_COLD, tmp, str(photo)],
-                                  env={"MODEL_URI": str(bundle)}, capture_output=True,
-                                  text=True, check=True)
+            done = subprocess.run(
+                [str(exe), "-I", "-S", "-c", ZIP_COLD, tmp, str(photo)],
+                env={"MODEL_URI": str(bundle)},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             wall = time.perf_counter() - start
             inner = json.loads(done.stdout)
             assert not inner["torch"]
-            times.append({"process_wall_ms": round(wall * 1000, 1),
-                          "in_process_ms": round(inner["seconds"] * 1000, 1)})
-    return {"python": str(exe), "runs": times,
-            "median_process_wall_ms": statistics.median(t["process_wall_ms"] for t in times)}
+            times.append(
+                {
+                    "process_wall_ms": round(wall * 1000, 1),
+                    "in_process_ms": round(inner["seconds"] * 1000, 1),
+                }
+            )
+    return {
+        "python": str(exe),
+        "runs": times,
+        "median_process_wall_ms": statistics.median(t["process_wall_ms"] for t in times),
+    }
 
 
 def post(url: str, photo: bytes) -> tuple[float, dict[str, Any]]:
@@ -161,15 +197,34 @@ def post(url: str, photo: bytes) -> tuple[float, dict[str, Any]]:
     return elapsed * 1000.0, resp.json()
 
 
-def offline_run(env: dict[str, str], bucket: str, prefix: str, photo: bytes, warm: int,
-                cache: Path) -> dict[str, Any]:
+def offline_run(
+    env: dict[str, str], bucket: str, prefix: str, photo: bytes, warm: int, cache: Path
+) -> dict[str, Any]:
     port, lambda_port = free_port(), free_port()
-    cmd = ["npx", "--no", "serverless", "offline", "start", "--host", "127.0.0.1",
-           "--httpPort", str(port), "--lambdaPort", str(lambda_port),
-           f"--param=bucket={bucket}", f"--param=prefix={prefix}"]
-    proc = subprocess.Popen(cmd, cwd=SERVICE, env={**env, "SKYCLASS_CACHE_DIR": str(cache)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    cmd = [
+        "npx",
+        "--no",
+        "serverless",
+        "offline",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--httpPort",
+        str(port),
+        "--lambdaPort",
+        str(lambda_port),
+        f"--param=bucket={bucket}",
+        f"--param=prefix={prefix}",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=SERVICE,
+        env={**env, "SKYCLASS_CACHE_DIR": str(cache)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while not port_open(port):
@@ -201,8 +256,13 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path, nargs="+")
-    parser.add_argument("--arch", nargs="+", default=["x86_64", "arm64"],
-                        choices=tuple(WHEELHOUSES), help="architectures to package")
+    parser.add_argument(
+        "--arch",
+        nargs="+",
+        default=["x86_64", "arm64"],
+        choices=tuple(WHEELHOUSES),
+        help="architectures to package",
+    )
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--warm", type=int, default=50)
     parser.add_argument("--no-package", action="store_true", help="skip the package step")
@@ -233,11 +293,22 @@ def main() -> int:
             label = label if label not in labels else f"{label}-{i}"
             labels[label] = (bundle, f"models/bench/{label}", served)
             upload_bundle(bundle, bucket, f"models/bench/{label}", log=lambda _: None)
-        result: dict[str, Any] = {"bundles": {
-            label: {"model": served["model"], "serving": served.get("serving", {}).get(
-                "model_file", "model.onnx"), "model_mb": round(served["files"][served.get(
-                    "serving", {}).get("model_file", "model.onnx")]["bytes"] / 2**20, 2)}
-            for label, (_, _, served) in labels.items()}}
+        result: dict[str, Any] = {
+            "bundles": {
+                label: {
+                    "model": served["model"],
+                    "serving": served.get("serving", {}).get("model_file", "model.onnx"),
+                    "model_mb": round(
+                        served["files"][served.get("serving", {}).get("model_file", "model.onnx")][
+                            "bytes"
+                        ]
+                        / 2**20,
+                        2,
+                    ),
+                }
+                for label, (_, _, served) in labels.items()
+            }
+        }
         runs: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
         with tempfile.TemporaryDirectory() as tmp:
             if not args.no_package:
@@ -246,15 +317,26 @@ def main() -> int:
                 for arch in args.arch:
                     keep = Path(tmp) / f"skyclass-{arch}.zip"
                     result["package"][arch] = package(first_bundle, bucket, env, arch, keep)
-                result["zip_cold_start_cpython312"] = {
-                    label: zip_cold_starts(bundle, sorted(PHOTO_DIR.glob("*.jpg"))[0], runs=5,
-                                           zip_path=Path(tmp) / "skyclass-x86_64.zip")
-                    for label, (bundle, _, _) in labels.items()
-                } if "x86_64" in args.arch else None
+                result["zip_cold_start_cpython312"] = (
+                    {
+                        label: zip_cold_starts(
+                            bundle,
+                            sorted(PHOTO_DIR.glob("*.jpg"))[0],
+                            runs=5,
+                            zip_path=Path(tmp) / "skyclass-x86_64.zip",
+                        )
+                        for label, (bundle, _, _) in labels.items()
+                    }
+                    if "x86_64" in args.arch
+                    else None
+                )
             for i in range(args.cold_runs):  # the bundles take turns, so load hits them alike
                 for label, (_, prefix, _) in labels.items():
-                    runs[label].append(offline_run(env, bucket, prefix, photo, args.warm,
-                                                   Path(tmp) / f"cache-{label}-{i}"))
+                    runs[label].append(
+                        offline_run(
+                            env, bucket, prefix, photo, args.warm, Path(tmp) / f"cache-{label}-{i}"
+                        )
+                    )
     finally:
         server.stop()
     result["offline"] = {}
@@ -264,18 +346,26 @@ def main() -> int:
         colds = [run["cold_ms"] for run in label_runs]
         result["offline"][label] = {
             "cold_start_ms": {"runs": colds, "median": round(statistics.median(colds), 1)},
-            "warm_client_ms": {"p50": percentile(client, 0.5), "p99": percentile(client, 0.99),
-                               "n": len(client)},
-            "warm_handler_ms": {"p50": percentile(handler, 0.5),
-                                "p99": percentile(handler, 0.99)},
+            "warm_client_ms": {
+                "p50": percentile(client, 0.5),
+                "p99": percentile(client, 0.99),
+                "n": len(client),
+            },
+            "warm_handler_ms": {"p50": percentile(handler, 0.5), "p99": percentile(handler, 0.99)},
         }
-    result.update({
-        "image": "416x416 JPEG, multipart/form-data",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "loadavg_at_end": os.getloadavg()},
-        "note": "serverless-offline 13 on 127.0.0.1, model in a moto S3 server; shared "
-                "2-core machine, so absolute numbers are noisy",
-    })
+    result.update(
+        {
+            "image": "416x416 JPEG, multipart/form-data",
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "loadavg_at_end": os.getloadavg(),
+            },
+            "note": "serverless-offline 13 on 127.0.0.1, model in a moto S3 server; shared "
+            "2-core machine, so absolute numbers are noisy",
+        }
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))

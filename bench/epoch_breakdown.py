@@ -65,8 +65,15 @@ def main() -> None:
     args = parser.parse_args()
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as tmp, opencv_threads(1):  # as `train` runs
-        config = TrainConfig.from_recipe(args.recipe, data=str(args.data), out=tmp, epochs=3,
-                                         device=args.device, workers=args.workers, quiet=True)
+        config = TrainConfig.from_recipe(
+            args.recipe,
+            data=str(args.data),
+            out=tmp,
+            epochs=3,
+            device=args.device,
+            workers=args.workers,
+            quiet=True,
+        )
         run = setup(config.validate(), DistContext(), device)
         loader = run.train_loader
         images = len(loader) * config.batch_size
@@ -79,19 +86,25 @@ def main() -> None:
         test_s, _ = timed(lambda: evaluate_split(run))
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "workers": loader.num_workers, "recipe": args.recipe, "batch_size": config.batch_size,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "workers": loader.num_workers,
+        "recipe": args.recipe,
+        "batch_size": config.batch_size,
         "train_images": images,
         "input_images_per_s": round(images / input_s, 1),
         "steps_images_per_s": round(images / steps_s, 1),
-        "epoch_s": round(epoch_s, 2), "train_pass_s": round(row["train_seconds"], 2),
+        "epoch_s": round(epoch_s, 2),
+        "train_pass_s": round(row["train_seconds"], 2),
         "test_pass_s": round(test_s, 2),
     }
     print(json.dumps(result, indent=2))
     print("| input pipeline img/s | model steps img/s | train pass s | test pass s | epoch s |")
     print("|---|---|---|---|---|")
-    print(f"| {result['input_images_per_s']} | {result['steps_images_per_s']} | "
-          f"{result['train_pass_s']} | {result['test_pass_s']} | {result['epoch_s']} |")
+    print(
+        f"| {result['input_images_per_s']} | {result['steps_images_per_s']} | "
+        f"{result['train_pass_s']} | {result['test_pass_s']} | {result['epoch_s']} |"
+    )
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -34,8 +34,9 @@ def offline_mobilenet_v2(pretrained: bool = True, **_: object):
 
     model = mobilenet_v2(weights=None)
     if pretrained:
-        model.load_state_dict(torch.load(resolve_weights(allow_download=False),
-                                         map_location="cpu", weights_only=True))
+        model.load_state_dict(
+            torch.load(resolve_weights(allow_download=False), map_location="cpu", weights_only=True)
+        )
     return model
 
 
@@ -69,9 +70,15 @@ def fine_tune(data: Path, epochs: int, workers: int, batch_size: int = 32) -> di
             zf.extractall(tmp)
         root = Path(tmp)
         torch.manual_seed(0)
-        dls = ImageDataLoaders.from_folder(root, train="train", valid="val", bs=batch_size,
-                                           num_workers=workers, batch_tfms=aug_transforms(),
-                                           seed=0)
+        dls = ImageDataLoaders.from_folder(
+            root,
+            train="train",
+            valid="val",
+            bs=batch_size,
+            num_workers=workers,
+            batch_tfms=aug_transforms(),
+            seed=0,
+        )
         learn = vision_learner(dls, offline_mobilenet_v2, metrics=accuracy, cbs=TrainTime())
         load_before = os.getloadavg()[0]
         start = time.perf_counter()
@@ -84,15 +91,26 @@ def fine_tune(data: Path, epochs: int, workers: int, batch_size: int = 32) -> di
         preds, targets = learn.get_preds(dl=test_dl)
         test_acc = (preds.argmax(1) == targets).float().mean().item()
         vocab = list(learn.dls.vocab)
-        recall = {c: ((preds.argmax(1) == targets) & (targets == i)).sum().item()
-                  / max(1, (targets == i).sum().item()) for i, c in enumerate(vocab)}
+        recall = {
+            c: ((preds.argmax(1) == targets) & (targets == i)).sum().item()
+            / max(1, (targets == i).sum().item())
+            for i, c in enumerate(vocab)
+        }
         train_images = len(dls.train_ds) * epochs
-        return {"framework": "fastai", "epochs": epochs, "final_val_acc": float(val_acc),
-                "final_val_loss": float(val_loss), "test_acc": test_acc,
-                "test_recall": recall, "test_images": len(test_files),
-                "wall_seconds": wall_seconds, "train_seconds": TrainTime.seconds,
-                "train_images_per_s": train_images / TrainTime.seconds,
-                "loadavg_1min": [load_before, os.getloadavg()[0]], "workers": workers}
+        return {
+            "framework": "fastai",
+            "epochs": epochs,
+            "final_val_acc": float(val_acc),
+            "final_val_loss": float(val_loss),
+            "test_acc": test_acc,
+            "test_recall": recall,
+            "test_images": len(test_files),
+            "wall_seconds": wall_seconds,
+            "train_seconds": TrainTime.seconds,
+            "train_images_per_s": train_images / TrainTime.seconds,
+            "loadavg_1min": [load_before, os.getloadavg()[0]],
+            "workers": workers,
+        }
 
 
 def main() -> None:

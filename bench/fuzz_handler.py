@@ -81,9 +81,16 @@ class Stats:
     """What a run did, written to --stats-out every second and at the end."""
 
     def __init__(self, engine: str, out: Path | None) -> None:
-        self.data: dict[str, Any] = {"engine": engine, "executions": 0, "seconds": 0.0,
-                                     "outcomes": {}, "slow_inputs": 0, "max_input_seconds": 0.0,
-                                     "crashes": 0, "crash_files": []}
+        self.data: dict[str, Any] = {
+            "engine": engine,
+            "executions": 0,
+            "seconds": 0.0,
+            "outcomes": {},
+            "slow_inputs": 0,
+            "max_input_seconds": 0.0,
+            "crashes": 0,
+            "crash_files": [],
+        }
         self.out, self.start, self.last_write = out, time.monotonic(), 0.0
 
     def record(self, outcomes: list[str], seconds: float, slow: float) -> None:
@@ -153,9 +160,14 @@ def _answer(event: Any) -> str:
 
 
 def _post_event(body: bytes, content_type: str) -> dict[str, Any]:
-    return {"version": "2.0", "rawPath": "/", "headers": {"content-type": content_type},
-            "requestContext": {"http": {"method": "POST"}, "requestId": "fuzz"},
-            "body": base64.b64encode(body).decode(), "isBase64Encoded": True}
+    return {
+        "version": "2.0",
+        "rawPath": "/",
+        "headers": {"content-type": content_type},
+        "requestContext": {"http": {"method": "POST"}, "requestId": "fuzz"},
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
 
 
 def _through_app(data: bytes, event: Any) -> list[str]:
@@ -164,8 +176,9 @@ def _through_app(data: bytes, event: Any) -> list[str]:
         outcomes.append("app_event:" + _answer(event))
     first = LINE_END.split(data, 1)[0].strip()
     boundary = first[2:72].decode("latin-1") if first.startswith(b"--") else "x"
-    outcomes.append("app_form:" + _answer(_post_event(
-        data, f"multipart/form-data; boundary={boundary}")))
+    outcomes.append(
+        "app_form:" + _answer(_post_event(data, f"multipart/form-data; boundary={boundary}"))
+    )
     outcomes.append("app_raw:" + _answer(_post_event(data, "application/octet-stream")))
     return outcomes
 
@@ -207,12 +220,23 @@ def mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
         elif op == 2:  # insert random bytes
             buf[pos:pos] = rng.randbytes(rng.randint(1, 32))
         elif op == 3 and buf:  # overwrite with an "interesting" value
-            value = rng.choice([b"\x00", b"\xff", b"\x7f", b"\xff\xff", b"\x00\x00\x00\x00",
-                                b"\xff\xff\xff\xff", b"\r\n", b"--", b'"'])
-            buf[pos:pos + len(value)] = value
+            value = rng.choice(
+                [
+                    b"\x00",
+                    b"\xff",
+                    b"\x7f",
+                    b"\xff\xff",
+                    b"\x00\x00\x00\x00",
+                    b"\xff\xff\xff\xff",
+                    b"\r\n",
+                    b"--",
+                    b'"',
+                ]
+            )
+            buf[pos : pos + len(value)] = value
         elif op == 4 and buf:  # duplicate a chunk
             start = rng.randrange(len(buf))
-            chunk = buf[start:start + rng.randint(1, 256)]
+            chunk = buf[start : start + rng.randint(1, 256)]
             buf[pos:pos] = chunk
         else:  # cross-over with another corpus entry
             other = rng.choice(corpus)
@@ -228,8 +252,14 @@ def save_crash(data: bytes, exc: BaseException) -> Path:
     return path
 
 
-def random_loop(seconds: float, corpus: list[bytes], stats: Stats, slow: float,
-                seed: int, executions: int | None = None) -> int:
+def random_loop(
+    seconds: float,
+    corpus: list[bytes],
+    stats: Stats,
+    slow: float,
+    seed: int,
+    executions: int | None = None,
+) -> int:
     """The no-atheris engine: mutate the corpus for `seconds` (or until `executions` inputs
     were tried); returns the crash count."""
     rng = random.Random(seed)
@@ -237,7 +267,8 @@ def random_loop(seconds: float, corpus: list[bytes], stats: Stats, slow: float,
     seen: set[str] = set()
     inputs = list(corpus)
     while time.monotonic() < deadline and (
-            executions is None or stats.data["executions"] < executions):
+        executions is None or stats.data["executions"] < executions
+    ):
         data = mutate(rng, rng.choice(inputs), corpus)
         start = time.monotonic()
         try:
@@ -284,9 +315,18 @@ def run_atheris(args: argparse.Namespace, stats: Stats) -> None:
         outcomes = check_one(data)
         stats.record(outcomes, time.monotonic() - start, args.slow)
 
-    argv = [sys.argv[0], f"-max_total_time={int(args.seconds)}", f"-timeout={args.timeout}",
-            "-rss_limit_mb=3072", "-print_final_stats=1", f"-seed={args.seed}",
-            f"-artifact_prefix={ARTIFACTS}/", "-max_len=65536", str(work), str(CORPUS)]
+    argv = [
+        sys.argv[0],
+        f"-max_total_time={int(args.seconds)}",
+        f"-timeout={args.timeout}",
+        "-rss_limit_mb=3072",
+        "-print_final_stats=1",
+        f"-seed={args.seed}",
+        f"-artifact_prefix={ARTIFACTS}/",
+        "-max_len=65536",
+        str(work),
+        str(CORPUS),
+    ]
     print(f"atheris: {args.seconds:.0f} s, scratch corpus {work}", file=sys.stderr)
     atheris.Setup(argv, one_input)
     atheris.Fuzz()
@@ -300,10 +340,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=20, help="libFuzzer per-input timeout")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stats-out", type=Path, default=None)
-    parser.add_argument("--bundle", type=Path, default=None,
-                        help="also run every input through the handler with this model")
-    parser.add_argument("--executions", type=int, default=None,
-                        help="random engine: stop after this many inputs (or --seconds)")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="also run every input through the handler with this model",
+    )
+    parser.add_argument(
+        "--executions",
+        type=int,
+        default=None,
+        help="random engine: stop after this many inputs (or --seconds)",
+    )
     args = parser.parse_args(argv)
     if args.bundle is not None:
         load_app(args.bundle)
@@ -322,9 +370,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     crashes = random_loop(args.seconds, corpus, stats, args.slow, args.seed, args.executions)
     d = stats.data
-    print(f"random engine: {d['executions']} inputs in {d['seconds']} s, {crashes} crashes, "
-          f"{d['slow_inputs']} slow (> {args.slow} s), slowest {d['max_input_seconds']} s",
-          file=sys.stderr)
+    print(
+        f"random engine: {d['executions']} inputs in {d['seconds']} s, {crashes} crashes, "
+        f"{d['slow_inputs']} slow (> {args.slow} s), slowest {d['max_input_seconds']} s",
+        file=sys.stderr,
+    )
     return 1 if crashes else 0
 
 

@@ -39,16 +39,26 @@ def one_pass(data: Path, workers: int, cv2_threads: int | None) -> dict:
         for x, _ in loader:
             seen += x.shape[0]
         seconds = time.perf_counter() - start
-    return {"workers": workers, "cv2_threads": cv2_threads, "images": seen,
-            "seconds": round(seconds, 3), "images_per_s": round(seen / seconds, 1)}
+    return {
+        "workers": workers,
+        "cv2_threads": cv2_threads,
+        "images": seen,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(seen / seconds, 1),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("/tmp/bd.zip"))
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--cv2-threads", type=int, nargs="+", default=[-1, 1],
-                        help="-1: OpenCV's default pool (one thread per core)")
+    parser.add_argument(
+        "--cv2-threads",
+        type=int,
+        nargs="+",
+        default=[-1, 1],
+        help="-1: OpenCV's default pool (one thread per core)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     rows = []

@@ -27,15 +27,15 @@ RESULTS = ROOT / "bench" / "results" / "predict_batch.json"
 
 
 def one_by_one(classifier, paths: list[Path]) -> dict[str, list[float]]:
-    return {str(p): classifier.predict_proba(classifier.preprocess(p))[0].tolist()
-            for p in paths}
+    return {str(p): classifier.predict_proba(classifier.preprocess(p))[0].tolist() for p in paths}
 
 
 def batched(bundle: Path, paths: list[Path], batch_size: int) -> dict[str, list[float]]:
     from skyclass.predict import PredictConfig, predict
 
-    results = predict(PredictConfig(target=str(bundle), images=paths, batch_size=batch_size,
-                                    quiet=True))
+    results = predict(
+        PredictConfig(target=str(bundle), images=paths, batch_size=batch_size, quiet=True)
+    )
     return {r["image"]: list(r["probabilities"].values()) for r in results}
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     from skyclass.serving.classifier import Classifier
 
     found = sorted(p for p in args.data.rglob("*.jpg"))
-    paths = found[:: max(1, len(found) // args.images)][:args.images]
+    paths = found[:: max(1, len(found) // args.images)][: args.images]
     classifier = Classifier.from_bundle(args.bundle)
     one_by_one(classifier, paths[:8])  # warm both paths up
     batched(args.bundle, paths[:8], args.batch_size)
@@ -62,23 +62,34 @@ def main() -> None:
         for name in times:
             loads.append(os.getloadavg()[0])
             start = time.perf_counter()
-            answer = (one_by_one(classifier, paths) if name == "one_by_one"
-                      else batched(args.bundle, paths, args.batch_size))
+            answer = (
+                one_by_one(classifier, paths)
+                if name == "one_by_one"
+                else batched(args.bundle, paths, args.batch_size)
+            )
             times[name].append(time.perf_counter() - start)
             if name == "one_by_one":
                 reference = answer
             else:
-                diff = max(abs(a - b) for k in reference
-                           for a, b in zip(reference[k], answer[k], strict=True))
+                diff = max(
+                    abs(a - b)
+                    for k in reference
+                    for a, b in zip(reference[k], answer[k], strict=True)
+                )
                 assert diff < 1e-4, f"batched answers differ by {diff}"
     medians = {name: statistics.median(values) for name, values in times.items()}
     result = {
-        "bundle": str(args.bundle), "images": len(paths), "batch_size": args.batch_size,
-        "data": str(args.data), "machine": f"{platform.machine()} {os.cpu_count()} cores",
-        "seconds": times, "median_seconds": medians,
+        "bundle": str(args.bundle),
+        "images": len(paths),
+        "batch_size": args.batch_size,
+        "data": str(args.data),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "seconds": times,
+        "median_seconds": medians,
         "images_per_s": {k: len(paths) / v for k, v in medians.items()},
         "speedup": medians["one_by_one"] / medians["batched"],
-        "max_abs_prob_diff": diff, "loadavg_1min": loads,
+        "max_abs_prob_diff": diff,
+        "loadavg_1min": loads,
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("images", "images_per_s", "speedup")}, indent=2))

@@ -56,8 +56,16 @@ def time_cli(raw: Path, out: Path, workers: int) -> tuple[float, float]:
     CPU time (user + system of the command and its workers) does not depend on how busy the
     shared machine is; wall time does.
     """
-    command = [str(Path(sys.executable).parent / "skyclass"), "prepare", str(raw),
-               "--out", str(out), "--workers", str(workers), "--quiet"]
+    command = [
+        str(Path(sys.executable).parent / "skyclass"),
+        "prepare",
+        str(raw),
+        "--out",
+        str(out),
+        "--workers",
+        str(workers),
+        "--quiet",
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, check=True)
@@ -106,20 +114,24 @@ def sweep(raw: Path, thresholds: list[int]) -> list[dict]:
     table = []
     for t in thresholds:
         result = dedupe(items, "near", t)
-        rows = [{"source": it.source.path, "group": str(result.group_of[it.index]), "split": ""}
-                for it in result.kept]
+        rows = [
+            {"source": it.source.path, "group": str(result.group_of[it.index]), "split": ""}
+            for it in result.kept
+        ]
         check = prefix_check(rows)
         del check["sets_straddling_split"]  # no split here
-        table.append({
-            "near_threshold": t,
-            "near_groups": len(result.near_groups),
-            "images_in_near_groups": sum(len(g) for g in result.near_groups),
-            "largest_group": max((len(g) for g in result.near_groups), default=1),
-            "label_conflict_sets": len(result.conflicts),
-            "label_conflict_images": sum(len(c) for c in result.conflicts),
-            "hash_matches_not_confirmed": result.unconfirmed_matches,
-            **check,
-        })
+        table.append(
+            {
+                "near_threshold": t,
+                "near_groups": len(result.near_groups),
+                "images_in_near_groups": sum(len(g) for g in result.near_groups),
+                "largest_group": max((len(g) for g in result.near_groups), default=1),
+                "label_conflict_sets": len(result.conflicts),
+                "label_conflict_images": sum(len(c) for c in result.conflicts),
+                "hash_matches_not_confirmed": result.unconfirmed_matches,
+                **check,
+            }
+        )
     return table
 
 
@@ -143,20 +155,32 @@ def main() -> None:
         report, rows = read_zip(out)
     result = {
         "command": "skyclass prepare ../shared/datasets/bird_drone --out X.zip --workers N "
-                   "--quiet (fresh process, defaults: --size 224 --resize pad --dedupe near "
-                   f"--near-threshold {report['config']['near_threshold']})",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_before": load_before,
-                    "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-                    "note": "runs alternated 1,2,1,2; the load averages say how busy the "
-                            "machine was"},
+        "--quiet (fresh process, defaults: --size 224 --resize pad --dedupe near "
+        f"--near-threshold {report['config']['near_threshold']})",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_before": load_before,
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+            "note": "runs alternated 1,2,1,2; the load averages say how busy the machine was",
+        },
         "wall_seconds": {f"workers_{k}": v for k, v in timings.items()},
         "wall_seconds_best": {f"workers_{k}": min(v) for k, v in timings.items()},
         "speedup_best_2_vs_1": round(min(timings["1"]) / min(timings["2"]), 2),
         "cpu_seconds": {f"workers_{k}": v for k, v in cpu.items()},
         "classes": {
-            name: {k: c[k] for k in ("found", "kept", "train", "test", "skipped",
-                                     "near_duplicate_groups", "near_duplicate_images")}
+            name: {
+                k: c[k]
+                for k in (
+                    "found",
+                    "kept",
+                    "train",
+                    "test",
+                    "skipped",
+                    "near_duplicate_groups",
+                    "near_duplicate_images",
+                )
+            }
             for name, c in report["classes"].items()
         },
         "totals": report["totals"],

@@ -79,12 +79,29 @@ VARIANTS: dict[str, tuple[QuantRecipe, int]] = {
 
 def cpu_description() -> dict:
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("model name")), platform.processor())
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
-                      if line.startswith("flags")), []))
-    return {"model": model, "cores": os.cpu_count(),
-            **{flag: flag in flags for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni")}}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in text.splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    flags = set(
+        next(
+            (
+                line.split(":", 1)[1].split()
+                for line in text.splitlines()
+                if line.startswith("flags")
+            ),
+            [],
+        )
+    )
+    return {
+        "model": model,
+        "cores": os.cpu_count(),
+        **{flag: flag in flags for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni")},
+    }
 
 
 def load_average() -> list[float]:
@@ -96,8 +113,23 @@ def fp32_bundle(run: Path, workdir: Path) -> Path:
     out = workdir / f"{run.name}-fp32"
     if not (out / "skyclass.json").is_file():
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-        subprocess.run([sys.executable, "-m", "skyclass", "export", str(run), "--out", str(out),
-                        "--quantize", "none", "--quiet", "--force"], check=True, env=env)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "skyclass",
+                "export",
+                str(run),
+                "--out",
+                str(out),
+                "--quantize",
+                "none",
+                "--quiet",
+                "--force",
+            ],
+            check=True,
+            env=env,
+        )
     return out
 
 
@@ -114,8 +146,10 @@ def session(path: Path, threads: int | None = None, optimize: bool = True):
 
 def top1(path: Path, batch: np.ndarray, input_name: str, optimize: bool = True) -> np.ndarray:
     sess = session(path, optimize=optimize)
-    out = [sess.run(None, {input_name: batch[i:i + 32]})[0].argmax(1)
-           for i in range(0, len(batch), 32)]
+    out = [
+        sess.run(None, {input_name: batch[i : i + 32]})[0].argmax(1)
+        for i in range(0, len(batch), 32)
+    ]
     return np.concatenate(out)
 
 
@@ -136,9 +170,12 @@ def latency(models: dict[str, Path], image: np.ndarray, input_name: str, rounds:
     for name, values in times.items():
         ordered = sorted(values)
         p50 = statistics.median(ordered)
-        out[name] = {"p50_ms": round(p50, 2),
-                     "p99_ms": round(ordered[round(0.99 * (len(ordered) - 1))], 2),
-                     "speedup_vs_fp32_p50": round(base / p50, 2), "n": len(ordered)}
+        out[name] = {
+            "p50_ms": round(p50, 2),
+            "p99_ms": round(ordered[round(0.99 * (len(ordered) - 1))], 2),
+            "speedup_vs_fp32_p50": round(base / p50, 2),
+            "n": len(ordered),
+        }
     return out
 
 
@@ -150,8 +187,9 @@ def select_entries(dataset, calibration: list, count: int, seed: int) -> list:
     return [rest[i] for i in sorted(order)]
 
 
-def measure_run(run: Path, workdir: Path, variants: list[str], select_count: int, rounds: int,
-                results: dict) -> None:
+def measure_run(
+    run: Path, workdir: Path, variants: list[str], select_count: int, rounds: int, results: dict
+) -> None:
     from skyclass.dataset_zip import PreparedDataset
     from skyclass.images import PreprocessSpec
 
@@ -163,13 +201,19 @@ def measure_run(run: Path, workdir: Path, variants: list[str], select_count: int
     test, targets = load_tensors(dataset, dataset.split("test"), spec, "test split", True)
     fp32 = bundle / "model.onnx"
     reference_test = top1(fp32, test, input_name)
-    row = results["runs"][run.name] = {"variants": {}, "load_average_at_start": load_average(),
-                                       "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                time.gmtime())}
-    row.update(run=str(run), dataset=str(dataset.path), epochs=manifest["training"].get("epoch"),
-               test_images=len(targets), fp32_test_accuracy=float((reference_test == targets)
-                                                                   .mean()),
-               fp32_mb=round(fp32.stat().st_size / 1e6, 2))
+    row = results["runs"][run.name] = {
+        "variants": {},
+        "load_average_at_start": load_average(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    row.update(
+        run=str(run),
+        dataset=str(dataset.path),
+        epochs=manifest["training"].get("epoch"),
+        test_images=len(targets),
+        fp32_test_accuracy=float((reference_test == targets).mean()),
+        fp32_mb=round(fp32.stat().st_size / 1e6, 2),
+    )
     models = {"fp32": fp32}
     for name in variants:
         recipe, calibration_count = VARIANTS[name]
@@ -188,27 +232,34 @@ def measure_run(run: Path, workdir: Path, variants: list[str], select_count: int
         seconds = time.perf_counter() - start
         candidate_test = top1(out, test, input_name)
         figures = gate_figures(reference_test, candidate_test, targets, classes)
-        select_fp32, select_int8 = (top1(fp32, select, input_name),
-                                    top1(out, select, input_name))
+        select_fp32, select_int8 = (top1(fp32, select, input_name), top1(out, select, input_name))
         fake = top1(out, test, input_name, optimize=False)
         failures = gate_failures(figures, QuantizeOptions())
         row["variants"][name] = {
-            "recipe": asdict(recipe), "calibration_images": len(calib),
-            "select": {"images": len(select_targets),
-                       "agreement": float((select_fp32 == select_int8).mean())},
+            "recipe": asdict(recipe),
+            "calibration_images": len(calib),
+            "select": {
+                "images": len(select_targets),
+                "agreement": float((select_fp32 == select_int8).mean()),
+            },
             "test": figures,
             "fake_quant_test_agreement": float((fake == reference_test).mean()),
-            "default_gate_passes": not failures, "default_gate_failures": failures,
-            "file_mb": round(out.stat().st_size / 1e6, 2), "quantize_s": round(seconds, 1),
+            "default_gate_passes": not failures,
+            "default_gate_failures": failures,
+            "file_mb": round(out.stat().st_size / 1e6, 2),
+            "quantize_s": round(seconds, 1),
             "load_average_after": load_average(),
         }
         models[name] = out
-        print(f"{run.name} | {name}: select {row['variants'][name]['select']['agreement']:.2%}"
-              f", test agreement {figures['overall']['agreement']:.2%}, fake-quant "
-              f"{row['variants'][name]['fake_quant_test_agreement']:.2%}, accuracy "
-              f"{figures['overall']['fp32_accuracy']:.2%} -> "
-              f"{figures['overall']['int8_accuracy']:.2%}, gate "
-              f"{'passes' if not failures else 'fails'}", flush=True)
+        print(
+            f"{run.name} | {name}: select {row['variants'][name]['select']['agreement']:.2%}"
+            f", test agreement {figures['overall']['agreement']:.2%}, fake-quant "
+            f"{row['variants'][name]['fake_quant_test_agreement']:.2%}, accuracy "
+            f"{figures['overall']['fp32_accuracy']:.2%} -> "
+            f"{figures['overall']['int8_accuracy']:.2%}, gate "
+            f"{'passes' if not failures else 'fails'}",
+            flush=True,
+        )
         write(results)
     row["latency"] = latency(models, test[:1], input_name, rounds)
     row["latency_load_average_after"] = load_average()
@@ -236,10 +287,18 @@ def main() -> None:
     # Runs measured by an earlier invocation are kept (each run's row carries its own time and
     # load); the runs given now are measured afresh.
     earlier = json.loads(args.out.read_text()).get("runs", {}) if args.out.is_file() else {}
-    results = {"script": "bench/quantize_variants.py", "argv": sys.argv[1:], "out": str(args.out),
-               "cpu": cpu_description(), "onnxruntime": onnxruntime.__version__,
-               "runs": {name: row for name, row in earlier.items()
-                        if name not in {run.name for run in args.runs}}}
+    results = {
+        "script": "bench/quantize_variants.py",
+        "argv": sys.argv[1:],
+        "out": str(args.out),
+        "cpu": cpu_description(),
+        "onnxruntime": onnxruntime.__version__,
+        "runs": {
+            name: row
+            for name, row in earlier.items()
+            if name not in {run.name for run in args.runs}
+        },
+    }
     for run in args.runs:
         measure_run(run, args.workdir, args.variants, args.select_images, args.rounds, results)
         results["runs"][run.name]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

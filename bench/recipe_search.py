@@ -49,8 +49,11 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "adapt_320": ("default", {"frozen_bn": "adapt"}, "320"),
     "adapt_sampler": ("default", {"frozen_bn": "adapt", "balance": "sampler"}, "224"),
     "adapt_lr003": ("default", {"frozen_bn": "adapt", "lr": 0.003}, "224"),
-    "adapt_lr003_unfreeze10": ("default", {"frozen_bn": "adapt", "lr": 0.003,
-                                           "unfreeze_from": 10}, "224"),
+    "adapt_lr003_unfreeze10": (
+        "default",
+        {"frozen_bn": "adapt", "lr": 0.003, "unfreeze_from": 10},
+        "224",
+    ),
     "default_seed1": ("default", {"seed": 1}, "224"),
     "adapt_seed1": ("default", {"frozen_bn": "adapt", "seed": 1}, "224"),
     "reference": ("reference", {}, "224"),
@@ -63,8 +66,9 @@ def val_accuracy_with_flip(run_dir: Path, data: Path) -> dict:
     state = load_checkpoint(run_dir / "best.pt")
     config = TrainConfig.from_dict(state["config"])
     dataset = PreparedDataset(data)
-    model = build_model(len(dataset.classes), width_mult=config.width_mult, pretrained=False,
-                        dropout=config.dropout)
+    model = build_model(
+        len(dataset.classes), width_mult=config.width_mult, pretrained=False, dropout=config.dropout
+    )
     model.load_state_dict(state["model"])
     model.eval()
     split = ZipImageDataset(dataset, "val", EvalTransform(dataset.spec))
@@ -77,8 +81,11 @@ def val_accuracy_with_flip(run_dir: Path, data: Path) -> dict:
             plain += (logits.argmax(1) == y).sum().item()
             flipped += (both.argmax(1) == y).sum().item()
             seen += len(y)
-    return {"val_acc_best_pt": plain / seen, "val_acc_best_pt_flip_tta": flipped / seen,
-            "val_images": seen}
+    return {
+        "val_acc_best_pt": plain / seen,
+        "val_acc_best_pt_flip_tta": flipped / seen,
+        "val_images": seen,
+    }
 
 
 def run_variant(name: str, data: Path, work: Path, epochs: int, threads: int) -> dict:
@@ -86,9 +93,17 @@ def run_variant(name: str, data: Path, work: Path, epochs: int, threads: int) ->
     overrides = dict(overrides)
     augment = overrides.pop("augment", None)
     out = work / name
-    config = TrainConfig.from_recipe(recipe, data=str(data), out=str(out), epochs=epochs,
-                                     threads=threads, quiet=True, augment=augment,
-                                     resume=(out / "last.pt").is_file(), **overrides)
+    config = TrainConfig.from_recipe(
+        recipe,
+        data=str(data),
+        out=str(out),
+        epochs=epochs,
+        threads=threads,
+        quiet=True,
+        augment=augment,
+        resume=(out / "last.pt").is_file(),
+        **overrides,
+    )
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     summary = train(config)
@@ -96,8 +111,12 @@ def run_variant(name: str, data: Path, work: Path, epochs: int, threads: int) ->
     history = read_history(out)
     accs = [row["val_acc"] for row in history]
     row = {
-        "variant": name, "recipe": recipe, "overrides": VARIANTS[name][1], "data": str(data),
-        "epochs": epochs, "best_val_acc": summary["best_val_acc"],
+        "variant": name,
+        "recipe": recipe,
+        "overrides": VARIANTS[name][1],
+        "data": str(data),
+        "epochs": epochs,
+        "best_val_acc": summary["best_val_acc"],
         "best_epoch": summary["best_epoch"],
         "mean_val_acc_last3": sum(accs[-3:]) / len(accs[-3:]),
         "min_val_loss": min(r["val_loss"] for r in history),
@@ -106,7 +125,8 @@ def run_variant(name: str, data: Path, work: Path, epochs: int, threads: int) ->
         "train_acc_last": history[-1]["train_acc"],
         "train_images_per_s": sum(r["train_images"] for r in history)
         / sum(r["train_seconds"] for r in history),
-        "wall_seconds": wall, "threads": threads,
+        "wall_seconds": wall,
+        "threads": threads,
         "loadavg_1min": [load_before, os.getloadavg()[0]],
     }
     row.update(val_accuracy_with_flip(out, data))
@@ -137,10 +157,13 @@ def main() -> None:
     parser.add_argument("--name", default="recipe_search_ddd")
     args = parser.parse_args()
     path = RESULTS / f"{args.name}.json"
-    meta = {"script": "bench/recipe_search.py", "selection": "validation split only",
-            "machine": f"{platform.machine()} {os.cpu_count()} cores",
-            "note": "several variants may have run at once (see threads and loadavg_1min): "
-                    "wall_seconds and images/s are comparable only between rows run alike"}
+    meta = {
+        "script": "bench/recipe_search.py",
+        "selection": "validation split only",
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "note": "several variants may have run at once (see threads and loadavg_1min): "
+        "wall_seconds and images/s are comparable only between rows run alike",
+    }
     for name in args.variants:
         data = args.data if VARIANTS[name][2] == "224" else args.data_320
         if data is None:
@@ -148,9 +171,21 @@ def main() -> None:
         print(f"== {name}", file=sys.stderr, flush=True)
         row = run_variant(name, data, args.work, args.epochs, args.threads)
         merge_row(path, row, meta)
-        print(json.dumps({k: row[k] for k in ("variant", "best_val_acc", "mean_val_acc_last3",
-                                              "min_val_loss", "val_acc_best_pt_flip_tta")}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    k: row[k]
+                    for k in (
+                        "variant",
+                        "best_val_acc",
+                        "mean_val_acc_last3",
+                        "min_val_loss",
+                        "val_acc_best_pt_flip_tta",
+                    )
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

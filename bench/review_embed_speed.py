@@ -65,17 +65,20 @@ def main() -> None:
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results"
-                        / "review_embed_speed.json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results" / "review_embed_speed.json"
+    )
     args = parser.parse_args()
     ds = PreparedDataset(args.dataset)
     paths = [e.path for e in ds.entries[: args.images]]
     n = len(paths)
     c0, t0 = cpu_s(), time.perf_counter()
     arrays = [to_model_input(decode_image(ds.read(p)), ds.spec) for p in paths]
-    decode = {"cpu_s_per_image": (cpu_s() - c0) / n, "wall_s_per_image": (time.perf_counter()
-                                                                          - t0) / n}
-    batches = [np.stack(arrays[i:i + BATCH]) for i in range(0, n, BATCH)]
+    decode = {
+        "cpu_s_per_image": (cpu_s() - c0) / n,
+        "wall_s_per_image": (time.perf_counter() - t0) / n,
+    }
+    batches = [np.stack(arrays[i : i + BATCH]) for i in range(0, n, BATCH)]
     model = Pooled(imagenet_backbone()).eval()
 
     def eager(channels_last: bool):
@@ -87,6 +90,7 @@ def main() -> None:
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 return m(x).numpy()
+
         return run
 
     def frozen():
@@ -98,6 +102,7 @@ def main() -> None:
         def run(b: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
                 return opt(torch.from_numpy(b)).numpy()
+
         return run
 
     def onnxruntime_session(threads: int):
@@ -105,33 +110,50 @@ def main() -> None:
 
         buf = io.BytesIO()
         m = Pooled(imagenet_backbone()).eval()
-        torch.onnx.export(m, (torch.from_numpy(batches[0]),), buf, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
-                          opset_version=18, dynamo=False)
+        torch.onnx.export(
+            m,
+            (torch.from_numpy(batches[0]),),
+            buf,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+            opset_version=18,
+            dynamo=False,
+        )
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
         return lambda b: sess.run(None, {"x": b})[0]
 
-    result = {"dataset": str(args.dataset), "images": n, "batch": BATCH,
-              "torch": torch.__version__, "decode_and_preprocess": decode,
-              "load_average_before": os.getloadavg(), "runs": {}}
+    result = {
+        "dataset": str(args.dataset),
+        "images": n,
+        "batch": BATCH,
+        "torch": torch.__version__,
+        "decode_and_preprocess": decode,
+        "load_average_before": os.getloadavg(),
+        "runs": {},
+    }
     reference = None
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for name, make in [("torch_eager_channels_last", lambda: eager(True)),
-                           ("torch_eager_contiguous", lambda: eager(False)),
-                           ("torch_jit_optimize_for_inference", frozen),
-                           ("onnxruntime", lambda t=threads: onnxruntime_session(t))]:
+        for name, make in [
+            ("torch_eager_channels_last", lambda: eager(True)),
+            ("torch_eager_contiguous", lambda: eager(False)),
+            ("torch_jit_optimize_for_inference", frozen),
+            ("onnxruntime", lambda t=threads: onnxruntime_session(t)),
+        ]:
             out, cpu, wall = timed(make(), batches)
             if reference is None:
                 reference = out
             result["runs"][f"{name}@{threads}"] = {
-                "threads": threads, "cpu_s_per_image": round(cpu / n, 4),
+                "threads": threads,
+                "cpu_s_per_image": round(cpu / n, 4),
                 "wall_s_per_image": round(wall / n, 4),
                 "max_abs_diff_vs_eager": float(np.abs(out - reference).max()),
-                "max_abs_embedding": float(np.abs(reference).max())}
+                "max_abs_embedding": float(np.abs(reference).max()),
+            }
             print(name, threads, result["runs"][f"{name}@{threads}"], flush=True)
     result["load_average_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)

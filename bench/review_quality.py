@@ -130,12 +130,16 @@ HOLDOUT_SPLIT = {"val_fraction": 0.0, "test_fraction": 0.3}
 TRAINING_SPLIT = {"val_fraction": 0.2, "test_fraction": 0.05}
 
 
-def prepare_zip(raw: Path, out: Path, split: dict, decisions: Path | None = None,
-                size: int | None = None):
+def prepare_zip(
+    raw: Path, out: Path, split: dict, decisions: Path | None = None, size: int | None = None
+):
     with locked(out):
         if not out.exists():
-            prepare(PrepareConfig(raw=raw, out=out, quiet=True, decisions=decisions,
-                                  size=size or SIZE, **split))
+            prepare(
+                PrepareConfig(
+                    raw=raw, out=out, quiet=True, decisions=decisions, size=size or SIZE, **split
+                )
+            )
     return out
 
 
@@ -158,13 +162,31 @@ def _train_run(data: Path, out: Path, epochs: int) -> dict:
         shutil.rmtree(out)
     t0 = time.perf_counter()
     load_before = os.getloadavg()
-    summary = train(TrainConfig.from_recipe("default", data=str(data), out=str(out),
-                                            epochs=epochs, quiet=True, seed=0,
-                                            threads=THREADS, workers=WORKERS))
+    summary = train(
+        TrainConfig.from_recipe(
+            "default",
+            data=str(data),
+            out=str(out),
+            epochs=epochs,
+            quiet=True,
+            seed=0,
+            threads=THREADS,
+            workers=WORKERS,
+        )
+    )
     summary = {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
-    summary.update({"data": data.name, "recipe": "default", "epochs": epochs, "seed": 0,
-                    "threads": THREADS, "workers": WORKERS,
-                    "load_average_before": load_before, "load_average_after": os.getloadavg()})
+    summary.update(
+        {
+            "data": data.name,
+            "recipe": "default",
+            "epochs": epochs,
+            "seed": 0,
+            "threads": THREADS,
+            "workers": WORKERS,
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+        }
+    )
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     (out / "bench_summary.json").write_text(json.dumps(summary))
     return summary
@@ -175,9 +197,16 @@ def probabilities(run: Path, zip_path: Path, entries) -> np.ndarray:
     in the run folder (a parallel helper process scores a model as soon as it is trained)."""
     import hashlib
 
-    key = hashlib.sha1("\n".join([str(zip_path.resolve()), str(zip_path.stat().st_mtime_ns),
-                                  str((run / "last.pt").stat().st_mtime_ns),
-                                  *[e.path for e in entries]]).encode()).hexdigest()[:16]
+    key = hashlib.sha1(
+        "\n".join(
+            [
+                str(zip_path.resolve()),
+                str(zip_path.stat().st_mtime_ns),
+                str((run / "last.pt").stat().st_mtime_ns),
+                *[e.path for e in entries],
+            ]
+        ).encode()
+    ).hexdigest()[:16]
     cached = run / f"bench_probs_{key}.npy"
     with locked(cached):
         if not cached.exists():
@@ -199,7 +228,7 @@ def _probabilities(run: Path, zip_path: Path, entries) -> np.ndarray:
     out = []
     with torch.inference_mode():
         for start in range(0, len(entries), 64):
-            batch = np.stack([transform(ds.read(e.path)) for e in entries[start:start + 64]])
+            batch = np.stack([transform(ds.read(e.path)) for e in entries[start : start + 64]])
             out.append(torch.softmax(trained.model(torch.from_numpy(batch)), 1).numpy())
     return np.concatenate(out)
 
@@ -221,9 +250,13 @@ def holdout_accuracy(run: Path, clean_zip: Path, strict: set[str]) -> tuple[floa
 
 def precision_recall(flagged: list[str], truth: set[str]) -> dict:
     hits = len(set(flagged) & truth)
-    return {"flagged": len(flagged), "true_flips": len(truth), "hits": hits,
-            "precision": round(hits / len(flagged), 4) if flagged else None,
-            "recall": round(hits / len(truth), 4) if truth else None}
+    return {
+        "flagged": len(flagged),
+        "true_flips": len(truth),
+        "hits": hits,
+        "precision": round(hits / len(flagged), 4) if flagged else None,
+        "recall": round(hits / len(truth), 4) if truth else None,
+    }
 
 
 def top_loss_ranking(run: Path, flipped_zip: Path) -> tuple[list[str], list[str], int]:
@@ -241,10 +274,19 @@ def top_loss_ranking(run: Path, flipped_zip: Path) -> tuple[list[str], list[str]
 
 def accept_all(review_dir: Path, out: Path) -> int:
     """decisions.csv accepting every wrong_label suggestion (what pressing `a` on each does)."""
-    decisions = [Decision(source=r["source"], sha256=r["sha256"], given=r["given"],
-                          action="relabel", label=r["suggested"], path=r["path"],
-                          decided_at=now_iso())
-                 for r in read_issues(review_dir) if "wrong_label" in r["kind"]]
+    decisions = [
+        Decision(
+            source=r["source"],
+            sha256=r["sha256"],
+            given=r["given"],
+            action="relabel",
+            label=r["suggested"],
+            path=r["path"],
+            decided_at=now_iso(),
+        )
+        for r in read_issues(review_dir)
+        if "wrong_label" in r["kind"]
+    ]
     write_decisions(out, decisions)
     return len(decisions)
 
@@ -255,20 +297,30 @@ def contact_sheet(review_dir: Path, dataset_zip: Path, out: Path, n: int = 30) -
     rows = [r for r in read_issues(review_dir) if r["path"]][:n]
     ds = PreparedDataset(dataset_zip)
     cell, cols = 200, 6
-    sheet = Image.new("RGB", (cols * cell, ((len(rows) + cols - 1) // cols) * (cell + 30)),
-                      "white")
+    sheet = Image.new("RGB", (cols * cell, ((len(rows) + cols - 1) // cols) * (cell + 30)), "white")
     draw = ImageDraw.Draw(sheet)
     for k, r in enumerate(rows):
         img = Image.open(io.BytesIO(ds.read(r["path"]))).convert("RGB")
         img.thumbnail((cell - 8, cell - 8))
         x, y = (k % cols) * cell, (k // cols) * (cell + 30)
         sheet.paste(img, (x + 4, y + 4))
-        draw.text((x + 4, y + cell - 2), f"#{k + 1} {r['given']}->{r['suggested'] or '?'} "
-                  f"{r['kind'][:11]}", fill="black")
+        draw.text(
+            (x + 4, y + cell - 2),
+            f"#{k + 1} {r['given']}->{r['suggested'] or '?'} {r['kind'][:11]}",
+            fill="black",
+        )
     sheet.save(out, optimize=True)
-    return [{"rank": k + 1, "source": r["source"], "given": r["given"],
-             "suggested": r["suggested"], "kind": r["kind"], "score": r["score"]}
-            for k, r in enumerate(rows)]
+    return [
+        {
+            "rank": k + 1,
+            "source": r["source"],
+            "given": r["given"],
+            "suggested": r["suggested"],
+            "kind": r["kind"],
+            "score": r["score"],
+        }
+        for k, r in enumerate(rows)
+    ]
 
 
 class Flipped:
@@ -285,20 +337,23 @@ class Flipped:
         self.holdout_images = len(ds.split("test"))
         self.train_rows = [r for r in manifest(self.clean_zip) if r["split"] == "train"]
         self.flips = choose_flips(self.train_rows, self.classes, rate, args.seed)
-        label_of = {r["source"]: self.flips.get(r["source"], r["class"])
-                    for r in self.train_rows}
+        label_of = {r["source"]: self.flips.get(r["source"], r["class"]) for r in self.train_rows}
         self.raw_flip = self.dir / f"raw_flip{self.key}"
         with locked(self.raw_flip):  # parallel helper invocations share one folder
             if not (self.dir / f"flip{self.key}.zip").exists():
                 link_tree(self.raw, self.train_rows, self.raw_flip, label_of)
-            self.flipped_zip = prepare_zip(self.raw_flip, self.dir / f"flip{self.key}.zip",
-                                           TRAINING_SPLIT)
+            self.flipped_zip = prepare_zip(
+                self.raw_flip, self.dir / f"flip{self.key}.zip", TRAINING_SPLIT
+            )
         flipped_sources = {new_source(s, lab) for s, lab in self.flips.items()}
         self.in_zip = {e.source for e in PreparedDataset(self.flipped_zip).entries}
         self.truth = flipped_sources & self.in_zip
         self.lost = len(flipped_sources - self.in_zip)
-        self.true_class = {new_source(r["source"], self.flips[r["source"]]): r["class"]
-                           for r in self.train_rows if r["source"] in self.flips}
+        self.true_class = {
+            new_source(r["source"], self.flips[r["source"]]): r["class"]
+            for r in self.train_rows
+            if r["source"] in self.flips
+        }
         self.review_dir = self.dir / f"review{self.key}"
         self.run_flip = self.dir / sized(f"run_flip{self.key}")
 
@@ -306,8 +361,12 @@ class Flipped:
         """What the 'flipped' model trains on: the reviewed zip, or its TRAIN_SIZE twin."""
         if TRAIN_SIZE == SIZE:
             return self.flipped_zip
-        return prepare_zip(self.raw_flip, self.dir / f"{sized(f'flip{self.key}')}.zip",
-                           TRAINING_SPLIT, size=TRAIN_SIZE)
+        return prepare_zip(
+            self.raw_flip,
+            self.dir / f"{sized(f'flip{self.key}')}.zip",
+            TRAINING_SPLIT,
+            size=TRAIN_SIZE,
+        )
 
     def clean_train_zip(self) -> Path:
         return self.dir / f"{sized('train_clean')}.zip"
@@ -317,8 +376,10 @@ class Flipped:
 
 
 def slot(result: dict, f: Flipped) -> dict:
-    out = result.setdefault(f.name, {"holdout_images": f.holdout_images,
-                                     "train_pool_images": len(f.train_rows), "rates": {}})
+    out = result.setdefault(
+        f.name,
+        {"holdout_images": f.holdout_images, "train_pool_images": len(f.train_rows), "rates": {}},
+    )
     return out["rates"].setdefault(f.key, {})
 
 
@@ -326,28 +387,42 @@ def review_step(f: Flipped, work: Path, result: dict, recompute: bool = False) -
     """review of the flipped copy; precision/recall of its wrong_label suspects."""
     r_out = slot(result, f)
     t0 = time.perf_counter()
-    summary = review(ReviewConfig(dataset=f.flipped_zip, out=f.review_dir, quiet=True,
-                                  cache=work / f"{f.name}_embeddings.npz",
-                                  recompute=recompute))
+    summary = review(
+        ReviewConfig(
+            dataset=f.flipped_zip,
+            out=f.review_dir,
+            quiet=True,
+            cache=work / f"{f.name}_embeddings.npz",
+            recompute=recompute,
+        )
+    )
     wrong = [r for r in read_issues(f.review_dir) if "wrong_label" in r["kind"]]
     flagged = [r["source"] for r in wrong]
-    r_out.update({
-        "images": len(f.in_zip), "flipped_images": len(f.truth),
-        "flipped_lost_to_prepare": f.lost,
-        "review_call_seconds": round(time.perf_counter() - t0, 1),
-        # When it was computed (a reused review of the same zip answers in a second).
-        "review_seconds_when_computed": summary["seconds"],
-        "review_reused": bool(summary.get("reused")),
-        "review": {**precision_recall(flagged, f.truth),
-                   "suggestion_is_true_class": sum(
-                       1 for r in wrong if r["source"] in f.truth
-                       and r["suggested"] == f.true_class[r["source"]]),
-                   "outliers_flagged": summary["issues"]["outlier"],
-                   "out_of_sample_accuracy": summary["out_of_sample_accuracy"],
-                   "embeddings_from_cache": summary.get("embeddings_from_cache"),
-                   "estimated_noise_per_class": {c["class"]: c["estimated_noise_rate"]
-                                                 for c in summary["classes"]}},
-    })
+    r_out.update(
+        {
+            "images": len(f.in_zip),
+            "flipped_images": len(f.truth),
+            "flipped_lost_to_prepare": f.lost,
+            "review_call_seconds": round(time.perf_counter() - t0, 1),
+            # When it was computed (a reused review of the same zip answers in a second).
+            "review_seconds_when_computed": summary["seconds"],
+            "review_reused": bool(summary.get("reused")),
+            "review": {
+                **precision_recall(flagged, f.truth),
+                "suggestion_is_true_class": sum(
+                    1
+                    for r in wrong
+                    if r["source"] in f.truth and r["suggested"] == f.true_class[r["source"]]
+                ),
+                "outliers_flagged": summary["issues"]["outlier"],
+                "out_of_sample_accuracy": summary["out_of_sample_accuracy"],
+                "embeddings_from_cache": summary.get("embeddings_from_cache"),
+                "estimated_noise_per_class": {
+                    c["class"]: c["estimated_noise_rate"] for c in summary["classes"]
+                },
+            },
+        }
+    )
     return flagged
 
 
@@ -370,8 +445,9 @@ def clean_step(f: Flipped, args) -> Path:
     with locked(f.dir / "raw_clean"):
         if not (f.dir / "raw_clean").exists():
             link_tree(f.raw, f.train_rows, f.dir / "raw_clean", truth)
-    clean_train = prepare_zip(f.dir / "raw_clean", f.clean_train_zip(), TRAINING_SPLIT,
-                              size=TRAIN_SIZE)
+    clean_train = prepare_zip(
+        f.dir / "raw_clean", f.clean_train_zip(), TRAINING_SPLIT, size=TRAIN_SIZE
+    )
     train_run(clean_train, f.dir / sized("run_clean"), args.epochs)
     return clean_train
 
@@ -381,13 +457,11 @@ def fixed_step(f: Flipped, args) -> dict:
     decisions = f.dir / f"decisions{f.key}.csv"
     with locked(decisions):
         accepted = accept_all(f.review_dir, decisions)
-    fixed_zip = prepare_zip(f.raw_flip, f.fixed_zip(), TRAINING_SPLIT, decisions,
-                            size=TRAIN_SIZE)
+    fixed_zip = prepare_zip(f.raw_flip, f.fixed_zip(), TRAINING_SPLIT, decisions, size=TRAIN_SIZE)
     with zipfile.ZipFile(fixed_zip) as zf:
         applied = json.loads(zf.read("report.json"))["decisions"]["counts"]
     summary = train_run(fixed_zip, f.dir / sized(f"run_fixed{f.key}"), args.epochs)
-    return {"accepted_suggestions": accepted, "decisions_applied": applied,
-            "fixed_train": summary}
+    return {"accepted_suggestions": accepted, "decisions_applied": applied, "fixed_train": summary}
 
 
 # Drone videos in bird_drone: their frames are named <family><frame number> (yoto02930).
@@ -411,15 +485,25 @@ def holdout_check(f: Flipped, work: Path, training_zips: list[Path]) -> dict:
     zips = {}
     for z in training_zips:
         sha = {r["sha256"] for r in manifest(z)}
-        zips[z.name] = {"images": len(sha), "holdout_copies": len(sha & hold_sha),
-                        "not_from_train_pool": len(sha - pool_sha)}
-    groups_across = ({r["group"] for r in hold if r["group"]}
-                     & {r["group"] for r in pool if r["group"]})
+        zips[z.name] = {
+            "images": len(sha),
+            "holdout_copies": len(sha & hold_sha),
+            "not_from_train_pool": len(sha - pool_sha),
+        }
+    groups_across = {r["group"] for r in hold if r["group"]} & {
+        r["group"] for r in pool if r["group"]
+    }
     ds = PreparedDataset(f.clean_zip)
-    (vectors, _failed), *_ = _embed(ReviewConfig(dataset=f.clean_zip, out=work / "tmp_check",
-                                                 quiet=True,
-                                                 cache=work / f"{f.name}_embeddings.npz"),
-                                    ds, clean_rows)
+    (vectors, _failed), *_ = _embed(
+        ReviewConfig(
+            dataset=f.clean_zip,
+            out=work / "tmp_check",
+            quiet=True,
+            cache=work / f"{f.name}_embeddings.npz",
+        ),
+        ds,
+        clean_rows,
+    )
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     is_hold = np.asarray([r["split"] == "test" for r in clean_rows])
     sims = unit[is_hold] @ unit[~is_hold].T
@@ -429,30 +513,44 @@ def holdout_check(f: Flipped, work: Path, training_zips: list[Path]) -> dict:
     for j in pool_idx:
         if clean_rows[j]["group"]:
             by_group.setdefault(clean_rows[j]["group"], []).append(j)
-    copy_sims = [float(unit[a] @ unit[b]) for idx in by_group.values()
-                 for k, a in enumerate(idx) for b in idx[k + 1:]]
+    copy_sims = [
+        float(unit[a] @ unit[b])
+        for idx in by_group.values()
+        for k, a in enumerate(idx)
+        for b in idx[k + 1 :]
+    ]
     low_copy = float(np.percentile(copy_sims, 5)) if copy_sims else None
     order = np.argsort(-nearest)[:5]
     hold_idx = np.flatnonzero(is_hold)
-    strict = [clean_rows[i]["source"] for k, i in enumerate(hold_idx)
-              if (low_copy is None or nearest[k] < low_copy)
-              and not VIDEO_FRAME_FAMILY.match(Path(clean_rows[i]["source"]).name)]
+    strict = [
+        clean_rows[i]["source"]
+        for k, i in enumerate(hold_idx)
+        if (low_copy is None or nearest[k] < low_copy)
+        and not VIDEO_FRAME_FAMILY.match(Path(clean_rows[i]["source"]).name)
+    ]
     return {
         "strict_holdout": strict,
-        "holdout_images": len(hold), "train_pool_images": len(pool),
-        "training_zips": zips, "prepare_groups_across_split": len(groups_across),
+        "holdout_images": len(hold),
+        "train_pool_images": len(pool),
+        "training_zips": zips,
+        "prepare_groups_across_split": len(groups_across),
         "embedding_cosine": {
             "prepare_near_copy_pairs": len(copy_sims),
             "near_copy_pair_p5": None if low_copy is None else round(low_copy, 4),
-            "near_copy_pair_median": round(float(np.median(copy_sims)), 4) if copy_sims
-            else None,
+            "near_copy_pair_median": round(float(np.median(copy_sims)), 4) if copy_sims else None,
             "holdout_nearest_median": round(float(np.median(nearest)), 4),
             "holdout_nearest_max": round(float(nearest.max()), 4),
-            "holdout_at_or_above_near_copy_p5": None if low_copy is None
+            "holdout_at_or_above_near_copy_p5": None
+            if low_copy is None
             else int((nearest >= low_copy).sum()),
-            "closest_pairs": [{"holdout": clean_rows[hold_idx[i]]["source"],
-                               "train_pool": clean_rows[pool_idx[sims[i].argmax()]]["source"],
-                               "cosine": round(float(nearest[i]), 4)} for i in order],
+            "closest_pairs": [
+                {
+                    "holdout": clean_rows[hold_idx[i]]["source"],
+                    "train_pool": clean_rows[pool_idx[sims[i].argmax()]]["source"],
+                    "cosine": round(float(nearest[i]), 4),
+                }
+                for i in order
+            ],
         },
     }
 
@@ -461,22 +559,24 @@ def recovery_step(f: Flipped, args, result: dict) -> None:
     """clean / flipped / fixed (all suggestions accepted) models on the clean hold-out."""
     out, r_out = result[f.name], slot(result, f)
     clean_step(f, args)
-    out["clean_train"] = train_run(f.clean_train_zip(), f.dir / sized("run_clean"),
-                                   args.epochs)
+    out["clean_train"] = train_run(f.clean_train_zip(), f.dir / sized("run_clean"), args.epochs)
     r_out.update(fixed_step(f, args))
-    check = holdout_check(
-        f, args.work, [f.train_zip(), f.clean_train_zip(), f.fixed_zip()])
+    check = holdout_check(f, args.work, [f.train_zip(), f.clean_train_zip(), f.fixed_zip()])
     strict = set(check.pop("strict_holdout"))
     check["strict_holdout_images"] = len(strict)
     r_out["holdout_check"] = check
-    runs = {"clean": f.dir / sized("run_clean"), "flipped": f.run_flip,
-            "fixed": f.dir / sized(f"run_fixed{f.key}")}
+    runs = {
+        "clean": f.dir / sized("run_clean"),
+        "flipped": f.run_flip,
+        "fixed": f.dir / sized(f"run_fixed{f.key}"),
+    }
     acc = {name: holdout_accuracy(run, f.clean_zip, strict) for name, run in runs.items()}
     for k, part in enumerate(("holdout_acc", "strict_holdout_acc")):
         r_out[part] = {name: round(a[k], 4) for name, a in acc.items()}
         cost = acc["clean"][k] - acc["flipped"][k]
         r_out[part]["recovered_share"] = (
-            round((acc["fixed"][k] - acc["flipped"][k]) / cost, 3) if cost > 0 else None)
+            round((acc["fixed"][k] - acc["flipped"][k]) / cost, 3) if cost > 0 else None
+        )
     out["clean_holdout_acc"] = r_out["holdout_acc"]["clean"]
 
 
@@ -488,20 +588,24 @@ def finetuned_step(f: Flipped, result: dict) -> None:
     review(ReviewConfig(dataset=f.flipped_zip, out=ft_dir, run=f.run_flip, quiet=True))
     ft_wrong = [r["source"] for r in read_issues(ft_dir) if "wrong_label" in r["kind"]]
     slot(result, f)["review_finetuned_backbone"] = {
-        **precision_recall(ft_wrong, f.truth), "seconds": round(time.perf_counter() - t0, 1)}
+        **precision_recall(ft_wrong, f.truth),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def untouched_review(args, work: Path, result: dict, save) -> None:
     """Full bird_drone, fresh embeddings, timed; contact sheet of the top 30."""
-    clean_zip = prepare_zip(DATASETS / "bird_drone", work / "bird_drone" / "clean.zip",
-                            HOLDOUT_SPLIT)
+    clean_zip = prepare_zip(
+        DATASETS / "bird_drone", work / "bird_drone" / "clean.zip", HOLDOUT_SPLIT
+    )
     rev = work / "bird_drone" / "review_untouched"
     shutil.rmtree(rev, ignore_errors=True)
     load_before = os.getloadavg()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    summary = review(ReviewConfig(dataset=clean_zip, out=rev, quiet=True,
-                                  cache=args.untouched_cache))
+    summary = review(
+        ReviewConfig(dataset=clean_zip, out=rev, quiet=True, cache=args.untouched_cache)
+    )
     wall = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
@@ -511,13 +615,17 @@ def untouched_review(args, work: Path, result: dict, save) -> None:
     sheet = RESULTS / "review_top30_bird_drone.png"
     top = contact_sheet(rev, clean_zip, sheet)
     result["untouched_bird_drone"] = {
-        "images": summary["images"], "review_wall_s": round(wall, 1),
+        "images": summary["images"],
+        "review_wall_s": round(wall, 1),
         "review_cpu_s": round(cpu, 1),
         "embeddings_from_cache": summary["embeddings_from_cache"],
-        "seconds": summary["seconds"], "load_average_before": load_before,
-        "load_average_after": os.getloadavg(), "issues": summary["issues"],
+        "seconds": summary["seconds"],
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "issues": summary["issues"],
         "out_of_sample_accuracy": summary["out_of_sample_accuracy"],
-        "classes": summary["classes"], "contact_sheet": str(sheet.relative_to(ROOT)),
+        "classes": summary["classes"],
+        "contact_sheet": str(sheet.relative_to(ROOT)),
         "top30": top,
     }
     save()
@@ -528,37 +636,66 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["bird_drone", "ddd_visible"])
     parser.add_argument("--rates", nargs="+", type=float, default=[0.10, 0.05])
-    parser.add_argument("--retrain", nargs="*", default=["bird_drone"],
-                        help="data sets on which to retrain clean/flipped/fixed models")
-    parser.add_argument("--retrain-rates", nargs="*", default=["0.10"],
-                        help="flip rates at which to retrain (as written: 0.10)")
-    parser.add_argument("--finetuned-rates", nargs="*", default=["0.10"],
-                        help="rates at which to also review with the flipped run's backbone "
-                             "(data sets with a model trained on the flipped copy)")
-    parser.add_argument("--baselines", nargs="*", default=["bird_drone", "ddd_visible"],
-                        help="data sets on which to train the top-losses baseline")
+    parser.add_argument(
+        "--retrain",
+        nargs="*",
+        default=["bird_drone"],
+        help="data sets on which to retrain clean/flipped/fixed models",
+    )
+    parser.add_argument(
+        "--retrain-rates",
+        nargs="*",
+        default=["0.10"],
+        help="flip rates at which to retrain (as written: 0.10)",
+    )
+    parser.add_argument(
+        "--finetuned-rates",
+        nargs="*",
+        default=["0.10"],
+        help="rates at which to also review with the flipped run's backbone "
+        "(data sets with a model trained on the flipped copy)",
+    )
+    parser.add_argument(
+        "--baselines",
+        nargs="*",
+        default=["bird_drone", "ddd_visible"],
+        help="data sets on which to train the top-losses baseline",
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("/tmp/skyclass-bench/review"))
     parser.add_argument("--out", type=Path, default=RESULTS / "review_quality.json")
     parser.add_argument("--skip-untouched", action="store_true")
-    parser.add_argument("--only-untouched", action="store_true",
-                        help="only the untouched bird_drone review (timed); results in "
-                             "bench/results/review_untouched_bird_drone.json unless --out")
-    parser.add_argument("--untouched-cache", type=Path,
-                        help="embeddings cache for the untouched review (then it is not timed "
-                             "from scratch: embeddings_from_cache says so)")
-    parser.add_argument("--phases", nargs="+",
-                        default=["reviews", "retrain", "baselines", "finetuned"],
-                        help="also: clean, flip, fixed (train those models only, for a "
-                             "parallel helper process with its own --out)")
+    parser.add_argument(
+        "--only-untouched",
+        action="store_true",
+        help="only the untouched bird_drone review (timed); results in "
+        "bench/results/review_untouched_bird_drone.json unless --out",
+    )
+    parser.add_argument(
+        "--untouched-cache",
+        type=Path,
+        help="embeddings cache for the untouched review (then it is not timed "
+        "from scratch: embeddings_from_cache says so)",
+    )
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        default=["reviews", "retrain", "baselines", "finetuned"],
+        help="also: clean, flip, fixed (train those models only, for a "
+        "parallel helper process with its own --out)",
+    )
     parser.add_argument("--size", type=int, default=224, help="image side (smoke runs only)")
-    parser.add_argument("--train-size", type=int,
-                        help="image side of the training zips (default: --size)")
+    parser.add_argument(
+        "--train-size", type=int, help="image side of the training zips (default: --size)"
+    )
     parser.add_argument("--threads", type=int, default=THREADS, help="train --threads")
     parser.add_argument("--workers", type=int, default=WORKERS, help="train --workers")
-    parser.add_argument("--recompute-reviews", action="store_true",
-                        help="review the flipped copies again (embeddings stay cached)")
+    parser.add_argument(
+        "--recompute-reviews",
+        action="store_true",
+        help="review the flipped copies again (embeddings stay cached)",
+    )
     args = parser.parse_args()
     if args.only_untouched and args.out == RESULTS / "review_quality.json":
         args.out = RESULTS / "review_untouched_bird_drone.json"
@@ -568,13 +705,23 @@ def main() -> None:
     result: dict = {}
     if args.out.exists():  # resume: finished parts are kept
         result = json.loads(args.out.read_text())
-    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                         "note": "shared 2-core machine: 4 other helpers ran jobs at the same "
-                                 "time; load averages are recorded around the timed review"}
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "note": "shared 2-core machine: 4 other helpers ran jobs at the same "
+        "time; load averages are recorded around the timed review",
+    }
     result["method"] = __doc__
-    result["settings"] = {"size": SIZE, "train_size": TRAIN_SIZE, "epochs": args.epochs,
-                          "recipe": "default", "train_threads": THREADS,
-                          "train_workers": WORKERS, "seed": args.seed, "nice": os.nice(0)}
+    result["settings"] = {
+        "size": SIZE,
+        "train_size": TRAIN_SIZE,
+        "epochs": args.epochs,
+        "recipe": "default",
+        "train_threads": THREADS,
+        "train_workers": WORKERS,
+        "seed": args.seed,
+        "nice": os.nice(0),
+    }
 
     def save() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -588,8 +735,9 @@ def main() -> None:
     # Helper invocations (--phases clean / fixed, another --out) train the retraining
     # models in parallel; file locks make every process reuse what another built.
     copies = {(n, r): Flipped(n, r, args, args.work) for r in args.rates for n in args.datasets}
-    retrained = [f for f in copies.values()
-                 if f.name in args.retrain and f.key in args.retrain_rates]
+    retrained = [
+        f for f in copies.values() if f.name in args.retrain and f.key in args.retrain_rates
+    ]
     # Helpers also score their model on the hold-out (cached in the run folder).
     if "clean" in args.phases:
         for f in retrained:

@@ -70,21 +70,28 @@ class TorchScriptModel:
     @property
     def model_info(self) -> dict:
         model = self.manifest["model"]
-        return {"name": model["name"], "version": model["version"],
-                "sha256": self.manifest["files"]["model.pt"]["sha256"]}
+        return {
+            "name": model["name"],
+            "version": model["version"],
+            "sha256": self.manifest["files"]["model.pt"]["sha256"],
+        }
 
-    def predict_image(self, data: bytes, top_k: int = 3, max_pixels: int = 0,
-                      limits: object = None) -> list:
+    def predict_image(
+        self, data: bytes, top_k: int = 3, max_pixels: int = 0, limits: object = None
+    ) -> list:
         from skyclass.images import preprocess
         from skyclass.serving.classifier import Prediction
 
-        tensor = self.torch.from_numpy(preprocess(data, self.spec, max_pixels=max_pixels,
-                                                      limits=limits))
+        tensor = self.torch.from_numpy(
+            preprocess(data, self.spec, max_pixels=max_pixels, limits=limits)
+        )
         with self.torch.inference_mode():
             probs = self.torch.softmax(self.model(tensor[None]), dim=1)[0]
         values, indices = probs.topk(min(top_k, len(self.class_names)))
-        return [Prediction(self.class_names[i], int(i), float(v))
-                for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
+        return [
+            Prediction(self.class_names[i], int(i), float(v))
+            for v, i in zip(values.tolist(), indices.tolist(), strict=True)
+        ]
 
 
 def make_event(image: Path) -> dict:
@@ -93,14 +100,22 @@ def make_event(image: Path) -> dict:
     import urllib3
 
     body, ctype = urllib3.encode_multipart_formdata(
-        {"file": (image.name, image.read_bytes(), "image/jpeg")})
+        {"file": (image.name, image.read_bytes(), "image/jpeg")}
+    )
     return {
-        "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "top_k=3",
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "top_k=3",
         "headers": {"content-type": ctype, "content-length": str(len(body))},
         "queryStringParameters": {"top_k": "3"},
-        "requestContext": {"http": {"method": "POST", "path": "/"}, "requestId": "bench",
-                           "stage": "$default"},
-        "body": base64.b64encode(body).decode(), "isBase64Encoded": True,
+        "requestContext": {
+            "http": {"method": "POST", "path": "/"},
+            "requestId": "bench",
+            "stage": "$default",
+        },
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
     }
 
 
@@ -133,9 +148,13 @@ def child(args: argparse.Namespace) -> None:
         response = app(event, None)
         latencies.append((time.perf_counter() - start) * 1000.0)
         assert response["statusCode"] == 200
-    out = {"marks": marks, "warm_ms": latencies,
-           "prediction": json.loads(first["body"])["predictions"][0],
-           "torch_loaded": "torch" in sys.modules, "max_rss_mb": _max_rss_mb()}
+    out = {
+        "marks": marks,
+        "warm_ms": latencies,
+        "prediction": json.loads(first["body"])["predictions"][0],
+        "torch_loaded": "torch" in sys.modules,
+        "max_rss_mb": _max_rss_mb(),
+    }
     print(json.dumps(out))
 
 
@@ -161,12 +180,16 @@ def gate_verdict(serving: dict) -> dict:
     from skyclass.quantize import QuantizeOptions, gate_failures
 
     failures = gate_failures(serving["gate"], QuantizeOptions())
-    return {"default_thresholds_pass": not failures, "failures": failures,
-            "served_by_default_export": "model.onnx (fp32)" if failures else "model.int8.onnx"}
+    return {
+        "default_thresholds_pass": not failures,
+        "failures": failures,
+        "served_by_default_export": "model.onnx (fp32)" if failures else "model.int8.onnx",
+    }
 
 
-def build_bundle(run: Path | None, workdir: Path, quantize: str = "none",
-                 name: str = "bundle") -> Path:
+def build_bundle(
+    run: Path | None, workdir: Path, quantize: str = "none", name: str = "bundle"
+) -> Path:
     from skyclass.checkpoint import save_checkpoint
     from skyclass.export import ExportConfig, export_bundle
     from skyclass.images import PreprocessSpec
@@ -176,20 +199,35 @@ def build_bundle(run: Path | None, workdir: Path, quantize: str = "none",
     if run is None:
         run = workdir / "imagenet-mnv2-4class"
         model = build_model(len(CLASSES), width_mult=1.0, pretrained=True)
-        save_checkpoint(run / "best.pt", {
-            "model": model.state_dict(), "class_names": CLASSES, "epoch": 0,
-            "preprocess": PreprocessSpec(size=224, resize="pad").to_dict(),
-            "config": {"width_mult": 1.0, "dropout": 0.2, "recipe": "none (ImageNet backbone, "
-                       "untrained 4-class head: benchmark only)"},
-            "metrics": {},
-        })
+        save_checkpoint(
+            run / "best.pt",
+            {
+                "model": model.state_dict(),
+                "class_names": CLASSES,
+                "epoch": 0,
+                "preprocess": PreprocessSpec(size=224, resize="pad").to_dict(),
+                "config": {
+                    "width_mult": 1.0,
+                    "dropout": 0.2,
+                    "recipe": "none (ImageNet backbone, untrained 4-class head: benchmark only)",
+                },
+                "metrics": {},
+            },
+        )
     from skyclass.quantize import QuantizeOptions
 
     out = workdir / name
     gate = TIMING_GATE if quantize == "int8" else {}
-    return export_bundle(ExportConfig(run=run, out=out, parity_images=parity, parity_count=16,
-                                      quiet=True, quantize=QuantizeOptions(mode=quantize,
-                                                                           **gate)))
+    return export_bundle(
+        ExportConfig(
+            run=run,
+            out=out,
+            parity_images=parity,
+            parity_count=16,
+            quiet=True,
+            quantize=QuantizeOptions(mode=quantize, **gate),
+        )
+    )
 
 
 def fp16_model(fp32: Path, out: Path) -> Path | None:
@@ -203,8 +241,9 @@ def fp16_model(fp32: Path, out: Path) -> Path | None:
     return out
 
 
-def model_only_latency(models: dict[str, Path], image: Path, spec_dict: dict,
-                       rounds: int, per_round: int) -> dict:
+def model_only_latency(
+    models: dict[str, Path], image: Path, spec_dict: dict, rounds: int, per_round: int
+) -> dict:
     """session.run only, batch 1, one thread; the models take turns, so load hits all alike."""
     import onnxruntime as ort
 
@@ -215,8 +254,9 @@ def model_only_latency(models: dict[str, Path], image: Path, spec_dict: dict,
     for name, path in models.items():
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-        sessions[name] = ort.InferenceSession(str(path), options,
-                                              providers=["CPUExecutionProvider"])
+        sessions[name] = ort.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
         for _ in range(5):
             sessions[name].run(None, {"input": batch})
     times: dict[str, list[float]] = {name: [] for name in sessions}
@@ -230,8 +270,12 @@ def model_only_latency(models: dict[str, Path], image: Path, spec_dict: dict,
     for name, values in times.items():
         ordered = sorted(values)
         p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-        out[name] = {"p50_ms": round(statistics.median(ordered), 2), "p99_ms": round(p99, 2),
-                     "n": len(ordered), "file_mb": round(models[name].stat().st_size / 1e6, 2)}
+        out[name] = {
+            "p50_ms": round(statistics.median(ordered), 2),
+            "p99_ms": round(p99, 2),
+            "n": len(ordered),
+            "file_mb": round(models[name].stat().st_size / 1e6, 2),
+        }
     base = out["fp32"]["p50_ms"]
     for name in out:
         out[name]["speedup_vs_fp32_p50"] = round(base / out[name]["p50_ms"], 2)
@@ -244,26 +288,53 @@ def accuracy_of(run: Path, workdir: Path, bundle: Path | None = None) -> dict:
     from skyclass.quantize import QuantizeOptions
 
     if bundle is None:
-        bundle = export_bundle(ExportConfig(run=run, out=workdir / f"acc-{run.parent.name}-"
-                                            f"{run.name}", quiet=True,
-                                            quantize=QuantizeOptions(**TIMING_GATE)))
+        bundle = export_bundle(
+            ExportConfig(
+                run=run,
+                out=workdir / f"acc-{run.parent.name}-{run.name}",
+                quiet=True,
+                quantize=QuantizeOptions(**TIMING_GATE),
+            )
+        )
     manifest = json.loads((bundle / "skyclass.json").read_text())
     serving = manifest["serving"]
-    return {"run": str(run), "dataset": serving.get("gate", {}).get("dataset"),
-            "verdict": gate_verdict(serving) if serving.get("gate") else serving["reason"],
-            "gate": serving.get("gate"),
-            "file_mb": {n: round(f["bytes"] / 1e6, 2) for n, f in manifest["files"].items()},
-            "training": {"epochs": manifest["training"].get("epoch"),
-                         "recipe": manifest["training"].get("config", {}).get("recipe")}}
+    return {
+        "run": str(run),
+        "dataset": serving.get("gate", {}).get("dataset"),
+        "verdict": gate_verdict(serving) if serving.get("gate") else serving["reason"],
+        "gate": serving.get("gate"),
+        "file_mb": {n: round(f["bytes"] / 1e6, 2) for n, f in manifest["files"].items()},
+        "training": {
+            "epochs": manifest["training"].get("epoch"),
+            "recipe": manifest["training"].get("config", {}).get("recipe"),
+        },
+    }
 
 
 def run_child(backend: str, bundle: Path, event: Path, warm: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     spawned = time.time()
     out = subprocess.run(
-        [sys.executable, __file__, "--child", backend, "--bundle", str(bundle), "--event",
-         str(event), "--warm", str(warm), "--spawned", repr(spawned)],
-        env=env, capture_output=True, text=True, check=True, timeout=600)
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            backend,
+            "--bundle",
+            str(bundle),
+            "--event",
+            str(event),
+            "--warm",
+            str(warm),
+            "--spawned",
+            repr(spawned),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     wall = time.time() - spawned
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["process_wall_s"] = wall
@@ -327,8 +398,9 @@ def summarize(runs: list[dict]) -> dict:
         "cold_start_s_median": round(statistics.median(cold), 3),
         "cold_start_s_each": [round(c, 3) for c in cold],
         "import_s_median": round(statistics.median(r["marks"]["imported"] for r in runs), 3),
-        "model_load_s_median": round(statistics.median(
-            r["marks"]["model_loaded"] - r["marks"]["imported"] for r in runs), 3),
+        "model_load_s_median": round(
+            statistics.median(r["marks"]["model_loaded"] - r["marks"]["imported"] for r in runs), 3
+        ),
         "warm_requests": len(warm),
         "warm_p50_ms": pct(0.50),
         "warm_p99_ms": pct(0.99),
@@ -342,32 +414,64 @@ def summarize(runs: list[dict]) -> dict:
 def _cpu_model() -> str:
     """CPU model and whether it has the integer dot-product (VNNI) INT8 kernels profit from."""
     text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("model name")), platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    return f"{model}; avx2={'avx2' in flags}, avx512_vnni={'avx512_vnni' in flags}, " \
-           f"avx_vnni={'avx_vnni' in flags}"
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in text.splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        [],
+    )
+    return (
+        f"{model}; avx2={'avx2' in flags}, avx512_vnni={'avx512_vnni' in flags}, "
+        f"avx_vnni={'avx_vnni' in flags}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, default=None,
-                        help="a trained run dir to export (default: ImageNet backbone, 4-class)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        help="a trained run dir to export (default: ImageNet backbone, 4-class)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="cold starts per runtime")
     parser.add_argument("--warm", type=int, default=200, help="warm requests per runtime")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
-    parser.add_argument("--accuracy-runs", type=Path, nargs="*", default=[],
-                        help="trained runs whose FP32 vs INT8 test accuracy to report")
-    parser.add_argument("--backends", nargs="+", default=["onnx", "onnx_int8", "torch"],
-                        choices=("onnx", "onnx_int8", "torch"),
-                        help="handler runtimes to time in child processes")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep the exported bundles here (bundle/ = FP32, int8/) for "
-                             "bench/deploy_offline.py (default: a temporary folder)")
-    parser.add_argument("--model-rounds", type=int, default=20,
-                        help="rounds of the in-process model-only comparison")
+    parser.add_argument(
+        "--accuracy-runs",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="trained runs whose FP32 vs INT8 test accuracy to report",
+    )
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=["onnx", "onnx_int8", "torch"],
+        choices=("onnx", "onnx_int8", "torch"),
+        help="handler runtimes to time in child processes",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the exported bundles here (bundle/ = FP32, int8/) for "
+        "bench/deploy_offline.py (default: a temporary folder)",
+    )
+    parser.add_argument(
+        "--model-rounds",
+        type=int,
+        default=20,
+        help="rounds of the in-process model-only comparison",
+    )
     parser.add_argument("--child", choices=("onnx", "onnx_int8", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--bundle", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--event", type=Path, help=argparse.SUPPRESS)
@@ -378,8 +482,11 @@ def main() -> None:
         return
     image = sorted((SHARED / "bird_drone" / "drone").glob("*.jpg"))[0]
     with contextlib.ExitStack() as stack:
-        tmp = str(args.workdir) if args.workdir else stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="skyclass-bench-"))
+        tmp = (
+            str(args.workdir)
+            if args.workdir
+            else stack.enter_context(tempfile.TemporaryDirectory(prefix="skyclass-bench-"))
+        )
         bundle = build_bundle(args.run, Path(tmp))
         bundles = {"onnx": bundle, "torch": bundle}
         int8 = build_bundle(args.run, Path(tmp), quantize="int8", name="int8") if args.run else None
@@ -391,72 +498,120 @@ def main() -> None:
         results: dict = {"backends": {}}
         bundles = {k: v for k, v in bundles.items() if k in args.backends}
         for backend, folder in bundles.items():  # interleaved would mix caches: one block each
-            runs = [run_child(backend, folder, event, args.warm if i == 0 else 0)
-                    for i in range(args.repeats)]
+            runs = [
+                run_child(backend, folder, event, args.warm if i == 0 else 0)
+                for i in range(args.repeats)
+            ]
             results["backends"][backend] = summarize(runs)
         onnx, torch_ = results["backends"]["onnx"], results["backends"].get("torch")
-        speedup = {} if torch_ is None else {
-            "cold_start": round(torch_["cold_start_s_median"] / onnx["cold_start_s_median"], 2),
-            "warm_p50": round(torch_["warm_p50_ms"] / onnx["warm_p50_ms"], 2),
-            "warm_p99": round(torch_["warm_p99_ms"] / onnx["warm_p99_ms"], 2),
-        }
+        speedup = (
+            {}
+            if torch_ is None
+            else {
+                "cold_start": round(torch_["cold_start_s_median"] / onnx["cold_start_s_median"], 2),
+                "warm_p50": round(torch_["warm_p50_ms"] / onnx["warm_p50_ms"], 2),
+                "warm_p99": round(torch_["warm_p99_ms"] / onnx["warm_p99_ms"], 2),
+            }
+        )
         if int8 is not None and (int8 / "model.int8.onnx").is_file():
             q = results["backends"].get("onnx_int8")
             if q is not None:
                 speedup["int8_vs_fp32_handler"] = {
-                    "cold_start": round(onnx["cold_start_s_median"] / q["cold_start_s_median"],
-                                        2),
+                    "cold_start": round(onnx["cold_start_s_median"] / q["cold_start_s_median"], 2),
                     "warm_p50": round(onnx["warm_p50_ms"] / q["warm_p50_ms"], 2),
-                    "warm_p99": round(onnx["warm_p99_ms"] / q["warm_p99_ms"], 2)}
+                    "warm_p99": round(onnx["warm_p99_ms"] / q["warm_p99_ms"], 2),
+                }
             models = {"fp32": bundle / "model.onnx", "int8": int8 / "model.int8.onnx"}
             fp16 = fp16_model(bundle / "model.onnx", Path(tmp) / "model.fp16.onnx")
             if fp16 is not None:
                 models["fp16"] = fp16
-            results["model_only"] = model_only_latency(models, image, manifest["preprocess"],
-                                                       args.model_rounds, 10)
+            results["model_only"] = model_only_latency(
+                models, image, manifest["preprocess"], args.model_rounds, 10
+            )
             results["int8_serving"] = json.loads((int8 / "skyclass.json").read_text())["serving"]
             results["int8_serving"]["verdict"] = gate_verdict(results["int8_serving"])
         results["accuracy"] = [accuracy_of(args.run, Path(tmp), int8)] if int8 else []
-        results["accuracy"] += [accuracy_of(run, Path(tmp)) for run in args.accuracy_runs
-                                if run != args.run]
-        results.update({
-            "speedup": speedup,
-            "installed_size": {
-                "onnx": installed_mb(["onnxruntime", "numpy", "pillow"]),
-                "torch": installed_mb(["torch", "numpy", "pillow"]),
-                "torch_plus_torchvision": installed_mb(["torch", "torchvision", "numpy",
-                                                        "pillow"]),
-                "torch_cpu_only_estimate": installed_mb(["torch", "numpy", "pillow"],
-                                                        cpu_only=True),
-                "torch_build": metadata.version("torch"),
-            },
-            "model": {"name": manifest["model"]["name"], "width_mult": 1.0,
-                      "input": manifest["input"]["shape"],
-                      "onnx_mb": round(manifest["files"]["model.onnx"]["bytes"] / 1e6, 2),
-                      "torchscript_mb": round(manifest["files"]["model.pt"]["bytes"] / 1e6, 2),
-                      "parity": manifest["parity"],
-                      "weights": "ImageNet MobileNetV2 backbone + untrained 4-class head"
-                      if args.run is None else f"trained run {args.run}"},
-            "setup": {"threads": 1, "repeats": args.repeats, "warm_requests": args.warm,
-                      "image": image.name, "event": "API Gateway v2, multipart/form-data, base64",
-                      "python": platform.python_version(), "cpu_count": os.cpu_count(),
-                      "machine": platform.machine(), "cpu": _cpu_model(),
-                      "loadavg_at_end": os.getloadavg(), "note": "shared 2-core machine; other "
-                      "work was running, so absolute numbers are noisy, ratios less so"},
-            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        })
+        results["accuracy"] += [
+            accuracy_of(run, Path(tmp)) for run in args.accuracy_runs if run != args.run
+        ]
+        results.update(
+            {
+                "speedup": speedup,
+                "installed_size": {
+                    "onnx": installed_mb(["onnxruntime", "numpy", "pillow"]),
+                    "torch": installed_mb(["torch", "numpy", "pillow"]),
+                    "torch_plus_torchvision": installed_mb(
+                        ["torch", "torchvision", "numpy", "pillow"]
+                    ),
+                    "torch_cpu_only_estimate": installed_mb(
+                        ["torch", "numpy", "pillow"], cpu_only=True
+                    ),
+                    "torch_build": metadata.version("torch"),
+                },
+                "model": {
+                    "name": manifest["model"]["name"],
+                    "width_mult": 1.0,
+                    "input": manifest["input"]["shape"],
+                    "onnx_mb": round(manifest["files"]["model.onnx"]["bytes"] / 1e6, 2),
+                    "torchscript_mb": round(manifest["files"]["model.pt"]["bytes"] / 1e6, 2),
+                    "parity": manifest["parity"],
+                    "weights": "ImageNet MobileNetV2 backbone + untrained 4-class head"
+                    if args.run is None
+                    else f"trained run {args.run}",
+                },
+                "setup": {
+                    "threads": 1,
+                    "repeats": args.repeats,
+                    "warm_requests": args.warm,
+                    "image": image.name,
+                    "event": "API Gateway v2, multipart/form-data, base64",
+                    "python": platform.python_version(),
+                    "cpu_count": os.cpu_count(),
+                    "machine": platform.machine(),
+                    "cpu": _cpu_model(),
+                    "loadavg_at_end": os.getloadavg(),
+                    "note": "shared 2-core machine; other "
+                    "work was running, so absolute numbers are noisy, ratios less so",
+                },
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: results[k] for k in ("speedup",)} | {
-        b: {k: v for k, v in results["backends"][b].items()
-            if k in ("cold_start_s_median", "warm_p50_ms", "warm_p99_ms")}
-        for b in results["backends"]} | {
-        "model_only_p50_ms": {k: v["p50_ms"] for k, v in results.get("model_only", {}).items()},
-        "accuracy": [{"run": a["run"], "verdict": a["verdict"],
-                      "overall": (a["gate"] or {}).get("overall")} for a in results["accuracy"]],
-    } | {
-        "installed_mb": {k: v["total_mb"] for k, v in results["installed_size"].items()
-                         if isinstance(v, dict)}}, indent=2))
+    print(
+        json.dumps(
+            {k: results[k] for k in ("speedup",)}
+            | {
+                b: {
+                    k: v
+                    for k, v in results["backends"][b].items()
+                    if k in ("cold_start_s_median", "warm_p50_ms", "warm_p99_ms")
+                }
+                for b in results["backends"]
+            }
+            | {
+                "model_only_p50_ms": {
+                    k: v["p50_ms"] for k, v in results.get("model_only", {}).items()
+                },
+                "accuracy": [
+                    {
+                        "run": a["run"],
+                        "verdict": a["verdict"],
+                        "overall": (a["gate"] or {}).get("overall"),
+                    }
+                    for a in results["accuracy"]
+                ],
+            }
+            | {
+                "installed_mb": {
+                    k: v["total_mb"]
+                    for k, v in results["installed_size"].items()
+                    if isinstance(v, dict)
+                }
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
 
 

@@ -55,8 +55,17 @@ def ensure_bundle(args: argparse.Namespace) -> tuple[Path, str]:
     work = Path("/tmp/serve_load")
     run = work / "run"
     if not (run / "best.pt").is_file():
-        train(TrainConfig(data=args.data, out=str(run), epochs=1, width_mult=1.0, workers=0,
-                          seed=0, quiet=True))
+        train(
+            TrainConfig(
+                data=args.data,
+                out=str(run),
+                epochs=1,
+                width_mult=1.0,
+                workers=0,
+                seed=0,
+                quiet=True,
+            )
+        )
     bundle = work / "bundle"
     if not (bundle / "model.onnx").is_file():
         export_bundle(ExportConfig(run=run, out=bundle, force=True))
@@ -93,11 +102,9 @@ def post(url: str, i: int, photos: list[bytes]) -> tuple[int, str, float]:
     photo = photos[i % len(photos)]
     start = time.perf_counter()
     if i % 2 == 0:
-        resp = session().post(url, files={"file": (f"p{i}.jpg", photo, "image/jpeg")},
-                              timeout=60)
+        resp = session().post(url, files={"file": (f"p{i}.jpg", photo, "image/jpeg")}, timeout=60)
     else:
-        resp = session().post(url, data=photo, headers={"content-type": "image/jpeg"},
-                              timeout=60)
+        resp = session().post(url, data=photo, headers={"content-type": "image/jpeg"}, timeout=60)
     elapsed = time.perf_counter() - start
     ok = resp.status_code == 200 and bool(resp.json().get("predictions"))
     return resp.status_code, "ok" if ok else resp.text[:200], elapsed
@@ -107,16 +114,21 @@ def bad_request(url: str, kind: str, photo: bytes) -> tuple[int, str]:
     if kind == "empty":
         resp = session().post(url, data=b"", headers={"content-type": "image/jpeg"}, timeout=60)
     elif kind == "text":
-        resp = session().post(url, data=b"hello, not an image",
-                              headers={"content-type": "text/plain"}, timeout=60)
+        resp = session().post(
+            url, data=b"hello, not an image", headers={"content-type": "text/plain"}, timeout=60
+        )
     else:
-        resp = session().post(url, data=photo[: len(photo) // 3],
-                              headers={"content-type": "image/jpeg"}, timeout=60)
+        resp = session().post(
+            url, data=photo[: len(photo) // 3], headers={"content-type": "image/jpeg"}, timeout=60
+        )
     return resp.status_code, resp.json().get("error", "")
 
 
-EXPECTED_BAD = {"empty": (400, "empty_body"), "text": (415, "unsupported_media_type"),
-                "truncated_jpeg": (400, "bad_image")}
+EXPECTED_BAD = {
+    "empty": (400, "empty_body"),
+    "text": (415, "unsupported_media_type"),
+    "truncated_jpeg": (400, "bad_image"),
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -138,19 +150,27 @@ def load_phase(url: str, photos: list[bytes], n: int, concurrency: int) -> dict:
     latencies = [r[2] * 1000 for r in results if r[1] == "ok"]
     errors = [r for r in results if r[1] != "ok"]
     return {
-        "requests": n, "concurrency": concurrency, "errors": len(errors),
+        "requests": n,
+        "concurrency": concurrency,
+        "errors": len(errors),
         "error_samples": [f"{s}: {m}" for s, m, _ in errors[:5]],
-        "wall_s": round(wall, 2), "throughput_rps": round(n / wall, 2),
-        "latency_ms": {"p50": round(percentile(latencies, 50), 1),
-                       "p90": round(percentile(latencies, 90), 1),
-                       "p99": round(percentile(latencies, 99), 1),
-                       "max": round(max(latencies), 1),
-                       "mean": round(statistics.fmean(latencies), 1)} if latencies else {},
+        "wall_s": round(wall, 2),
+        "throughput_rps": round(n / wall, 2),
+        "latency_ms": {
+            "p50": round(percentile(latencies, 50), 1),
+            "p90": round(percentile(latencies, 90), 1),
+            "p99": round(percentile(latencies, 99), 1),
+            "max": round(max(latencies), 1),
+            "mean": round(statistics.fmean(latencies), 1),
+        }
+        if latencies
+        else {},
     }
 
 
-def soak_phase(url: str, pid: int, photos: list[bytes], n: int, concurrency: int,
-               seconds: float) -> dict:
+def soak_phase(
+    url: str, pid: int, photos: list[bytes], n: int, concurrency: int, seconds: float
+) -> dict:
     deadline = time.monotonic() + seconds
     lock = threading.Lock()
     rss: list[float] = [round(rss_mb(pid), 1)]
@@ -185,8 +205,11 @@ def soak_phase(url: str, pid: int, photos: list[bytes], n: int, concurrency: int
     rss.append(round(rss_mb(pid), 1))
     done = sum(v for k, v in tally.items() if k != "skipped_time_up")
     return {
-        "requests": done, "by_kind": dict(tally), "wrong_status": len(wrong),
-        "wrong_samples": wrong[:5], "wall_s": round(time.perf_counter() - start, 2),
+        "requests": done,
+        "by_kind": dict(tally),
+        "wrong_status": len(wrong),
+        "wrong_samples": wrong[:5],
+        "wall_s": round(time.perf_counter() - start, 2),
         "rss_mb": {"start": rss[0], "end": rss[-1], "max": max(rss), "samples": rss},
     }
 
@@ -199,8 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--soak-requests", type=int, default=3000)
     parser.add_argument("--soak-seconds", type=float, default=300.0)
-    parser.add_argument("--rss-growth-mb", type=float, default=50.0,
-                        help="allowed RSS growth from the start to the end of the soak")
+    parser.add_argument(
+        "--rss-growth-mb",
+        type=float,
+        default=50.0,
+        help="allowed RSS growth from the start to the end of the soak",
+    )
     parser.add_argument("--photos", type=int, default=64)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -214,30 +241,36 @@ def main(argv: list[str] | None = None) -> int:
             post(url, i, photos)
         rss_after_warmup = round(rss_mb(pid), 1)
         load = load_phase(url, photos, args.requests, args.concurrency)
-        soak = soak_phase(url, pid, photos, args.soak_requests, args.concurrency,
-                          args.soak_seconds)
+        soak = soak_phase(url, pid, photos, args.soak_requests, args.concurrency, args.soak_seconds)
     # Bounded = no growth over the soak: the load phase already grew the server to its working
     # size (onnxruntime buffers for 16 concurrent runs), a leak would keep growing after it.
     growth = soak["rss_mb"]["end"] - soak["rss_mb"]["start"]
     result = {
-        "bundle": str(bundle), "bundle_origin": origin,
+        "bundle": str(bundle),
+        "bundle_origin": origin,
         "manifest_model": json.loads((bundle / "skyclass.json").read_text())["model"],
         "server": "skyclass serve --host 127.0.0.1 --port 0 --quiet (ThreadingHTTPServer)",
         "client": "requests, one keep-alive Session per thread, same machine",
-        "photos": len(photos), "cpu_count": os.cpu_count(),
-        "rss_after_warmup_mb": rss_after_warmup, "load": load, "soak": soak,
+        "photos": len(photos),
+        "cpu_count": os.cpu_count(),
+        "rss_after_warmup_mb": rss_after_warmup,
+        "load": load,
+        "soak": soak,
         "soak_rss_growth_mb": round(growth, 1),
-        "ok": load["errors"] == 0 and soak["wrong_status"] == 0
-        and growth < args.rss_growth_mb,
+        "ok": load["errors"] == 0 and soak["wrong_status"] == 0 and growth < args.rss_growth_mb,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     lat = load["latency_ms"]
-    print(f"load: {load['requests']} requests, {load['errors']} errors, p50 {lat.get('p50')} ms, "
-          f"p99 {lat.get('p99')} ms, {load['throughput_rps']} req/s")
-    print(f"soak: {soak['requests']} requests, {soak['wrong_status']} wrong, RSS "
-          f"{soak['rss_mb']['start']} -> {soak['rss_mb']['end']} MB (max {soak['rss_mb']['max']}"
-          f", {rss_after_warmup} MB after warm-up)")
+    print(
+        f"load: {load['requests']} requests, {load['errors']} errors, p50 {lat.get('p50')} ms, "
+        f"p99 {lat.get('p99')} ms, {load['throughput_rps']} req/s"
+    )
+    print(
+        f"soak: {soak['requests']} requests, {soak['wrong_status']} wrong, RSS "
+        f"{soak['rss_mb']['start']} -> {soak['rss_mb']['end']} MB (max {soak['rss_mb']['max']}"
+        f", {rss_after_warmup} MB after warm-up)"
+    )
     print(f"wrote {args.out}")
     return 0 if result["ok"] else 1
 

@@ -51,21 +51,29 @@ def ensure_dataset(path: Path, raw: Path) -> Path:
     return path
 
 
-def run_recipe(name: str, data: Path, out: Path, epochs: int, overrides: dict,
-               runtime: dict) -> dict:
+def run_recipe(
+    name: str, data: Path, out: Path, epochs: int, overrides: dict, runtime: dict
+) -> dict:
     """One recipe; `overrides` change what it learns, `runtime` only where it runs."""
-    config = TrainConfig.from_recipe(name, data=str(data), out=str(out), epochs=epochs,
-                                     **runtime, **overrides)
+    config = TrainConfig.from_recipe(
+        name, data=str(data), out=str(out), epochs=epochs, **runtime, **overrides
+    )
     summary = train(config)
     history = read_history(out)
     return {
-        "recipe": name, "overrides": overrides, "summary": summary, "history": history,
+        "recipe": name,
+        "overrides": overrides,
+        "summary": summary,
+        "history": history,
         "train_images_per_s": _mean_rate(history),
         # Training scores the test split once, with best.pt (chosen on validation): both
         # columns show that figure (a two-way zip validates on its test split, with a warning).
-        "best_test_acc": summary["test_acc"], "best_val_acc": summary["best_val_acc"],
-        "final_test_acc": summary["test_acc"], "final_recall": summary["test_recall"],
-        "wall_seconds": summary["wall_seconds"], "diverged": None,
+        "best_test_acc": summary["test_acc"],
+        "best_val_acc": summary["best_val_acc"],
+        "final_test_acc": summary["test_acc"],
+        "final_recall": summary["test_recall"],
+        "wall_seconds": summary["wall_seconds"],
+        "diverged": None,
     }
 
 
@@ -81,8 +89,9 @@ def _mean_rate(history: list[dict]) -> float:
 class PhotoFolder(Dataset):
     """ImageFolder-style: PIL open + torchvision transforms, from raw files or the zip."""
 
-    def __init__(self, files: list[tuple[Path | str, int]], transform,
-                 zip_path: Path | None = None) -> None:
+    def __init__(
+        self, files: list[tuple[Path | str, int]], transform, zip_path: Path | None = None
+    ) -> None:
         self.files, self.transform, self.zip_path = files, transform, zip_path
 
     def __len__(self) -> int:
@@ -99,8 +108,14 @@ class PhotoFolder(Dataset):
         return self.transform(Image.open(path).convert("RGB")), target
 
 
-def naive_loop(data: Path, raw: Path, epochs: int, workers: int, source: str = "prepared",
-               test_split: str = "test") -> dict:
+def naive_loop(
+    data: Path,
+    raw: Path,
+    epochs: int,
+    workers: int,
+    source: str = "prepared",
+    test_split: str = "test",
+) -> dict:
     """The reference notebook's way: PIL transforms, everything in train mode, no selection.
 
     `source` "prepared" feeds it the same 224-px images skyclass trains on (so the speed ratio
@@ -117,14 +132,28 @@ def naive_loop(data: Path, raw: Path, epochs: int, workers: int, source: str = "
         files = {s: [(e.path, e.target) for e in ds.split(s)] for s in splits}
         zip_path = data
     norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    train_tf = T.Compose([T.RandomRotation(20), T.RandomHorizontalFlip(), T.Resize((224, 224)),
-                          T.ColorJitter(0.1, 0.1, 0.1), T.ToTensor(), norm,
-                          T.RandomErasing(p=0.5, scale=(0.0625, 0.0625), ratio=(1, 1))])
+    train_tf = T.Compose(
+        [
+            T.RandomRotation(20),
+            T.RandomHorizontalFlip(),
+            T.Resize((224, 224)),
+            T.ColorJitter(0.1, 0.1, 0.1),
+            T.ToTensor(),
+            norm,
+            T.RandomErasing(p=0.5, scale=(0.0625, 0.0625), ratio=(1, 1)),
+        ]
+    )
     test_tf = T.Compose([T.Resize((224, 224)), T.ToTensor(), norm])
-    train_loader = DataLoader(PhotoFolder(files["train"], train_tf, zip_path), batch_size=32,
-                              shuffle=True, num_workers=workers, drop_last=True)
-    test_loader = DataLoader(PhotoFolder(files[test_split], test_tf, zip_path), batch_size=64,
-                             num_workers=workers)
+    train_loader = DataLoader(
+        PhotoFolder(files["train"], train_tf, zip_path),
+        batch_size=32,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+    )
+    test_loader = DataLoader(
+        PhotoFolder(files[test_split], test_tf, zip_path), batch_size=64, num_workers=workers
+    )
     torch.manual_seed(0)
     model = build_model(len(ds.classes), pretrained=True)
     for p in model.features[:16].parameters():
@@ -153,26 +182,54 @@ def naive_loop(data: Path, raw: Path, epochs: int, workers: int, source: str = "
             for x, y in test_loader:
                 test_correct += (model(x).argmax(1) == y).sum().item()
                 test_seen += len(y)
-        rows.append({"epoch": epoch, "train_acc": correct / seen,
-                     "test_acc": test_correct / test_seen, "train_images": seen,
-                     "train_seconds": train_seconds, "images_per_s": seen / train_seconds})
+        rows.append(
+            {
+                "epoch": epoch,
+                "train_acc": correct / seen,
+                "test_acc": test_correct / test_seen,
+                "train_images": seen,
+                "train_seconds": train_seconds,
+                "images_per_s": seen / train_seconds,
+            }
+        )
         print(f"naive epoch {epoch}: {rows[-1]}", file=sys.stderr, flush=True)
-    return {"history": rows, "train_images_per_s": _mean_rate(rows),
-            "final_test_acc": rows[-1]["test_acc"],
-            "best_test_acc": max(r["test_acc"] for r in rows), "workers": workers,
-            "loadavg_1min": [load_before, os.getloadavg()[0]]}
+    return {
+        "history": rows,
+        "train_images_per_s": _mean_rate(rows),
+        "final_test_acc": rows[-1]["test_acc"],
+        "best_test_acc": max(r["test_acc"] for r in rows),
+        "workers": workers,
+        "loadavg_1min": [load_before, os.getloadavg()[0]],
+    }
 
 
-def naive_in_fresh_process(data: Path, raw: Path, epochs: int, workers: int,
-                           source: str = "prepared") -> dict:
+def naive_in_fresh_process(
+    data: Path, raw: Path, epochs: int, workers: int, source: str = "prepared"
+) -> dict:
     """The notebook loop in a new interpreter, as a notebook runs it: none of the memory
     settings `skyclass train` applies to its own process (skyclass.cpu_memory)."""
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, __file__, "--naive-child", "--data", str(data), "--raw", str(raw),
-         "--naive-epochs", str(epochs), "--workers", str(workers), "--naive-input", source],
-        check=True, capture_output=True, text=True)
+        [
+            sys.executable,
+            __file__,
+            "--naive-child",
+            "--data",
+            str(data),
+            "--raw",
+            str(raw),
+            "--naive-epochs",
+            str(epochs),
+            "--workers",
+            str(workers),
+            "--naive-input",
+            source,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     print(proc.stderr[-2000:], end="", flush=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -182,9 +239,20 @@ def fastai_in_fresh_process(data: Path, epochs: int, workers: int) -> dict:
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("fastai_anchor.py")), "--data", str(data),
-         "--epochs", str(epochs), "--workers", str(workers)],
-        check=True, capture_output=True, text=True)
+        [
+            sys.executable,
+            str(Path(__file__).with_name("fastai_anchor.py")),
+            "--data",
+            str(data),
+            "--epochs",
+            str(epochs),
+            "--workers",
+            str(workers),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -193,15 +261,18 @@ def fastai_in_fresh_process(data: Path, epochs: int, workers: int) -> dict:
 
 def markdown(result: dict) -> str:
     lines = [
-        "# train_accuracy benchmark", "",
+        "# train_accuracy benchmark",
+        "",
         f"Data: `{result['data']}` ({result['train_images']} train / {result['test_images']} "
         f"test images, classes {', '.join(result['classes'])}); {result['epochs']} epochs per "
         f"recipe; machine: {result['machine']}; device: {result.get('device', 'cpu')}; torch "
         f"{result['torch']}; threads {result['threads']}; DataLoader workers "
         f"{result.get('workers', '?')}. All runs ran one after the other on this machine; the "
-        "notebook loop, when there is one, in a Python process of its own.", "",
-        "| run | best test acc | final test acc | " + " | ".join(
-            f"recall {c}" for c in result["classes"]) + " | wall s | train img/s |",
+        "notebook loop, when there is one, in a Python process of its own.",
+        "",
+        "| run | best test acc | final test acc | "
+        + " | ".join(f"recall {c}" for c in result["classes"])
+        + " | wall s | train img/s |",
         "|---|---|---|" + "---|" * len(result["classes"]) + "---|---|",
     ]
     for r in result["recipes"]:
@@ -209,46 +280,67 @@ def markdown(result: dict) -> str:
             lines.append(f"| {r['recipe']} | diverged: {r['diverged']} |")
             continue
         recall = " | ".join(f"{r['final_recall'][c]:.4f}" for c in result["classes"])
-        lines.append(f"| skyclass `{r['recipe']}` | {r['best_test_acc']:.4f} | "
-                     f"{r['final_test_acc']:.4f} | {recall} | {r['wall_seconds']:.0f} | "
-                     f"{r['train_images_per_s']:.1f} (per epoch: {per_epoch(r['history'])}) |")
+        lines.append(
+            f"| skyclass `{r['recipe']}` | {r['best_test_acc']:.4f} | "
+            f"{r['final_test_acc']:.4f} | {recall} | {r['wall_seconds']:.0f} | "
+            f"{r['train_images_per_s']:.1f} (per epoch: {per_epoch(r['history'])}) |"
+        )
     naive = result.get("naive")
     naive_input = NAIVE_INPUT[result.get("naive_input", "raw")]
     if naive:
         blanks = " | ".join("" for _ in result["classes"])
         epochs = len(naive["history"])
-        lines.append(f"| notebook-style loop ({epochs} epoch(s), run before and after the "
-                     f"recipes; no selection: its last epoch) | | "
-                     f"{naive['final_test_acc']:.4f} | {blanks} | | "
-                     f"{naive['train_images_per_s']:.1f} |")
-        lines += ["", f"Training throughput against the notebook loop (same data, "
-                      f"{naive['workers']} DataLoader worker(s) each):", ""]
-        lines += [f"- skyclass `{name}`: **{ratio:.2f}x** the images/s; test accuracy after "
-                  f"epoch {epochs}: {acc:.4f} vs the loop's {naive['final_test_acc']:.4f}"
-                  for name, ratio, acc in speedups(result)]
-        lines += ["", "skyclass runs with its defaults: images pre-resized to 224 px by "
-                      "`prepare`, frozen prefix in eval mode under no_grad, channels_last, "
-                      f"mixed precision: {result.get('amp', '?')}, glibc keeping freed memory "
-                      "(`skyclass.cpu_memory`); the notebook loop, in a fresh Python process "
-                      f"of its own, decodes and transforms {naive_input} "
-                      "with PIL and runs the whole fp32 model in train mode (the `reference` "
-                      "recipe has its hyper-parameters)."]
+        lines.append(
+            f"| notebook-style loop ({epochs} epoch(s), run before and after the "
+            f"recipes; no selection: its last epoch) | | "
+            f"{naive['final_test_acc']:.4f} | {blanks} | | "
+            f"{naive['train_images_per_s']:.1f} |"
+        )
+        lines += [
+            "",
+            f"Training throughput against the notebook loop (same data, "
+            f"{naive['workers']} DataLoader worker(s) each):",
+            "",
+        ]
+        lines += [
+            f"- skyclass `{name}`: **{ratio:.2f}x** the images/s; test accuracy after "
+            f"epoch {epochs}: {acc:.4f} vs the loop's {naive['final_test_acc']:.4f}"
+            for name, ratio, acc in speedups(result)
+        ]
+        lines += [
+            "",
+            "skyclass runs with its defaults: images pre-resized to 224 px by "
+            "`prepare`, frozen prefix in eval mode under no_grad, channels_last, "
+            f"mixed precision: {result.get('amp', '?')}, glibc keeping freed memory "
+            "(`skyclass.cpu_memory`); the notebook loop, in a fresh Python process "
+            f"of its own, decodes and transforms {naive_input} "
+            "with PIL and runs the whole fp32 model in train mode (the `reference` "
+            "recipe has its hyper-parameters).",
+        ]
     fastai = result.get("fastai")
     if fastai:
-        recall = " | ".join(f"{fastai['test_recall'].get(c, float('nan')):.4f}"
-                            for c in result["classes"])
-        lines.append(f"| fastai `fine_tune` (1 frozen + {fastai['epochs'] - 1} epochs, its "
-                     f"defaults; last epoch) | | {fastai['test_acc']:.4f} | {recall} | "
-                     f"{fastai['wall_seconds']:.0f} | {fastai['train_images_per_s']:.1f} |")
+        recall = " | ".join(
+            f"{fastai['test_recall'].get(c, float('nan')):.4f}" for c in result["classes"]
+        )
+        lines.append(
+            f"| fastai `fine_tune` (1 frozen + {fastai['epochs'] - 1} epochs, its "
+            f"defaults; last epoch) | | {fastai['test_acc']:.4f} | {recall} | "
+            f"{fastai['wall_seconds']:.0f} | {fastai['train_images_per_s']:.1f} |"
+        )
     lines += ablation_lines(result)
-    lines += ["", f"One test image is {100 / result['test_images']:.2f} percentage points of "
-                  "accuracy. Per-epoch rows (loss, accuracy, LR, images/s, epoch time) and the "
-                  f"1-minute load average around each run are in {result['name']}.json."]
+    lines += [
+        "",
+        f"One test image is {100 / result['test_images']:.2f} percentage points of "
+        "accuracy. Per-epoch rows (loss, accuracy, LR, images/s, epoch time) and the "
+        f"1-minute load average around each run are in {result['name']}.json.",
+    ]
     return "\n".join(lines) + "\n"
 
 
-NAIVE_INPUT = {"prepared": "the same prepared 224-px images from the zip",
-               "raw": "the raw original photos"}
+NAIVE_INPUT = {
+    "prepared": "the same prepared 224-px images from the zip",
+    "raw": "the raw original photos",
+}
 
 
 def speedups(result: dict) -> list[tuple[str, float, float]]:
@@ -260,8 +352,13 @@ def speedups(result: dict) -> list[tuple[str, float, float]]:
     for r in result["recipes"]:
         if r.get("diverged") or len(r["history"]) < epochs:
             continue
-        rows.append((r["recipe"], r["train_images_per_s"] / naive["train_images_per_s"],
-                     r["history"][epochs - 1]["val_acc"]))
+        rows.append(
+            (
+                r["recipe"],
+                r["train_images_per_s"] / naive["train_images_per_s"],
+                r["history"][epochs - 1]["val_acc"],
+            )
+        )
     return rows
 
 
@@ -281,16 +378,24 @@ def ablation_lines(result: dict) -> list[str]:
             if r.get("diverged"):
                 continue
             change = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "none"
-            rows.append(f"| `{r['recipe']}` with {change} | {r['best_test_acc']:.4f} | "
-                        f"{r['final_test_acc']:.4f} |")
+            rows.append(
+                f"| `{r['recipe']}` with {change} | {r['best_test_acc']:.4f} | "
+                f"{r['final_test_acc']:.4f} |"
+            )
     if not rows:
         return []
     base = next((r for r in result["recipes"] if r["recipe"] == "default"), None)
-    head = ["", "Ablations (same data, split and epoch budget; one change to `default`):", "",
-            "| run | best test acc | final test acc |", "|---|---|---|"]
+    head = [
+        "",
+        "Ablations (same data, split and epoch budget; one change to `default`):",
+        "",
+        "| run | best test acc | final test acc |",
+        "|---|---|---|",
+    ]
     if base and not base.get("diverged"):
-        head.append(f"| `default` as shipped | {base['best_test_acc']:.4f} | "
-                    f"{base['final_test_acc']:.4f} |")
+        head.append(
+            f"| `default` as shipped | {base['best_test_acc']:.4f} | {base['final_test_acc']:.4f} |"
+        )
     return head + rows
 
 
@@ -309,28 +414,53 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/skyclass-bench"))
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--recipes", nargs="+", default=["reference", "default"])
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
-                        help="overrides applied to the default recipe (exploration)")
-    parser.add_argument("--naive-epochs", type=int, default=None,
-                        help="epochs of the notebook-style loop (default: --epochs; 0: skip)")
-    parser.add_argument("--naive-input", choices=("prepared", "raw"), default="prepared",
-                        help="the notebook loop reads the prepared 224-px images (default: the "
-                             "ratio then measures training) or decodes the raw originals")
-    parser.add_argument("--fastai-epochs", type=int, default=0,
-                        help="also run fastai's fine_tune for this many epochs "
-                             "(bench/fastai_anchor.py; needs fastai installed; 0: skip)")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=JSON",
+        help="overrides applied to the default recipe (exploration)",
+    )
+    parser.add_argument(
+        "--naive-epochs",
+        type=int,
+        default=None,
+        help="epochs of the notebook-style loop (default: --epochs; 0: skip)",
+    )
+    parser.add_argument(
+        "--naive-input",
+        choices=("prepared", "raw"),
+        default="prepared",
+        help="the notebook loop reads the prepared 224-px images (default: the "
+        "ratio then measures training) or decodes the raw originals",
+    )
+    parser.add_argument(
+        "--fastai-epochs",
+        type=int,
+        default=0,
+        help="also run fastai's fine_tune for this many epochs "
+        "(bench/fastai_anchor.py; needs fastai installed; 0: skip)",
+    )
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda (every run)")
-    parser.add_argument("--workers", type=int, default=-1,
-                        help="DataLoader workers of every run (default: skyclass's choice)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=-1,
+        help="DataLoader workers of every run (default: skyclass's choice)",
+    )
     parser.add_argument("--name", default="train_accuracy")
     parser.add_argument("--naive-child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--render", action="store_true",
-                        help="only rewrite the .md from an existing results .json")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the .md from an existing results .json"
+    )
     args = parser.parse_args()
     if args.naive_child:  # the notebook loop, alone in this process: print its result
         workers = max(args.workers, 0)
-        print(json.dumps(naive_loop(args.data, args.raw, args.naive_epochs, workers,
-                                    args.naive_input)))
+        print(
+            json.dumps(
+                naive_loop(args.data, args.raw, args.naive_epochs, workers, args.naive_input)
+            )
+        )
         return
     if args.render:
         saved = json.loads((RESULTS / f"{args.name}.json").read_text())
@@ -346,24 +476,34 @@ def main() -> None:
     from skyclass.train.runtime import amp_dtype, pick_device
 
     device = pick_device(args.device)
-    workers = (args.workers if args.workers >= 0
-               else default_workers(DistContext(), len(ds.split("train")), device.type == "cuda"))
+    workers = (
+        args.workers
+        if args.workers >= 0
+        else default_workers(DistContext(), len(ds.split("train")), device.type == "cuda")
+    )
     runtime = {"device": args.device, "workers": workers}
     result: dict = {
-        "data": str(data), "classes": ds.classes, "epochs": args.epochs,
-        "train_images": len(ds.split("train")), "test_images": len(ds.split("test")),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores", "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "recipes": [], "started": time.ctime(),
+        "data": str(data),
+        "classes": ds.classes,
+        "epochs": args.epochs,
+        "train_images": len(ds.split("train")),
+        "test_images": len(ds.split("test")),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "recipes": [],
+        "started": time.ctime(),
         "name": args.name,
-        "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                   else device.type),
+        "device": (torch.cuda.get_device_name(device) if device.type == "cuda" else device.type),
         "amp": str(amp_dtype(TrainConfig(data="-", out="-"), device) or "off"),
-        "workers": workers, "naive_input": args.naive_input,
+        "workers": workers,
+        "naive_input": args.naive_input,
     }
     naive_runs = []
     if args.naive_epochs:  # before the recipes and again after: the CPU load drifts
-        naive_runs.append(naive_in_fresh_process(data, args.raw, args.naive_epochs, workers,
-                                                 args.naive_input))
+        naive_runs.append(
+            naive_in_fresh_process(data, args.raw, args.naive_epochs, workers, args.naive_input)
+        )
     for name in args.recipes:
         out = args.work / f"{args.name}-{name}"
         if out.exists():
@@ -378,26 +518,33 @@ def main() -> None:
             entry = {"recipe": name, "diverged": str(exc)}
         entry["loadavg_1min"] = [load_before, os.getloadavg()[0]]
         result["recipes"].append(entry)
-        print(json.dumps({k: v for k, v in entry.items() if k != "history"},
-                         default=str)[:600], flush=True)
+        print(
+            json.dumps({k: v for k, v in entry.items() if k != "history"}, default=str)[:600],
+            flush=True,
+        )
     if args.naive_epochs:
-        naive_runs.append(naive_in_fresh_process(data, args.raw, args.naive_epochs, workers,
-                                                 args.naive_input))
+        naive_runs.append(
+            naive_in_fresh_process(data, args.raw, args.naive_epochs, workers, args.naive_input)
+        )
         images = sum(r["train_images"] for n in naive_runs for r in n["history"])
         seconds = sum(r["train_seconds"] for n in naive_runs for r in n["history"])
         result["naive"] = {
-            "runs": naive_runs, "workers": workers, "train_images_per_s": images / seconds,
+            "runs": naive_runs,
+            "workers": workers,
+            "train_images_per_s": images / seconds,
             "final_test_acc": naive_runs[0]["final_test_acc"],
             "best_test_acc": naive_runs[0]["best_test_acc"],
             "history": naive_runs[0]["history"],
         }
         usable = [r for r in result["recipes"] if not r.get("diverged")]
         ref = next((r for r in usable if r["recipe"] == "reference"), None) or next(
-            iter(usable), None)
+            iter(usable), None
+        )
         if ref:
             result["speedup_baseline"] = ref["recipe"]
-            result["speedup_vs_naive"] = ref["train_images_per_s"] / result["naive"][
-                "train_images_per_s"]
+            result["speedup_vs_naive"] = (
+                ref["train_images_per_s"] / result["naive"]["train_images_per_s"]
+            )
     if args.fastai_epochs:
         result["fastai"] = fastai_in_fresh_process(data, args.fastai_epochs, workers)
     result["finished"] = time.ctime()

@@ -28,8 +28,10 @@ REAL_DATA_FIXTURES = frozenset({"eva4_dir", "bird_drone_dir", "ddd_visible_dir"}
 
 def _need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"real_data: shared data set {path} is not on this machine (a bare clone "
-                    "runs the rest with -m 'not real_data'; CI provides the data sets)")
+        pytest.skip(
+            f"real_data: shared data set {path} is not on this machine (a bare clone "
+            "runs the rest with -m 'not real_data'; CI provides the data sets)"
+        )
     return path
 
 
@@ -67,9 +69,22 @@ def ddd_visible_dir() -> Path:
 
 # The synthetic chain is built through the command line, as a user would run it from a bare
 # clone: prepare -> train (MobileNetV2 x0.25, random init, 2 epochs) -> export.
-SYNTHETIC_TRAIN = ["--epochs", "2", "--width-mult", "0.25", "--no-pretrained",
-                   "--unfreeze-from", "0", "--lr", "0.05", "--workers", "0", "--amp", "off",
-                   "--quiet"]
+SYNTHETIC_TRAIN = [
+    "--epochs",
+    "2",
+    "--width-mult",
+    "0.25",
+    "--no-pretrained",
+    "--unfreeze-from",
+    "0",
+    "--lr",
+    "0.05",
+    "--workers",
+    "0",
+    "--amp",
+    "off",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +93,22 @@ def synthetic_zip(tmp_path_factory: pytest.TempPathFactory, synthetic_dir: Path)
     from skyclass.cli import main
 
     out = tmp_path_factory.mktemp("synthetic_zip") / "sky_shapes.zip"
-    assert main(["prepare", str(synthetic_dir), "--out", str(out), "--size", "64",
-                 "--workers", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                str(synthetic_dir),
+                "--out",
+                str(out),
+                "--size",
+                "64",
+                "--workers",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -129,9 +158,21 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, eva4_zip: Path) -> Path:
     from skyclass.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny_run") / "run"
-    train(TrainConfig(data=str(eva4_zip), out=str(out), epochs=2, width_mult=0.25,
-                      pretrained=False, unfreeze_from=0, lr=0.05, workers=0, seed=0,
-                      amp="off", quiet=True))
+    train(
+        TrainConfig(
+            data=str(eva4_zip),
+            out=str(out),
+            epochs=2,
+            width_mult=0.25,
+            pretrained=False,
+            unfreeze_from=0,
+            lr=0.05,
+            workers=0,
+            seed=0,
+            amp="off",
+            quiet=True,
+        )
+    )
     return out
 
 
@@ -142,8 +183,13 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory, tiny_run: Path) -> Path
     from skyclass.export import ExportConfig, export_bundle
     from skyclass.quantize import QuantizeOptions
 
-    return export_bundle(ExportConfig(run=tiny_run, out=tmp_path_factory.mktemp("bundle") / "b",
-                                      quantize=QuantizeOptions(mode="none")))
+    return export_bundle(
+        ExportConfig(
+            run=tiny_run,
+            out=tmp_path_factory.mktemp("bundle") / "b",
+            quantize=QuantizeOptions(mode="none"),
+        )
+    )
 
 
 @pytest.fixture(scope="session")
@@ -175,9 +221,21 @@ def gated_run(tmp_path_factory: pytest.TempPathFactory, bird_drone_small_zip: Pa
     from skyclass.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("gated_run") / "run"
-    train(TrainConfig(data=str(bird_drone_small_zip), out=str(out), epochs=3, width_mult=1.0,
-                      pretrained=True, unfreeze_from=19, lr=0.02, workers=0, seed=0, amp="off",
-                      quiet=True))
+    train(
+        TrainConfig(
+            data=str(bird_drone_small_zip),
+            out=str(out),
+            epochs=3,
+            width_mult=1.0,
+            pretrained=True,
+            unfreeze_from=19,
+            lr=0.02,
+            workers=0,
+            seed=0,
+            amp="off",
+            quiet=True,
+        )
+    )
     return out
 
 
@@ -195,8 +253,13 @@ def int8_bundle(tmp_path_factory: pytest.TempPathFactory, gated_run: Path) -> Pa
     from skyclass.export import ExportConfig, export_bundle
     from skyclass.quantize import QuantizeOptions
 
-    bundle = export_bundle(ExportConfig(run=gated_run, out=tmp_path_factory.mktemp("int8") / "b",
-                                        quantize=QuantizeOptions(**FIXTURE_GATE)))
+    bundle = export_bundle(
+        ExportConfig(
+            run=gated_run,
+            out=tmp_path_factory.mktemp("int8") / "b",
+            quantize=QuantizeOptions(**FIXTURE_GATE),
+        )
+    )
     assert (bundle / "model.int8.onnx").is_file(), (bundle / "skyclass.json").read_text()
     return bundle
 

@@ -32,7 +32,7 @@ def jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
         marker = data[pos + 1]
         if marker == 0xD9:
             break
-        end = pos + 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        end = pos + 2 + struct.unpack(">H", data[pos + 2 : pos + 4])[0]
         if marker == SOS:
             while True:  # entropy data runs to the next marker that is not a stuffed/RST byte
                 end = data.index(b"\xff", end)
@@ -46,8 +46,9 @@ def jpeg_segments(data: bytes) -> list[tuple[int, bytes]]:
 
 # A Huffman AC table (class 1, id 3) with one 1-bit code: symbol 0xE0, an end-of-band run of
 # 2^14 blocks. A scan using it ends every block of the component in two data bytes.
-_EOB_RUN_TABLE = b"\xff\xc4" + struct.pack(">H", 2 + 1 + 16 + 1) + b"\x13" + b"\x01" + \
-    b"\x00" * 15 + b"\xe0"
+_EOB_RUN_TABLE = (
+    b"\xff\xc4" + struct.pack(">H", 2 + 1 + 16 + 1) + b"\x13" + b"\x01" + b"\x00" * 15 + b"\xe0"
+)
 # SOS: 1 component (id 1, luma), DC table 0 / AC table 3, spectral band 1..63, Ah=Al=0.
 _EOB_RUN_SCAN = b"\xff\xda" + struct.pack(">H", 8) + b"\x01\x01\x03\x01\x3f\x00" + b"\x00\x01"
 
@@ -70,9 +71,18 @@ def _tiff(width: int, height: int, bits: int, sample_format: int) -> bytes:
     row = b"\x00" * (width * bits // 8)
     comp = zlib.compressobj(9)
     strip = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
-    tags = [(256, 4, width), (257, 4, height), (258, 3, bits), (259, 3, 8), (262, 3, 1),
-            (273, 4, 0), (277, 3, 1), (278, 4, height), (279, 4, len(strip)),
-            (339, 3, sample_format)]
+    tags = [
+        (256, 4, width),
+        (257, 4, height),
+        (258, 3, bits),
+        (259, 3, 8),
+        (262, 3, 1),
+        (273, 4, 0),
+        (277, 3, 1),
+        (278, 4, height),
+        (279, 4, len(strip)),
+        (339, 3, sample_format),
+    ]
     strip_at = 8 + 2 + 12 * len(tags) + 4
     ifd = struct.pack("<H", len(tags))
     for tag, kind, value in tags:
@@ -104,12 +114,12 @@ def _png(width: int, height: int, bit_depth: int, colour_type: int, channels: in
     idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def rgba_png(side: int = 7900) -> bytes:
@@ -130,8 +140,10 @@ def rgba16_png(side: int = 7900) -> bytes:
 
 def eps_file() -> bytes:
     """An EPS whose header would hand it to Ghostscript (where `gs` is installed)."""
-    return (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n%%EndComments\n"
-            b"newpath 0 0 moveto 64 64 lineto stroke\nshowpage\n%%EOF\n")
+    return (
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\n%%EndComments\n"
+        b"newpath 0 0 moveto 64 64 lineto stroke\nshowpage\n%%EOF\n"
+    )
 
 
 def ico_file(side: int = 256) -> bytes:
@@ -157,19 +169,24 @@ def animated_gif(frames: int = 2000, side: int = 64) -> bytes:
 
 def multipart_bare_cr_parts(parts: int = 20000, boundary: str = "b") -> tuple[bytes, str]:
     """A form whose lines end in a bare CR, with `parts` parts (limit: 100)."""
-    part = (f"--{boundary}\rContent-Disposition: form-data; name=\"f\"\r\rx\r").encode()
+    part = (f'--{boundary}\rContent-Disposition: form-data; name="f"\r\rx\r').encode()
     # The leading CR is an empty preamble line: no delimiter is at the start of the body.
-    return (b"\r" + part * parts + f"--{boundary}--\r".encode(),
-            f"multipart/form-data; boundary={boundary}")
+    return (
+        b"\r" + part * parts + f"--{boundary}--\r".encode(),
+        f"multipart/form-data; boundary={boundary}",
+    )
 
 
-def multipart_bare_cr_headers(header_bytes: int = 600_000,
-                              boundary: str = "b") -> tuple[bytes, str]:
+def multipart_bare_cr_headers(
+    header_bytes: int = 600_000, boundary: str = "b"
+) -> tuple[bytes, str]:
     """One part with 600 kB of header parameters, lines ending in a bare CR."""
-    params = "".join(f"; p{i}=\"{'v' * 20}\"" for i in range(header_bytes // 30))
-    body = (f"\r--{boundary}\rContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"a.jpg\"{params}\rContent-Type: image/jpeg\r\rxyz\r"
-            f"--{boundary}--\r").encode()
+    params = "".join(f'; p{i}="{"v" * 20}"' for i in range(header_bytes // 30))
+    body = (
+        f'\r--{boundary}\rContent-Disposition: form-data; name="file"; '
+        f'filename="a.jpg"{params}\rContent-Type: image/jpeg\r\rxyz\r'
+        f"--{boundary}--\r"
+    ).encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 

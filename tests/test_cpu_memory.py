@@ -28,10 +28,16 @@ glibc_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 
 def probe(before: str = "", **env: str) -> dict:
     """tune() in a fresh interpreter (the THP switch depends on what was imported first)."""
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("THP_MEM_ALLOC_ENABLE", cpu_memory.ENV)}
-    out = subprocess.run([sys.executable, "-c", PROBE.format(before=before)], check=True,
-                         capture_output=True, text=True, env={**clean, **env}).stdout
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("THP_MEM_ALLOC_ENABLE", cpu_memory.ENV)
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(before=before)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -42,20 +48,23 @@ def test_tune_before_torch_sets_both_switches():
 
 @glibc_only
 def test_after_torch_only_malloc_can_change():
-    assert probe("import torch") == {"applied": {"malloc": True, "thp": False},
-                                     "thp_env": None}
+    assert probe("import torch") == {"applied": {"malloc": True, "thp": False}, "thp_env": None}
 
 
 def test_off_leaves_everything_alone():
     for value in ("off", "0", "OFF"):
         assert probe(**{cpu_memory.ENV: value}) == {
-            "applied": {"malloc": False, "thp": False}, "thp_env": None}
+            "applied": {"malloc": False, "thp": False},
+            "thp_env": None,
+        }
 
 
 @glibc_only
 def test_a_users_own_thp_choice_wins():
-    assert probe(THP_MEM_ALLOC_ENABLE="0") == {"applied": {"malloc": True, "thp": False},
-                                               "thp_env": "0"}
+    assert probe(THP_MEM_ALLOC_ENABLE="0") == {
+        "applied": {"malloc": True, "thp": False},
+        "thp_env": "0",
+    }
 
 
 def test_cli_tunes_only_the_torch_commands(monkeypatch):

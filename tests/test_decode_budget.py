@@ -62,8 +62,13 @@ print(json.dumps({"reason": reason, "seconds": seconds, "cpu_seconds": cpu,
 
 def decode_in_child(path: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True,
-                          text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -199,6 +204,7 @@ def test_banded_alpha_composite_equals_the_whole_image_one(small_bands):
     whole = Image.alpha_composite(Image.new("RGBA", rgba.size, (255,) * 4), rgba).convert("RGB")
     assert np.array_equal(np.asarray(to_rgb(rgba)), np.asarray(whole))
     la = rgba.convert("LA")
-    whole_la = Image.alpha_composite(Image.new("RGBA", la.size, (255,) * 4),
-                                     la.convert("RGBA")).convert("RGB")
+    whole_la = Image.alpha_composite(
+        Image.new("RGBA", la.size, (255,) * 4), la.convert("RGBA")
+    ).convert("RGB")
     assert np.array_equal(np.asarray(to_rgb(la)), np.asarray(whole_la))

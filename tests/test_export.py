@@ -24,8 +24,11 @@ def _sha(path: Path) -> str:
 
 
 def test_bundle_files_and_manifest(bundle_dir: Path, tiny_run: Path) -> None:
-    assert sorted(p.name for p in bundle_dir.iterdir()) == ["model.onnx", "model.pt",
-                                                            "skyclass.json"]
+    assert sorted(p.name for p in bundle_dir.iterdir()) == [
+        "model.onnx",
+        "model.pt",
+        "skyclass.json",
+    ]
     manifest = json.loads((bundle_dir / "skyclass.json").read_text())
     trained = load_trained_model(tiny_run)
     assert manifest["class_names"] == trained.class_names
@@ -47,8 +50,9 @@ def test_onnx_and_torchscript_match_pytorch_on_a_real_image(bundle_dir, tiny_run
     batch = np.stack([preprocess(p, trained.spec) for p in files])
     with torch.inference_mode():
         reference = trained.model(torch.from_numpy(batch)).numpy()
-    session = ort.InferenceSession(str(bundle_dir / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
     assert isinstance(session.get_inputs()[0].shape[0], str)  # dynamic batch axis
     assert np.abs(session.run(None, {"input": batch})[0] - reference).max() < 1e-4
     assert np.abs(session.run(None, {"input": batch[:1]})[0] - reference[:1]).max() < 1e-4
@@ -56,8 +60,9 @@ def test_onnx_and_torchscript_match_pytorch_on_a_real_image(bundle_dir, tiny_run
     extra = {"skyclass.json": ""}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        scripted = torch.jit.load(str(bundle_dir / "model.pt"), map_location="cpu",
-                                  _extra_files=extra)
+        scripted = torch.jit.load(
+            str(bundle_dir / "model.pt"), map_location="cpu", _extra_files=extra
+        )
     meta = json.loads(extra["skyclass.json"])
     assert meta["class_names"] == trained.class_names
     assert meta["preprocess"]["size"] == trained.spec.size
@@ -88,9 +93,25 @@ def test_unreachable_dataset_needs_parity_images(orphan_run, tmp_path, eva4_dir,
     assert cli_main(["export", str(orphan_run), "--out", str(out)]) == 2
     assert "--parity-images" in capsys.readouterr().err
     assert not out.exists()
-    assert cli_main(["export", str(orphan_run), "--out", str(out), "--parity-images",
-                     str(eva4_dir), "--parity-count", "8", "--name", "eva4",
-                     "--model-version", "7"]) == 0
+    assert (
+        cli_main(
+            [
+                "export",
+                str(orphan_run),
+                "--out",
+                str(out),
+                "--parity-images",
+                str(eva4_dir),
+                "--parity-count",
+                "8",
+                "--name",
+                "eva4",
+                "--model-version",
+                "7",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "skyclass.json").read_text())
     assert manifest["parity"]["images"] == 8 and manifest["parity"]["source"] == str(eva4_dir)
     assert manifest["model"]["name"] == "eva4" and manifest["model"]["version"] == "7"
@@ -101,8 +122,7 @@ def test_parity_failure_is_loud_and_leaves_nothing(orphan_run, tmp_path, eva4_di
     monkeypatch.setattr(export_mod, "PARITY_ATOL", 0.0)
     out = tmp_path / "bundle"
     with pytest.raises(ExportError, match="does not match PyTorch"):
-        export_bundle(ExportConfig(run=orphan_run, out=out, parity_images=eva4_dir,
-                                   parity_count=4))
+        export_bundle(ExportConfig(run=orphan_run, out=out, parity_images=eva4_dir, parity_count=4))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["orphan"]  # no temp dir left either
 
 

@@ -175,8 +175,14 @@ def test_decompression_bomb_uses_bounded_memory(tmp_path):
         "print(peak_rss_kb())\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    out = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True,
-                         text=True, timeout=60, check=True, env=env).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(bomb)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    ).stdout.split()
     assert out[0] == "too_large"
     assert int(out[1]) < 200 * 1024
 
@@ -197,9 +203,14 @@ def test_decode_from_path_and_file_object(photo, tmp_path):
 
 @pytest.mark.parametrize(
     ("mode", "size", "expected"),
-    [("fit", (300, 100), (224, 75)), ("pad", (300, 100), (224, 224)),
-     ("stretch", (300, 100), (224, 224)), ("fit", (20, 40), (112, 224)),
-     ("pad", (5000, 1), (224, 224)), ("fit", (5000, 1), (224, 1))],
+    [
+        ("fit", (300, 100), (224, 75)),
+        ("pad", (300, 100), (224, 224)),
+        ("stretch", (300, 100), (224, 224)),
+        ("fit", (20, 40), (112, 224)),
+        ("pad", (5000, 1), (224, 224)),
+        ("fit", (5000, 1), (224, 1)),
+    ],
 )
 def test_resize_modes(mode, size, expected):
     img = Image.new("RGB", size, (10, 200, 30))
@@ -249,6 +260,7 @@ def test_encode_image(photo):
 def test_images_module_imports_no_torch():
     code = "import sys, skyclass.images; print('torch' in sys.modules)"
     env = os.environ
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout.strip()
     assert out == "False"

@@ -117,12 +117,35 @@ EPOCHS = 200
 def test_ctrl_c_says_what_is_saved_and_resume_needs_no_dataset(eva4_zip, tmp_path, capsys):
     """A real SIGINT during training, then `train --out R --resume` without DATASET.zip."""
     run = tmp_path / "r"
-    tiny = ["--width-mult", "0.25", "--no-pretrained", "--unfreeze-from", "0", "--workers", "0",
-            "--amp", "off"]
+    tiny = [
+        "--width-mult",
+        "0.25",
+        "--no-pretrained",
+        "--unfreeze-from",
+        "0",
+        "--workers",
+        "0",
+        "--amp",
+        "off",
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "skyclass", "train", str(eva4_zip), "--out", str(run),
-         "--epochs", str(EPOCHS), *tiny], stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "skyclass",
+            "train",
+            str(eva4_zip),
+            "--out",
+            str(run),
+            "--epochs",
+            str(EPOCHS),
+            *tiny,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 240
     while not (run / "history.jsonl").is_file() or not (run / "history.jsonl").read_text():
         assert proc.poll() is None, proc.stderr.read()
@@ -135,9 +158,12 @@ def test_ctrl_c_says_what_is_saved_and_resume_needs_no_dataset(eva4_zip, tmp_pat
     line = next(ln for ln in err.splitlines() if "interrupted" in ln)
     saved = len((run / "history.jsonl").read_text().splitlines())
     assert saved < EPOCHS
-    assert line == (f"training interrupted: epoch {saved}/{EPOCHS} is saved in "
-                    f"{run / 'last.pt'}; continue with: skyclass train --out {run} --resume")
+    assert line == (
+        f"training interrupted: epoch {saved}/{EPOCHS} is saved in "
+        f"{run / 'last.pt'}; continue with: skyclass train --out {run} --resume"
+    )
     # Resumed without DATASET.zip (config.json records it); one more epoch keeps the test short.
-    assert main(["train", "--out", str(run), "--resume", "--epochs", str(saved + 1),
-                 "--quiet"]) == 0
+    assert (
+        main(["train", "--out", str(run), "--resume", "--epochs", str(saved + 1), "--quiet"]) == 0
+    )
     assert len((run / "history.jsonl").read_text().splitlines()) == saved + 1

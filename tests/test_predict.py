@@ -61,7 +61,8 @@ def test_predict_url_matches_local(bundle_dir, images):
     for r, loc in zip(remote, local, strict=True):
         assert [p["label"] for p in r["predictions"]] == [p["label"] for p in loc["predictions"]]
         assert r["predictions"][0]["probability"] == pytest.approx(
-            loc["predictions"][0]["probability"], abs=1e-6)
+            loc["predictions"][0]["probability"], abs=1e-6
+        )
 
 
 def test_multipart_encoding_is_parsed_by_the_server_parser():
@@ -73,16 +74,29 @@ def test_multipart_encoding_is_parsed_by_the_server_parser():
     assert extract_image(request) == data
 
 
-def test_predict_folder_writes_csv_and_jsonl_matching_the_bundle(bundle_dir, eva4_dir, tmp_path,
-                                                                   capsys):
+def test_predict_folder_writes_csv_and_jsonl_matching_the_bundle(
+    bundle_dir, eva4_dir, tmp_path, capsys
+):
     """A folder, searched recursively, batched: every class's probability per image, equal to
     what the bundle's classifier answers for that image alone; the stray file is reported."""
     import csv
 
     classifier = Classifier.from_bundle(bundle_dir)
     csv_path, jsonl_path = tmp_path / "p.csv", tmp_path / "p.jsonl"
-    code = cli_main(["predict", str(bundle_dir), str(eva4_dir), "--csv", str(csv_path),
-                     "--jsonl", str(jsonl_path), "--batch-size", "16", "--quiet"])
+    code = cli_main(
+        [
+            "predict",
+            str(bundle_dir),
+            str(eva4_dir),
+            "--csv",
+            str(csv_path),
+            "--jsonl",
+            str(jsonl_path),
+            "--batch-size",
+            "16",
+            "--quiet",
+        ]
+    )
     assert code == 1  # SOURCES.csv is no image
     assert "175 images: 174 classified, 1 could not be read" in capsys.readouterr().err
     rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
@@ -94,7 +108,8 @@ def test_predict_folder_writes_csv_and_jsonl_matching_the_bundle(bundle_dir, eva
             continue
         alone = classifier.predict_proba(classifier.preprocess(row["image"]))[0]
         assert [float(row[c]) for c in classifier.class_names] == pytest.approx(
-            alone.tolist(), abs=1e-5)
+            alone.tolist(), abs=1e-5
+        )
         assert row["predicted"] == classifier.class_names[int(alone.argmax())]
         assert not row["error"]
     lines = [json.loads(line) for line in jsonl_path.read_text().splitlines()]

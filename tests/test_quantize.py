@@ -60,10 +60,27 @@ def test_int8_passes_the_gate_and_is_served(int8_bundle: Path) -> None:
 def test_impossible_threshold_keeps_fp32_and_says_why(gated_run: Path, tmp_path: Path) -> None:
     """A negative allowed drop demands that INT8 *gain* accuracy: it cannot, FP32 is served."""
     out = tmp_path / "b"
-    done = subprocess.run([sys.executable, "-m", "skyclass", "export", str(gated_run), "--out",
-                           str(out), "--quantize", "int8", "--max-accuracy-drop", "-0.5",
-                           "--calibration-images", "40"],
-                          capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skyclass",
+            "export",
+            str(gated_run),
+            "--out",
+            str(out),
+            "--quantize",
+            "int8",
+            "--max-accuracy-drop",
+            "-0.5",
+            "--calibration-images",
+            "40",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "serving model.onnx (fp32): INT8 failed the accuracy gate" in done.stdout
     assert "accuracy" in done.stdout and "points" in done.stdout
@@ -76,8 +93,10 @@ def test_impossible_threshold_keeps_fp32_and_says_why(gated_run: Path, tmp_path:
     # Nothing unserved is left in the bundle, and servers load FP32.
     assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "model.pt", "skyclass.json"]
     assert set(manifest["files"]) == {"model.onnx", "model.pt"}
-    assert Classifier.from_bundle(out).model_info["sha256"] == \
-        manifest["files"]["model.onnx"]["sha256"]
+    assert (
+        Classifier.from_bundle(out).model_info["sha256"]
+        == manifest["files"]["model.onnx"]["sha256"]
+    )
 
 
 def test_gate_checks_every_class_not_just_the_total() -> None:
@@ -95,11 +114,14 @@ def test_gate_checks_every_class_not_just_the_total() -> None:
     assert gate_failures(gate_figures(fp32, fp32, targets, ["a", "b"]), QuantizeOptions()) == []
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"mode": "fp16"}, "--quantize"),
-    ({"calibration_images": 0}, "--calibration-images"),
-    ({"min_agreement": 99.0}, "--min-agreement"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"mode": "fp16"}, "--quantize"),
+        ({"calibration_images": 0}, "--calibration-images"),
+        ({"min_agreement": 99.0}, "--min-agreement"),
+    ],
+)
 def test_bad_quantize_options_are_refused(options: dict, message: str) -> None:
     assert any(message in p for p in QuantizeOptions(**options).problems())
 

@@ -28,24 +28,36 @@ def test_readme_opens_with_the_two_make_commands() -> None:
     text = README.read_text(encoding="utf-8")
     first = re.search(r"```bash\n(.*?)```", text, flags=re.S).group(1)
     assert [line.split("#")[0].strip() for line in first.strip().splitlines()] == [
-        "make demo", "make test"]
-    order = [text.index(h) for h in ("## Your first hour", "## The stages", "## Python API",
-                                     "## Reading the report", "## Troubleshooting",
-                                     "## What it measured")]
+        "make demo",
+        "make test",
+    ]
+    order = [
+        text.index(h)
+        for h in (
+            "## Your first hour",
+            "## The stages",
+            "## Python API",
+            "## Reading the report",
+            "## Troubleshooting",
+            "## What it measured",
+        )
+    ]
     assert order == sorted(order)
 
 
-def test_readme_python_api_runs(synthetic_dir: Path, tmp_path: Path, monkeypatch,
-                                capsys) -> None:
+def test_readme_python_api_runs(synthetic_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     """On the generated photo folder (tests/synthetic.py): runs from a bare clone too."""
-    code = _small(_python_api_block(), {
-        '"my_photos"': repr(str(synthetic_dir)),
-        'out="data.zip")': 'out="data.zip", size=64, workers=1, quiet=True)',
-        "epochs=3)": 'epochs=1, width_mult=0.25, pretrained=False, unfreeze_from=0, '
-                     'workers=0, amp="off", quiet=True)',
-        'EvaluateConfig(target="runs/api")': 'EvaluateConfig(target="runs/api", quiet=True)',
-        'name="my_model")': 'name="my_model", quiet=True, parity_count=8)',
-    })
+    code = _small(
+        _python_api_block(),
+        {
+            '"my_photos"': repr(str(synthetic_dir)),
+            'out="data.zip")': 'out="data.zip", size=64, workers=1, quiet=True)',
+            "epochs=3)": "epochs=1, width_mult=0.25, pretrained=False, unfreeze_from=0, "
+            'workers=0, amp="off", quiet=True)',
+            'EvaluateConfig(target="runs/api")': 'EvaluateConfig(target="runs/api", quiet=True)',
+            'name="my_model")': 'name="my_model", quiet=True, parity_count=8)',
+        },
+    )
     monkeypatch.chdir(tmp_path)
     exec(compile(code, str(README), "exec"), {"__name__": "readme"})
     printed = capsys.readouterr().out

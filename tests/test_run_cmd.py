@@ -13,11 +13,28 @@ from pathlib import Path
 from skyclass.cli import main
 
 
-def test_run_goes_from_raw_folder_to_a_served_prediction(synthetic_dir: Path, tmp_path: Path,
-                                                        capsys):
+def test_run_goes_from_raw_folder_to_a_served_prediction(
+    synthetic_dir: Path, tmp_path: Path, capsys
+):
     out = tmp_path / "out"
-    code = main(["run", str(synthetic_dir), "--out", str(out), "--epochs", "1", "--size", "64",
-                 "--width-mult", "0.25", "--no-pretrained", "--workers", "1", "--quiet"])
+    code = main(
+        [
+            "run",
+            str(synthetic_dir),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--size",
+            "64",
+            "--width-mult",
+            "0.25",
+            "--no-pretrained",
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0
     with zipfile.ZipFile(out / "dataset.zip") as zf:
@@ -28,8 +45,10 @@ def test_run_goes_from_raw_folder_to_a_served_prediction(synthetic_dir: Path, tm
     manifest = json.loads((out / "bundle" / "skyclass.json").read_text())
     assert manifest["class_names"] == sorted(p.name for p in synthetic_dir.iterdir() if p.is_dir())
     assert manifest["model"]["name"] == synthetic_dir.name  # the data folder's, not "run"
-    assert f"skyclass evaluation: {synthetic_dir.name}" in (
-        out / "run" / "report" / "report.html").read_text()
+    assert (
+        f"skyclass evaluation: {synthetic_dir.name}"
+        in (out / "run" / "report" / "report.html").read_text()
+    )
     # Then the handler's answer for one real test photo, with its true class and a verdict.
     *_, prediction, last = printed.strip().splitlines()
     name, rest = prediction.split(": true class ", 1)
@@ -41,8 +60,10 @@ def test_run_goes_from_raw_folder_to_a_served_prediction(synthetic_dir: Path, tm
     assert verdict == ("right)" if labels[0] == true_class else "MISS)")
     # The last line: the test accuracy and where the report is.
     report = out / "run" / "report" / "report.html"
-    assert last == (f"test accuracy {metrics['accuracy']:.2%} ({metrics['num_images']} images); "
-                    f"report: {report}")
+    assert last == (
+        f"test accuracy {metrics['accuracy']:.2%} ({metrics['num_images']} images); "
+        f"report: {report}"
+    )
 
 
 def test_run_reports_a_missing_input_folder(tmp_path: Path, capsys):
@@ -52,8 +73,7 @@ def test_run_reports_a_missing_input_folder(tmp_path: Path, capsys):
     assert not (tmp_path / "o" / "dataset.zip").exists()
 
 
-def test_run_over_an_earlier_run_writes_nothing(synthetic_dir: Path, tmp_path: Path,
-                                                capsys):
+def test_run_over_an_earlier_run_writes_nothing(synthetic_dir: Path, tmp_path: Path, capsys):
     """prepare used to overwrite OUT/dataset.zip before train refused the existing run."""
     out = tmp_path / "out"
     (out / "run").mkdir(parents=True)
@@ -67,7 +87,16 @@ def test_run_over_an_earlier_run_writes_nothing(synthetic_dir: Path, tmp_path: P
 
 
 def test_run_checks_the_predict_image_before_starting(synthetic_dir: Path, tmp_path: Path, capsys):
-    code = main(["run", str(synthetic_dir), "--out", str(tmp_path / "o"), "--quiet",
-                 "--predict-image", str(tmp_path / "missing.jpg")])
+    code = main(
+        [
+            "run",
+            str(synthetic_dir),
+            "--out",
+            str(tmp_path / "o"),
+            "--quiet",
+            "--predict-image",
+            str(tmp_path / "missing.jpg"),
+        ]
+    )
     assert code == 2 and "--predict-image" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

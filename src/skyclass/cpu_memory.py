@@ -23,8 +23,11 @@ import sys
 
 ENV = "SKYCLASS_CPU_MEMORY"
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc's malloc.h
-MALLOC_SETTINGS = ((M_MMAP_THRESHOLD, 32 << 20), (M_TRIM_THRESHOLD, 1 << 30),
-                   (M_TOP_PAD, 256 << 20))
+MALLOC_SETTINGS = (
+    (M_MMAP_THRESHOLD, 32 << 20),
+    (M_TRIM_THRESHOLD, 1 << 30),
+    (M_TOP_PAD, 256 << 20),
+)
 
 
 def enabled() -> bool:

@@ -25,7 +25,15 @@ DATASET_FORMAT = "skyclass-dataset"
 # train/test only: they still train, validating on test (with a warning in the report).
 DATASET_FORMAT_VERSION = 2
 MANIFEST_COLUMNS = [
-    "path", "class", "split", "sha256", "phash", "group", "source", "width", "height",
+    "path",
+    "class",
+    "split",
+    "sha256",
+    "phash",
+    "group",
+    "source",
+    "width",
+    "height",
 ]
 SPLITS = ("train", "val", "test")
 
@@ -83,8 +91,14 @@ class PreparedDataset:
             if row["class"] not in index or row["split"] not in SPLITS:
                 raise DatasetFormatError(f"{self.path}: bad manifest row {row['path']!r}")
             self.entries.append(
-                Entry(row["path"], row["class"], index[row["class"]], row["split"],
-                      row["sha256"], row["source"])
+                Entry(
+                    row["path"],
+                    row["class"],
+                    index[row["class"]],
+                    row["split"],
+                    row["sha256"],
+                    row["source"],
+                )
             )
         self.spec = PreprocessSpec(size=int(self.report["size"]), resize=self.report["resize"])
         self._local = threading.local()

@@ -171,8 +171,11 @@ def peak_bytes(img: Image.Image, rotated: bool) -> int:
     """Estimated peak bytes to decode `img` and convert it to an upright 8-bit RGB image."""
     pixels = img.width * img.height
     stored = storage_bytes(img.mode)
-    per_pixel = max(stored + _decoder_bytes(img), stored + _conversion_bytes(img.mode),
-                    2 * RGB_BYTES if rotated else 0)
+    per_pixel = max(
+        stored + _decoder_bytes(img),
+        stored + _conversion_bytes(img.mode),
+        2 * RGB_BYTES if rotated else 0,
+    )
     return int(pixels * per_pixel)
 
 
@@ -180,19 +183,27 @@ def check_budget(img: Image.Image, limits: DecodeLimits, rotated: bool) -> None:
     """Refuse, from the header, an image whose decode would exceed the pixel or byte budget."""
     width, height = img.size
     if width * height > limits.max_pixels:
-        raise LimitExceeded("too_large", f"{width}x{height} = {width * height:,} pixels is over "
-                            f"the limit of {limits.max_pixels:,} (decompression-bomb guard)")
+        raise LimitExceeded(
+            "too_large",
+            f"{width}x{height} = {width * height:,} pixels is over "
+            f"the limit of {limits.max_pixels:,} (decompression-bomb guard)",
+        )
     need = peak_bytes(img, rotated)
     if need > limits.max_bytes:
         raise LimitExceeded(
-            "too_large", f"{width}x{height} {img.format} in mode {img.mode} needs about "
+            "too_large",
+            f"{width}x{height} {img.format} in mode {img.mode} needs about "
             f"{need / 2**20:,.0f} MiB to decode, over the limit of "
-            f"{limits.max_bytes / 2**20:,.0f} MiB (decompression-bomb guard)")
+            f"{limits.max_bytes / 2**20:,.0f} MiB (decompression-bomb guard)",
+        )
     if img.format == "TIFF":
         compression = getattr(img, "tag_v2", {}).get(259, 1)
         if compression not in TIFF_COMPRESSIONS:
-            raise LimitExceeded("unsupported", f"TIFF compression {compression} is not "
-                                "supported: save it as JPEG, PNG or a plain TIFF")
+            raise LimitExceeded(
+                "unsupported",
+                f"TIFF compression {compression} is not "
+                "supported: save it as JPEG, PNG or a plain TIFF",
+            )
     if img.format in ("JPEG", "MPO"):
         check_jpeg_scans(img, limits)
 
@@ -281,10 +292,15 @@ def check_jpeg_scans(img: Image.Image, limits: DecodeLimits) -> None:
     with _whole_file(fp) as data:
         scans = count_jpeg_scans(data, stop)
     if scans > limits.max_jpeg_scans:
-        raise LimitExceeded("too_costly", f"the JPEG has over {limits.max_jpeg_scans} scans "
-                            "(a progressive-scan bomb)")
+        raise LimitExceeded(
+            "too_costly",
+            f"the JPEG has over {limits.max_jpeg_scans} scans (a progressive-scan bomb)",
+        )
     work = scans * img.width * img.height
     if work > limits.max_scan_pixels:
-        raise LimitExceeded("too_costly", f"{scans} scans of {img.width}x{img.height} pixels "
-                            f"are over the decode-work limit of {limits.max_scan_pixels:,} "
-                            "scan-pixels")
+        raise LimitExceeded(
+            "too_costly",
+            f"{scans} scans of {img.width}x{img.height} pixels "
+            f"are over the decode-work limit of {limits.max_scan_pixels:,} "
+            "scan-pixels",
+        )

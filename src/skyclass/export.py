@@ -76,8 +76,13 @@ def _jsonable(value: Any) -> Any:
 def training_metadata(trained: TrainedModel) -> dict[str, Any]:
     """Recipe, config, epoch and metrics of the checkpoint: what the model is and how good."""
     state = trained.checkpoint
-    return _jsonable({k: v for k, v in state.items()
-                      if k not in _NOT_METADATA and k not in ("class_names", "preprocess")})
+    return _jsonable(
+        {
+            k: v
+            for k, v in state.items()
+            if k not in _NOT_METADATA and k not in ("class_names", "preprocess")
+        }
+    )
 
 
 def model_identity(config: ExportConfig, trained: TrainedModel) -> dict[str, Any]:
@@ -131,7 +136,8 @@ def parity_batch(config: ExportConfig, trained: TrainedModel) -> tuple[np.ndarra
     else:
         raise ExportError(
             f"the run's dataset ({trained.config.get('data')!r}) is not reachable from here: "
-            "pass --parity-images FOLDER with a few real photos for the ONNX parity check")
+            "pass --parity-images FOLDER with a few real photos for the ONNX parity check"
+        )
     if not tensors:
         raise ExportError(f"no usable image for the parity check in {source}")
     return np.stack(tensors).astype(np.float32), source
@@ -147,23 +153,32 @@ def write_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path, opset:
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_shapes={"x": {0: batch}}, opset_version=opset, external_data=False,
-            dynamo=True, verbose=False,
+            model,
+            (example,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"x": {0: batch}},
+            opset_version=opset,
+            external_data=False,
+            dynamo=True,
+            verbose=False,
         )
     stray = [p.name for p in path.parent.iterdir() if p.name.startswith(path.name + ".")]
     if stray:
         raise ExportError(f"the ONNX exporter wrote external data files {stray}; expected one file")
 
 
-def write_torchscript(model: torch.nn.Module, example: torch.Tensor, path: Path,
-                      metadata: dict[str, Any]) -> None:
+def write_torchscript(
+    model: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, Any]
+) -> None:
     """The reference's deployment format: traced CPU TorchScript, metadata in _extra_files."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # jit is deprecated upstream; this file is for torch users
         traced = torch.jit.trace(model, example)
-        torch.jit.save(traced, str(path),
-                       _extra_files={MANIFEST_NAME: json.dumps(metadata, sort_keys=True)})
+        torch.jit.save(
+            traced, str(path), _extra_files={MANIFEST_NAME: json.dumps(metadata, sort_keys=True)}
+        )
 
 
 def check_finite_weights(model: torch.nn.Module) -> None:
@@ -171,16 +186,20 @@ def check_finite_weights(model: torch.nn.Module) -> None:
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
-            raise ExportError(f"the checkpoint's weight {name} holds {bad} non-finite value(s) "
-                              "(NaN/Infinity): training diverged; export an earlier checkpoint "
-                              "(--checkpoint) or retrain with a lower learning rate")
+            raise ExportError(
+                f"the checkpoint's weight {name} holds {bad} non-finite value(s) "
+                "(NaN/Infinity): training diverged; export an earlier checkpoint "
+                "(--checkpoint) or retrain with a lower learning rate"
+            )
 
 
 def _check_finite_outputs(outputs: dict[str, np.ndarray]) -> None:
     for name, out in outputs.items():
         if not np.isfinite(out).all():
-            raise ExportError(f"the {name} model's outputs on the parity images hold "
-                              "NaN/Infinity: the bundle was not written")
+            raise ExportError(
+                f"the {name} model's outputs on the parity images hold "
+                "NaN/Infinity: the bundle was not written"
+            )
 
 
 def check_parity(model: torch.nn.Module, folder: Path, batch: np.ndarray) -> dict[str, Any]:
@@ -199,8 +218,9 @@ def check_parity(model: torch.nn.Module, folder: Path, batch: np.ndarray) -> dic
         scripted = torch.jit.load(str(folder / TORCHSCRIPT_NAME), map_location="cpu")
     with torch.inference_mode():
         ts_out = scripted(torch.from_numpy(batch)).numpy()
-    _check_finite_outputs({"PyTorch": reference, "ONNX": onnx_out, "ONNX batch-1": single,
-                           "TorchScript": ts_out})
+    _check_finite_outputs(
+        {"PyTorch": reference, "ONNX": onnx_out, "ONNX batch-1": single, "TorchScript": ts_out}
+    )
     result = {
         "images": int(batch.shape[0]),
         "onnx_max_abs_diff": float(np.abs(onnx_out - reference).max()),
@@ -208,18 +228,23 @@ def check_parity(model: torch.nn.Module, folder: Path, batch: np.ndarray) -> dic
         "torchscript_max_abs_diff": float(np.abs(ts_out - reference).max()),
         "top1_identical": bool(
             (onnx_out.argmax(1) == reference.argmax(1)).all()
-            and (ts_out.argmax(1) == reference.argmax(1)).all()),
+            and (ts_out.argmax(1) == reference.argmax(1)).all()
+        ),
         "tolerance": PARITY_ATOL,
     }
-    worst = max(result["onnx_max_abs_diff"], result["onnx_batch1_max_abs_diff"],
-                result["torchscript_max_abs_diff"])
+    worst = max(
+        result["onnx_max_abs_diff"],
+        result["onnx_batch1_max_abs_diff"],
+        result["torchscript_max_abs_diff"],
+    )
     if worst >= PARITY_ATOL or not result["top1_identical"]:
         raise ExportError(
             f"exported model does not match PyTorch on {result['images']} real images: "
             f"max |logit diff| ONNX {result['onnx_max_abs_diff']:.2e} (batch 1: "
             f"{result['onnx_batch1_max_abs_diff']:.2e}), TorchScript "
             f"{result['torchscript_max_abs_diff']:.2e}, limit {PARITY_ATOL:.0e}; top-1 identical: "
-            f"{result['top1_identical']}. The bundle was not written.")
+            f"{result['top1_identical']}. The bundle was not written."
+        )
     return result
 
 
@@ -247,10 +272,17 @@ def export_bundle(config: ExportConfig) -> Path:
         "model": identity,
         "class_names": list(trained.class_names),
         "preprocess": trained.spec.to_dict(),
-        "input": {"name": INPUT_NAME, "shape": ["batch", 3, trained.spec.size, trained.spec.size],
-                  "dtype": "float32", "layout": "NCHW"},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(trained.class_names)],
-                   "meaning": "logits; softmax gives probabilities"},
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["batch", 3, trained.spec.size, trained.spec.size],
+            "dtype": "float32",
+            "layout": "NCHW",
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", len(trained.class_names)],
+            "meaning": "logits; softmax gives probabilities",
+        },
         "training": training_metadata(trained),
         "skyclass_version": __version__,
         "exported_with": {"torch": torch.__version__, "onnx_opset": config.opset},
@@ -262,22 +294,30 @@ def export_bundle(config: ExportConfig) -> Path:
         write_onnx(model, example, tmp / ONNX_NAME, config.opset)
         write_torchscript(model, example, tmp / TORCHSCRIPT_NAME, metadata)
         parity = check_parity(model, tmp, batch)
-        serving = quantize_for_serving(tmp, _dataset_path(trained, config.run), trained.spec,
-                                       trained.class_names, INPUT_NAME, config.quantize,
-                                       config.quiet)
+        serving = quantize_for_serving(
+            tmp,
+            _dataset_path(trained, config.run),
+            trained.spec,
+            trained.class_names,
+            INPUT_NAME,
+            config.quantize,
+            config.quiet,
+        )
         names = dict.fromkeys((ONNX_NAME, TORCHSCRIPT_NAME, serving["model_file"]))
         manifest = {
             **metadata,
-            "files": {name: {"sha256": sha256_file(tmp / name),
-                             "bytes": (tmp / name).stat().st_size}
-                      for name in names},
+            "files": {
+                name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+                for name in names
+            },
             "serving": serving,
             "parity": {**parity, "source": source},
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "export_seconds": round(time.perf_counter() - start, 2),
         }
         (tmp / MANIFEST_NAME).write_text(
-            json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n")
+            json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False) + "\n"
+        )
         _publish(tmp, config.out, config.force)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -76,12 +76,17 @@ def replace_folder(tmp: str | Path, out: str | Path) -> None:
                 aside.parent.rmdir()
 
 
-_SPECIAL_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
-def atomic_write_csv(path: str | Path, columns: list[str] | tuple[str, ...],
-                     rows: Iterable[dict]) -> None:
+def atomic_write_csv(
+    path: str | Path, columns: list[str] | tuple[str, ...], rows: Iterable[dict]
+) -> None:
     """A UTF-8 CSV with a header, written atomically: a kill leaves the old or the new file."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")

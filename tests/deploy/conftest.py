@@ -29,12 +29,18 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def aws_env(moto_endpoint: str) -> dict[str, str]:
     """Environment of a subprocess that must use the local S3 with dummy credentials."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AWS_") or k == "AWS_ENDPOINT_URL"}
-    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_SESSION_TOKEN="testing", AWS_DEFAULT_REGION="us-east-1",
-               AWS_REGION="us-east-1", AWS_ENDPOINT_URL=moto_endpoint,
-               PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]))
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_ENDPOINT_URL"
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_ENDPOINT_URL=moto_endpoint,
+        PATH=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
+    )
     return env
 
 

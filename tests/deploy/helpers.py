@@ -39,13 +39,20 @@ def need_wheelhouse(arch: str = "x86_64") -> Path:
     wheelhouse = WHEELHOUSES[arch]
     machine = "aarch64" if arch == "arm64" else "x86_64"
     if not any(wheelhouse.glob(f"onnxruntime-*-cp312-*{machine}.whl")):
-        pytest.skip(f"no {arch} Lambda wheels in {wheelhouse}: run `make node` (it downloads "
-                    f"them once with `skyclass deploy --download-wheels DIR --arch {arch}`)")
+        pytest.skip(
+            f"no {arch} Lambda wheels in {wheelhouse}: run `make node` (it downloads "
+            f"them once with `skyclass deploy --download-wheels DIR --arch {arch}`)"
+        )
     return wheelhouse
 
 
-def write_bundle(folder: Path, onnx_bytes: bytes, pt_bytes: bytes = b"torchscript",
-                 version: str = "1", int8_bytes: bytes | None = None) -> Path:
+def write_bundle(
+    folder: Path,
+    onnx_bytes: bytes,
+    pt_bytes: bytes = b"torchscript",
+    version: str = "1",
+    int8_bytes: bytes | None = None,
+) -> Path:
     """A bundle folder in export's layout, with the sha256 values export writes.
 
     With int8_bytes it also holds model.int8.onnx and serves it, as an export whose INT8 model
@@ -58,17 +65,31 @@ def write_bundle(folder: Path, onnx_bytes: bytes, pt_bytes: bytes = b"torchscrip
     if int8_bytes is not None:
         (folder / "model.int8.onnx").write_bytes(int8_bytes)
         names.append("model.int8.onnx")
-    files = {name: {"sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest(),
-                    "bytes": (folder / name).stat().st_size}
-             for name in names}
-    manifest = {"format": "skyclass-bundle", "format_version": 1,
-                "class_names": ["bird", "drone"],
-                "preprocess": {"size": 64, "resize": "pad", "mean": [0.485, 0.456, 0.406],
-                               "std": [0.229, 0.224, 0.225]},
-                "files": files,
-                "model": {"name": "test-model", "version": version,
-                          "sha256": files["model.onnx"]["sha256"]},
-                "serving": {"model_file": names[-1] if int8_bytes is not None else "model.onnx"}}
+    files = {
+        name: {
+            "sha256": hashlib.sha256((folder / name).read_bytes()).hexdigest(),
+            "bytes": (folder / name).stat().st_size,
+        }
+        for name in names
+    }
+    manifest = {
+        "format": "skyclass-bundle",
+        "format_version": 1,
+        "class_names": ["bird", "drone"],
+        "preprocess": {
+            "size": 64,
+            "resize": "pad",
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+        },
+        "files": files,
+        "model": {
+            "name": "test-model",
+            "version": version,
+            "sha256": files["model.onnx"]["sha256"],
+        },
+        "serving": {"model_file": names[-1] if int8_bytes is not None else "model.onnx"},
+    }
     (folder / "skyclass.json").write_text(json.dumps(manifest), encoding="utf-8")
     return folder
 
@@ -93,11 +114,18 @@ def find_python312() -> str | None:
     """A CPython 3.12 interpreter (Lambda's runtime) on this machine, if any."""
     import subprocess
 
-    candidates = [shutil.which("python3.12"),
-                  *sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))]
+    candidates = [
+        shutil.which("python3.12"),
+        *sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.12*/bin/python3.12")),
+    ]
     for exe in filter(None, candidates):
-        done = subprocess.run([exe, "-c", "import sys; print(sys.version_info[:2])"],
-                              capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run(
+            [exe, "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         if done.returncode == 0 and done.stdout.strip() == "(3, 12)":
             return exe
     return None

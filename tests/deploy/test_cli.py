@@ -26,20 +26,32 @@ ONNX = b"onnx-bytes" * 100
 def _env_without_aws(tmp_path: Path, **extra: str) -> dict[str, str]:
     """No credentials anywhere boto3 looks (and no instance metadata lookups)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-               AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_EC2_METADATA_DISABLED="true", **extra)
+    env.update(
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+        **extra,
+    )
     return env
 
 
 def _skyclass(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "skyclass", "deploy", *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "skyclass", "deploy", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_missing_node_is_a_clear_error(tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path / "b", ONNX)
-    done = _skyclass([str(bundle), "--bucket", "b", "--package-only"],
-                     _env_without_aws(tmp_path, PATH=str(VENV_BIN)))
+    done = _skyclass(
+        [str(bundle), "--bucket", "b", "--package-only"],
+        _env_without_aws(tmp_path, PATH=str(VENV_BIN)),
+    )
     assert done.returncode == 2
     assert "node" in done.stderr and "make node" in done.stderr
     assert "Traceback" not in done.stderr
@@ -49,8 +61,10 @@ def test_missing_npm_ci_is_a_clear_error(tmp_path: Path) -> None:
     service = tmp_path / "deploy"
     service.mkdir()
     (service / "serverless.yml").write_text("service: x\n")
-    done = _skyclass([str(write_bundle(tmp_path / "b", ONNX)), "--bucket", "b",
-                      "--service-dir", str(service)], _env_without_aws(tmp_path))
+    done = _skyclass(
+        [str(write_bundle(tmp_path / "b", ONNX)), "--bucket", "b", "--service-dir", str(service)],
+        _env_without_aws(tmp_path),
+    )
     if "not found on PATH" in done.stderr:
         pytest.skip("node/npm not on PATH")
     assert done.returncode == 2
@@ -63,8 +77,9 @@ def test_no_aws_credentials_is_a_clear_error(tmp_path: Path) -> None:
     need_node()
     service = copy_service(tmp_path / "deploy")
     bundle = write_bundle(tmp_path / "b", ONNX)
-    done = _skyclass([str(bundle), "--bucket", "b", "--service-dir", str(service)],
-                     _env_without_aws(tmp_path))
+    done = _skyclass(
+        [str(bundle), "--bucket", "b", "--service-dir", str(service)], _env_without_aws(tmp_path)
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "no AWS credentials" in done.stderr and "--package-only" in done.stderr
     done = _skyclass(["--remove", "--service-dir", str(service)], _env_without_aws(tmp_path))
@@ -81,23 +96,38 @@ def test_invalid_bundle_and_options_are_clear_errors(tmp_path: Path) -> None:
         pytest.skip("node/npm not on PATH")
     assert done.returncode == 2
     assert "skyclass.json" in done.stderr
-    done = _skyclass([str(write_bundle(tmp_path / "b", ONNX)), "--bucket", "b",
-                      "--timeout", "30"], env)
+    done = _skyclass(
+        [str(write_bundle(tmp_path / "b", ONNX)), "--bucket", "b", "--timeout", "30"], env
+    )
     assert done.returncode == 2 and "29 s" in done.stderr
     done = _skyclass([str(tmp_path / "b")], env)
     assert done.returncode == 2 and "--bucket" in done.stderr
 
 
 def test_serverless_command_carries_the_settings(tmp_path: Path) -> None:
-    config = DeployConfig(bundle=tmp_path, bucket="models-bucket", prefix="/models/m/3/",
-                          stage="prod", region="eu-central-1", memory=3008, timeout=25,
-                          private=True, wheelhouse=tmp_path / "wh", arch="arm64")
+    config = DeployConfig(
+        bundle=tmp_path,
+        bucket="models-bucket",
+        prefix="/models/m/3/",
+        stage="prod",
+        region="eu-central-1",
+        memory=3008,
+        timeout=25,
+        private=True,
+        wheelhouse=tmp_path / "wh",
+        arch="arm64",
+    )
     cmd = serverless_command(config, config.prefix)
     assert cmd[:6] == ["npx", "--no", "serverless", "deploy", "--stage", "prod"]
     assert cmd[6:8] == ["--region", "eu-central-1"]
-    assert set(cmd[8:]) == {"--param=bucket=models-bucket", "--param=prefix=models/m/3",
-                            "--param=memory=3008", "--param=timeout=25",
-                            "--param=private=true", "--param=arch=arm64"}
+    assert set(cmd[8:]) == {
+        "--param=bucket=models-bucket",
+        "--param=prefix=models/m/3",
+        "--param=memory=3008",
+        "--param=timeout=25",
+        "--param=private=true",
+        "--param=arch=arm64",
+    }
     env = serverless_env(config)
     assert env["PIP_NO_INDEX"] == "1" and env["PIP_FIND_LINKS"] == str(tmp_path / "wh")
     assert env["SLS_TELEMETRY_DISABLED"] == "1"
@@ -134,9 +164,23 @@ def test_endpoint_and_predict_line_from_deploy_output() -> None:
 
 def _serverless_print(service: Path, *params: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off"}
-    return subprocess.run(["npx", "--no", "serverless", "print", "--format", "json",
-                           *[f"--param={p}" for p in params]], cwd=service, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [
+            "npx",
+            "--no",
+            "serverless",
+            "print",
+            "--format",
+            "json",
+            *[f"--param={p}" for p in params],
+        ],
+        cwd=service,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_private_switch_and_params_resolve_in_serverless(tmp_path: Path) -> None:
@@ -147,17 +191,18 @@ def test_private_switch_and_params_resolve_in_serverless(tmp_path: Path) -> None
 
     need_node()
     service = copy_service(tmp_path / "deploy")
-    done = _serverless_print(service, "bucket=b", "prefix=m/v", "private=true", "memory=3008",
-                             "timeout=15")
+    done = _serverless_print(
+        service, "bucket=b", "prefix=m/v", "private=true", "memory=3008", "timeout=15"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
-    config = json.loads(done.stdout[done.stdout.index("{"):])
+    config = json.loads(done.stdout[done.stdout.index("{") :])
     provider = config["provider"]
     assert (provider["memorySize"], provider["timeout"]) == (3008, 15)
     assert provider["apiGateway"]["apiKeys"] == [{"name": "skyclass-dev"}]
     assert all(e["http"]["private"] is True for e in config["functions"]["predict"]["events"])
     assert provider["architecture"] == "x86_64"
     done = _serverless_print(service, "bucket=b", "prefix=m/v", "arch=arm64")
-    config = json.loads(done.stdout[done.stdout.index("{"):])
+    config = json.loads(done.stdout[done.stdout.index("{") :])
     assert config["provider"]["architecture"] == "arm64"
     pip_args = config["custom"]["pythonRequirements"]["pipCmdExtraArgs"]
     assert "--platform manylinux_2_28_aarch64" in pip_args
@@ -173,8 +218,9 @@ def test_misspelt_setting_fails_instead_of_being_ignored(tmp_path: Path) -> None
     need_node()
     service = copy_service(tmp_path / "deploy")
     yml = service / "serverless.yml"
-    yml.write_text(yml.read_text().replace("  memorySize: ${param:memory}",
-                                           "  memory: ${param:memory}"))
+    yml.write_text(
+        yml.read_text().replace("  memorySize: ${param:memory}", "  memory: ${param:memory}")
+    )
     done = _serverless_print(service, "bucket=b", "prefix=m/v")
     assert done.returncode != 0
     assert "unrecognized property 'memory'" in done.stdout + done.stderr
@@ -187,9 +233,15 @@ def test_serverless_package_by_hand_without_requirements_stops_clearly(tmp_path:
     need_node()
     service = copy_service(tmp_path / "deploy")
     env = {**os.environ, "SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off"}
-    done = subprocess.run(["npx", "--no", "serverless", "package", "--param=bucket=b",
-                           "--param=prefix=m/v"], cwd=service, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    done = subprocess.run(
+        ["npx", "--no", "serverless", "package", "--param=bucket=b", "--param=prefix=m/v"],
+        cwd=service,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode != 0
     assert ".build/requirements.txt is missing" in done.stdout + done.stderr
     assert not (service / ".serverless" / "skyclass.zip").exists()

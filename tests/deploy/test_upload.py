@@ -20,8 +20,7 @@ def _quiet(_: str) -> None:
     pass
 
 
-def test_upload_then_skip_unchanged_then_only_changed(s3: Any, bucket: str,
-                                                      tmp_path: Path) -> None:
+def test_upload_then_skip_unchanged_then_only_changed(s3: Any, bucket: str, tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path / "b", ONNX)
     first = upload_bundle(bundle, bucket, "models/m/1", s3, log=_quiet)
     assert first.actions == {"model.onnx": "uploaded", "skyclass.json": "uploaded"}
@@ -48,14 +47,15 @@ def test_only_what_the_lambda_serves_is_uploaded(s3: Any, bucket: str, tmp_path:
     assert list(result.actions) == ["model.int8.onnx", "skyclass.json"]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="m/int8/")["Contents"]]
     assert sorted(keys) == ["m/int8/model.int8.onnx", "m/int8/skyclass.json"]
-    assert s3.get_object(Bucket=bucket, Key="m/int8/model.int8.onnx")["Body"].read() == \
-        ONNX[:2500]
+    assert s3.get_object(Bucket=bucket, Key="m/int8/model.int8.onnx")["Body"].read() == ONNX[:2500]
 
 
-@pytest.mark.parametrize("model_file", ["../model.onnx", "/etc/passwd.onnx", "model.pt",
-                                        "missing.onnx"])
-def test_served_file_must_be_a_listed_onnx_name(s3: Any, bucket: str, tmp_path: Path,
-                                                model_file: str) -> None:
+@pytest.mark.parametrize(
+    "model_file", ["../model.onnx", "/etc/passwd.onnx", "model.pt", "missing.onnx"]
+)
+def test_served_file_must_be_a_listed_onnx_name(
+    s3: Any, bucket: str, tmp_path: Path, model_file: str
+) -> None:
     bundle = write_bundle(tmp_path / "b", ONNX)
     manifest = json.loads((bundle / "skyclass.json").read_text())
     manifest["serving"]["model_file"] = model_file
@@ -71,21 +71,26 @@ def test_manifest_is_uploaded_last(s3: Any, bucket: str, tmp_path: Path) -> None
     assert lines[-1].split()[1].endswith("/skyclass.json")
 
 
-def test_object_changed_behind_our_back_is_uploaded_again(s3: Any, bucket: str,
-                                                          tmp_path: Path) -> None:
+def test_object_changed_behind_our_back_is_uploaded_again(
+    s3: Any, bucket: str, tmp_path: Path
+) -> None:
     bundle = write_bundle(tmp_path / "b", ONNX)
     upload_bundle(bundle, bucket, "p", s3, log=_quiet)
     # Same size and even the same metadata, other bytes: S3's own checksum tells them apart.
     digest = hashlib.sha256(ONNX).hexdigest()
-    s3.put_object(Bucket=bucket, Key="p/model.onnx", Body=ONNX[::-1],
-                  Metadata={"sha256": digest}, ChecksumAlgorithm="SHA256")
+    s3.put_object(
+        Bucket=bucket,
+        Key="p/model.onnx",
+        Body=ONNX[::-1],
+        Metadata={"sha256": digest},
+        ChecksumAlgorithm="SHA256",
+    )
     result = upload_bundle(bundle, bucket, "p", s3, log=_quiet)
     assert result.actions["model.onnx"] == "uploaded"
     assert s3.get_object(Bucket=bucket, Key="p/model.onnx")["Body"].read() == ONNX
 
 
-def test_damaged_bundle_is_refused_before_any_upload(s3: Any, bucket: str,
-                                                     tmp_path: Path) -> None:
+def test_damaged_bundle_is_refused_before_any_upload(s3: Any, bucket: str, tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path / "b", ONNX)
     (bundle / "model.onnx").write_bytes(ONNX + b"x")
     with pytest.raises(DeployError, match="sha256"):
@@ -93,8 +98,7 @@ def test_damaged_bundle_is_refused_before_any_upload(s3: Any, bucket: str,
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
 
-def test_folder_without_manifest_or_onnx_is_refused(tmp_path: Path, s3: Any,
-                                                    bucket: str) -> None:
+def test_folder_without_manifest_or_onnx_is_refused(tmp_path: Path, s3: Any, bucket: str) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(DeployError, match=r"skyclass\.json"):
         upload_bundle(tmp_path / "empty", bucket, "p", s3, log=_quiet)
@@ -110,26 +114,29 @@ def test_folder_without_manifest_or_onnx_is_refused(tmp_path: Path, s3: Any,
 
 def test_missing_bucket_is_a_clear_error(s3: Any, tmp_path: Path) -> None:
     with pytest.raises(DeployError, match="no-such-bucket"):
-        upload_bundle(write_bundle(tmp_path / "b", ONNX), "no-such-bucket", "p", s3,
-                      log=_quiet)
+        upload_bundle(write_bundle(tmp_path / "b", ONNX), "no-such-bucket", "p", s3, log=_quiet)
 
 
 def test_default_prefix_comes_from_the_model() -> None:
-    assert default_prefix({"model": {"name": "bird drone", "version": "2026-11-24"}}) == \
-        "models/bird-drone/2026-11-24"
+    assert (
+        default_prefix({"model": {"name": "bird drone", "version": "2026-11-24"}})
+        == "models/bird-drone/2026-11-24"
+    )
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"timeout": 29}, "29 s"),
-    ({"memory": 64}, "--memory"),
-    ({"stage": "dev prod"}, "--stage"),
-    ({"bucket": None}, "--bucket"),
-    ({"bundle": None}, "BUNDLE_DIR"),
-    ({"prefix": "/"}, "--prefix"),
-    ({"arch": "aarch64"}, "--arch"),
-])
-def test_config_rejects_bad_options(kwargs: dict[str, Any], message: str,
-                                    tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout": 29}, "29 s"),
+        ({"memory": 64}, "--memory"),
+        ({"stage": "dev prod"}, "--stage"),
+        ({"bucket": None}, "--bucket"),
+        ({"bundle": None}, "BUNDLE_DIR"),
+        ({"prefix": "/"}, "--prefix"),
+        ({"arch": "aarch64"}, "--arch"),
+    ],
+)
+def test_config_rejects_bad_options(kwargs: dict[str, Any], message: str, tmp_path: Path) -> None:
     options: dict[str, Any] = {"bundle": tmp_path, "bucket": "b", **kwargs}
     with pytest.raises(DeployError, match=message):
         DeployConfig(**options)

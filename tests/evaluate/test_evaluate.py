@@ -47,8 +47,11 @@ def test_report_numbers_are_consistent(report, eva4_zip: Path) -> None:
     assert saved["accuracy"] == pytest.approx(metrics["accuracy"])
     assert len(saved["misclassified"]) == cm.sum() - np.trace(cm)
     for i, name in enumerate(EVA4_NAMES):
-        assert saved["per_class"][name]["support"] == cm[i].sum() == sum(
-            e.label == name for e in test_split)
+        assert (
+            saved["per_class"][name]["support"]
+            == cm[i].sum()
+            == sum(e.label == name for e in test_split)
+        )
     confidences = [m["confidence"] for m in saved["misclassified"]]
     assert confidences == sorted(confidences, reverse=True)
     assert all(m["true"] != m["predicted"] and m["path"] for m in saved["misclassified"])
@@ -68,11 +71,15 @@ def test_pngs_decode_with_expected_grids(report) -> None:
     cm = np.array(metrics["confusion_matrix"])
     most_wrong = max(int(cm[i].sum() - cm[i, i]) for i in range(4))
     assert _png_size(out / "misclassified.png") == gallery_size_px(
-        4, max(1, min(10, most_wrong)), "Misclassified (most confident mistakes first)",
-        row_labels=True)
+        4,
+        max(1, min(10, most_wrong)),
+        "Misclassified (most confident mistakes first)",
+        row_labels=True,
+    )
     correct = min(25, int(np.trace(cm)))
     assert _png_size(out / "correct.png") == gallery_size_px(
-        max(1, math.ceil(correct / 5)), 5, f"Correctly classified ({correct} shown)")
+        max(1, math.ceil(correct / 5)), 5, f"Correctly classified ({correct} shown)"
+    )
     assert _png_size(out / "curves.png")[0] > 600
     assert _png_size(out / "confusion_matrix.png")[0] > 400
 
@@ -103,21 +110,34 @@ def test_cli_folder_skips_and_lists_unreadable_files(
     (folder / "Winged Drones" / "truncated.png").write_bytes(good[: len(good) // 3])
     (folder / "Flying Birds" / "notes.txt").write_text("not a photo")
     out = tmp_path / "report"
-    rc = main(["evaluate", str(tiny_run), "--data", str(folder), "--out", str(out),
-               "--checkpoint", "last"])
+    rc = main(
+        [
+            "evaluate",
+            str(tiny_run),
+            "--data",
+            str(folder),
+            "--out",
+            str(out),
+            "--checkpoint",
+            "last",
+        ]
+    )
     assert rc == 0
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["num_images"] == sum(map(sum, saved["confusion_matrix"])) == 12
     skipped = {s["path"]: s["reason"] for s in saved["skipped"]}
-    assert skipped == {"Winged Drones/truncated.png": "corrupt",
-                       "Flying Birds/notes.txt": "not_an_image"}
+    assert skipped == {
+        "Winged Drones/truncated.png": "corrupt",
+        "Flying Birds/notes.txt": "not_an_image",
+    }
     assert saved["source"]["preprocessing"].startswith("serving preprocessing")
     printed = capsys.readouterr().out
     assert "accuracy" in printed and "skipped Winged Drones/truncated.png: corrupt" in printed
 
 
-def test_class_mismatch_is_a_clear_error(tiny_run: Path, eva4_images, tmp_path: Path,
-                                         capsys) -> None:
+def test_class_mismatch_is_a_clear_error(
+    tiny_run: Path, eva4_images, tmp_path: Path, capsys
+) -> None:
     folder = _folder(tmp_path / "photos", eva4_images, per_class=1)
     (folder / "Flying Birds").rename(folder / "Helicopters")
     rc = main(["evaluate", str(tiny_run), "--data", str(folder), "--out", str(tmp_path / "r")])
@@ -127,8 +147,9 @@ def test_class_mismatch_is_a_clear_error(tiny_run: Path, eva4_images, tmp_path: 
     assert not (tmp_path / "r").exists()
 
 
-def test_dataset_zip_with_other_classes_is_refused(tiny_run: Path, eva4_images,
-                                                   tmp_path: Path) -> None:
+def test_dataset_zip_with_other_classes_is_refused(
+    tiny_run: Path, eva4_images, tmp_path: Path
+) -> None:
     from skyclass.prepare import PrepareConfig, prepare
 
     raw = tmp_path / "raw"
@@ -175,13 +196,19 @@ def test_bundle_is_evaluated_without_torch_and_agrees_with_the_run(
     out = tmp_path / "bundle-report"
     done = subprocess.run(
         [sys.executable, "-c", BUNDLE_SCRIPT, str(bundle_dir), str(folder), str(out)],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["torch"] is False  # ONNX Runtime path: the serving extras are enough
     assert (out / "report.html").is_file() and not (out / "curves.png").exists()
-    run_metrics = evaluate(EvaluateConfig(target=str(tiny_run), data=str(folder),
-                                          out=str(tmp_path / "run-report"), quiet=True))
+    run_metrics = evaluate(
+        EvaluateConfig(
+            target=str(tiny_run), data=str(folder), out=str(tmp_path / "run-report"), quiet=True
+        )
+    )
     assert result["cm"] == run_metrics["confusion_matrix"]
     assert sum(map(sum, result["cm"])) == 16
 
@@ -190,8 +217,14 @@ def test_folder_with_no_readable_image(tiny_run: Path, tmp_path: Path) -> None:
     (tmp_path / "photos" / "Winged Drones").mkdir(parents=True)
     (tmp_path / "photos" / "Winged Drones" / "a.jpg").write_bytes(b"\xff\xd8 not really")
     with pytest.raises(EvaluateError, match=r"none of the 1 files.*a\.jpg"):
-        evaluate(EvaluateConfig(target=str(tiny_run), data=str(tmp_path / "photos"),
-                                out=str(tmp_path / "r"), quiet=True))
+        evaluate(
+            EvaluateConfig(
+                target=str(tiny_run),
+                data=str(tmp_path / "photos"),
+                out=str(tmp_path / "r"),
+                quiet=True,
+            )
+        )
 
 
 def test_moved_dataset_asks_for_data(tiny_run: Path, tmp_path: Path) -> None:

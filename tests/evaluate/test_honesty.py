@@ -33,8 +33,7 @@ def test_the_test_split_has_no_overlap(tiny_run, tmp_path):
     assert not any("training images of this model" in w for w in metrics["warnings"])
 
 
-def test_a_folder_is_hashed_and_its_training_photos_counted(tiny_run, eva4_zip, eva4_dir,
-                                                            tmp_path):
+def test_a_folder_is_hashed_and_its_training_photos_counted(tiny_run, eva4_zip, eva4_dir, tmp_path):
     dataset = PreparedDataset(eva4_zip)
     chosen = dataset.split("train")[:3] + dataset.split("test")[:2]
     folder = tmp_path / "photos"
@@ -42,8 +41,9 @@ def test_a_folder_is_hashed_and_its_training_photos_counted(tiny_run, eva4_zip, 
         dest = folder / entry.label / f"renamed-{i}{Path(entry.source).suffix}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(eva4_dir / entry.source, dest)  # a new name: only the bytes match
-    metrics = evaluate(EvaluateConfig(target=str(tiny_run), data=str(folder),
-                                      out=str(tmp_path / "r"), quiet=True))
+    metrics = evaluate(
+        EvaluateConfig(target=str(tiny_run), data=str(folder), out=str(tmp_path / "r"), quiet=True)
+    )
     overlap = metrics["overlap_with_training"]
     assert (overlap["scored"], overlap["in_training"]) == (5, 3)
     assert any(w.startswith("3 of 5 scored images (60%)") for w in metrics["warnings"])
@@ -54,8 +54,10 @@ def test_chance_and_gap_warnings():
     assert chance_level([0, 1, 2, 3], 4) == 0.25
     assert chance_warning(0.34, 0.25) is not None and "within 10%" in chance_warning(0.34, 0.25)
     assert chance_warning(0.36, 0.25) is None
-    history = [{"epoch": 1, "train_acc": 0.70, "val_acc": 0.65},
-               {"epoch": 2, "train_acc": 0.99, "val_acc": 0.80}]
+    history = [
+        {"epoch": 1, "train_acc": 0.70, "val_acc": 0.65},
+        {"epoch": 2, "train_acc": 0.99, "val_acc": 0.80},
+    ]
     assert gap_warning(history, 1) is None
     warning = gap_warning(history, 2)
     assert warning is not None and "19% above validation accuracy 80.0%" in warning

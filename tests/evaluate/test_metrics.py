@@ -10,14 +10,16 @@ from skyclass.evaluate.metrics import classification_report, confusion_matrix, t
 NAMES = ["a", "b", "c"]
 # true, probabilities; argmax predictions: 0 0 1 1 2 2
 Y_TRUE = np.array([0, 0, 0, 1, 1, 2])
-PROBS = np.array([
-    [0.70, 0.20, 0.10],
-    [0.60, 0.10, 0.30],
-    [0.30, 0.60, 0.10],  # a -> b, p=0.6; true class is 2nd
-    [0.10, 0.80, 0.10],
-    [0.15, 0.05, 0.80],  # b -> c, p=0.8; true class is 3rd (top-2 miss)
-    [0.20, 0.10, 0.70],
-])
+PROBS = np.array(
+    [
+        [0.70, 0.20, 0.10],
+        [0.60, 0.10, 0.30],
+        [0.30, 0.60, 0.10],  # a -> b, p=0.6; true class is 2nd
+        [0.10, 0.80, 0.10],
+        [0.15, 0.05, 0.80],  # b -> c, p=0.8; true class is 3rd (top-2 miss)
+        [0.20, 0.10, 0.70],
+    ]
+)
 PATHS = [f"img{i}.jpg" for i in range(6)]
 
 
@@ -46,7 +48,8 @@ def test_report_numbers_by_hand() -> None:
 def test_misclassified_most_confident_first() -> None:
     wrong = classification_report(Y_TRUE, PROBS, NAMES, PATHS)["misclassified"]
     assert [(m["path"], m["true"], m["predicted"]) for m in wrong] == [
-        ("img4.jpg", "b", "c"), ("img2.jpg", "a", "b"),
+        ("img4.jpg", "b", "c"),
+        ("img2.jpg", "a", "b"),
     ]
     assert [m["confidence"] for m in wrong] == [pytest.approx(0.8), pytest.approx(0.6)]
 

@@ -49,7 +49,9 @@ def png_bomb(side: int = 30000) -> bytes:
     parts.append(comp.flush())
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts))
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", b"".join(parts))
         + _png_chunk(b"IEND", b"")
     )
 
@@ -118,8 +120,11 @@ def build_messy_folder(root: Path, birds: list[Path], drones: list[Path]) -> dic
     put("bird/nested/deeper/ok_6.jpg", birds[6].read_bytes(), KEPT)
     put("bird/ok_0_copy.jpg", birds[0].read_bytes(), "duplicate")
     put("bird/rot90_of_ok_1.jpg", encode(b[1].transpose(Image.Transpose.ROTATE_90), "JPEG"), KEPT)
-    put("bird/flip_of_ok_2.png", encode(b[2].transpose(Image.Transpose.FLIP_LEFT_RIGHT), "PNG"),
-        KEPT)
+    put(
+        "bird/flip_of_ok_2.png",
+        encode(b[2].transpose(Image.Transpose.FLIP_LEFT_RIGHT), "PNG"),
+        KEPT,
+    )
     put("bird/cmyk.jpg", cmyk_jpeg(b[7]), KEPT)
     put("bird/palette.png", palette_png_with_transparency(b[8]), KEPT)
     put("bird/la.png", la_png(b[9]), KEPT)

@@ -47,29 +47,68 @@ def test_help_explains_every_option(capsys):
         main(["prepare", "--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--out", "--size", "--resize", "--val-fraction", "--seed", "--dedupe",
-                   "--near-threshold", "--min-side", "--workers", "--format", "--quality",
-                   "--max-pixels", "--max-file-mb", "--quiet", "RAW_DIR"):
+    for option in (
+        "--out",
+        "--size",
+        "--resize",
+        "--val-fraction",
+        "--seed",
+        "--dedupe",
+        "--near-threshold",
+        "--min-side",
+        "--workers",
+        "--format",
+        "--quality",
+        "--max-pixels",
+        "--max-file-mb",
+        "--quiet",
+        "RAW_DIR",
+    ):
         assert option in text, option
 
 
 def test_summary_is_printed_and_nothing_on_stderr_without_a_tty(small_raw, tmp_path, capsys):
     out = tmp_path / "d.zip"
-    assert main(["prepare", str(small_raw), "--out", str(out), "--size", "32",
-                 "--workers", "1"]) == 0
+    assert (
+        main(["prepare", str(small_raw), "--out", str(out), "--size", "32", "--workers", "1"]) == 0
+    )
     captured = capsys.readouterr()
     assert captured.err == ""  # pytest's stderr is not a TTY: no progress bar
     lines = captured.out.splitlines()
-    assert lines[0].split() == ["class", "found", "kept", "train", "val", "test", "skipped",
-                                "dup", "near", "conflict"]
+    assert lines[0].split() == [
+        "class",
+        "found",
+        "kept",
+        "train",
+        "val",
+        "test",
+        "skipped",
+        "dup",
+        "near",
+        "conflict",
+    ]
     assert lines[1].split()[:6] == ["bird", "3", "3", "1", "1", "1"]
     assert lines[-1].startswith(f"wrote {out} (6 images")
     assert no_leftovers(tmp_path) == []
 
 
 def test_quiet_prints_nothing(small_raw, tmp_path, capsys):
-    assert main(["prepare", str(small_raw), "--out", str(tmp_path / "d.zip"), "--quiet",
-                 "--size", "32", "--workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                str(small_raw),
+                "--out",
+                str(tmp_path / "d.zip"),
+                "--quiet",
+                "--size",
+                "32",
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr() == ("", "")
 
 
@@ -79,8 +118,9 @@ def _run_on_pty(args: list[str]) -> str:
     # A fresh pty is 0 columns wide; tqdm draws nothing there. Make it a normal terminal.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     code = f"from skyclass.cli import main; raise SystemExit(main({args!r}))"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                            stderr=follower)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=follower
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -119,15 +159,15 @@ def test_no_class_folders(tmp_path, capsys, birds):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
 
 
-def test_a_class_without_usable_images_is_an_error_and_writes_nothing(small_raw, tmp_path,
-                                                                      capsys):
+def test_a_class_without_usable_images_is_an_error_and_writes_nothing(small_raw, tmp_path, capsys):
     bad = small_raw / "Winged Drones"
     bad.mkdir()
     (bad / "a.jpg").write_bytes(HTML_PAGE)
     (bad / "b.jpg").write_bytes(b"")
     out_dir = tmp_path / "out"
-    err = _fail(["prepare", str(small_raw), "--out", str(out_dir / "d.zip"), "--workers", "2"],
-                capsys)
+    err = _fail(
+        ["prepare", str(small_raw), "--out", str(out_dir / "d.zip"), "--workers", "2"], capsys
+    )
     assert "'Winged Drones'" in err and "not_an_image 1" in err and "empty 1" in err
     assert list(out_dir.iterdir()) == []  # no zip, no .partial, no spool folder
 
@@ -169,8 +209,7 @@ def test_output_that_is_a_folder_or_the_input(small_raw, tmp_path, capsys):
     err = _fail(["prepare", str(small_raw), "--out", str(tmp_path)], capsys)
     assert "is a folder" in err
     (tmp_path / "file.txt").write_text("x")
-    err = _fail(["prepare", str(small_raw), "--out", str(tmp_path / "file.txt" / "d.zip")],
-                capsys)
+    err = _fail(["prepare", str(small_raw), "--out", str(tmp_path / "file.txt" / "d.zip")], capsys)
     assert "cannot create output folder" in err
     archive = tmp_path / "raw.zip"
     shutil.make_archive(str(tmp_path / "raw"), "zip", small_raw)
@@ -193,10 +232,18 @@ def test_eva4_with_its_stray_sources_csv(eva4_dir, tmp_path):
     report = prepare(PrepareConfig(raw=eva4_dir, out=out, size=32, workers=2, quiet=True))
     report_again, rows, _ = read_dataset(out)
     assert report_again["totals"] == report["totals"]
-    assert {"path": "SOURCES.csv", "class": None, "reason": "not_in_class_folder",
-            "detail": "file directly in the input folder"} in report["skipped"]
-    assert report["class_names"] == ["Flying Birds", "Large QuadCopters", "Small QuadCopters",
-                                     "Winged Drones"]
+    assert {
+        "path": "SOURCES.csv",
+        "class": None,
+        "reason": "not_in_class_folder",
+        "detail": "file directly in the input folder",
+    } in report["skipped"]
+    assert report["class_names"] == [
+        "Flying Birds",
+        "Large QuadCopters",
+        "Small QuadCopters",
+        "Winged Drones",
+    ]
     assert report["totals"]["found"] == 175
     assert {r["class"] for r in rows if r["split"] == "test"} == set(report["class_names"])
 
@@ -211,11 +258,18 @@ def _limit_file_size() -> None:
 def test_disk_full_while_writing_is_a_clear_error_and_leaves_nothing(small_raw, tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    code = ("from skyclass.cli import main; raise SystemExit(main(['prepare', "
-            f"{str(small_raw)!r}, '--out', {str(out_dir / 'd.zip')!r}, '--size', '224', "
-            "'--format', 'png', '--workers', '1', '--quiet']))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          preexec_fn=_limit_file_size, timeout=120)
+    code = (
+        "from skyclass.cli import main; raise SystemExit(main(['prepare', "
+        f"{str(small_raw)!r}, '--out', {str(out_dir / 'd.zip')!r}, '--size', '224', "
+        "'--format', 'png', '--workers', '1', '--quiet']))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: cannot write") and "Traceback" not in proc.stderr
     assert list(out_dir.iterdir()) == []

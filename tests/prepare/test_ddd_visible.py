@@ -21,8 +21,17 @@ VIDEO = re.compile(r"^(V_[A-Z]+_\d+)_")
 # Videos whose frames the perceptual hash pairs across videos and classes (4-6 bits apart),
 # which the old rule merged into groups and label conflicts: two bird videos of one session
 # whose thumbnails still correlate 0.999, and airplane/drone/helicopter skies (measured).
-HARD_VIDEOS = ("V_BIRD_027", "V_BIRD_028", "V_AIRPLANE_001", "V_DRONE_013", "V_AIRPLANE_039",
-               "V_DRONE_015", "V_AIRPLANE_038", "V_HELICOPTER_053", "V_HELICOPTER_054")
+HARD_VIDEOS = (
+    "V_BIRD_027",
+    "V_BIRD_028",
+    "V_AIRPLANE_001",
+    "V_DRONE_013",
+    "V_AIRPLANE_039",
+    "V_DRONE_015",
+    "V_AIRPLANE_038",
+    "V_HELICOPTER_053",
+    "V_HELICOPTER_054",
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +67,18 @@ def test_plain_sky_crops_of_different_videos_are_never_merged(hard_raw, tmp_path
 
 def test_frames_of_one_video_stay_in_one_split_with_group_by(hard_raw, tmp_path):
     out = tmp_path / "d.zip"
-    report = prepare(PrepareConfig(raw=hard_raw, out=out, workers=2, quiet=True,
-                                   group_by=r"^(V_[A-Z]+_\d+)_", val_fraction=0.25,
-                                   test_fraction=0.25, seed=1))
+    report = prepare(
+        PrepareConfig(
+            raw=hard_raw,
+            out=out,
+            workers=2,
+            quiet=True,
+            group_by=r"^(V_[A-Z]+_\d+)_",
+            val_fraction=0.25,
+            test_fraction=0.25,
+            seed=1,
+        )
+    )
     _, rows, zf = read_dataset(out)
     splits_of_video = defaultdict(set)
     for r in rows:
@@ -80,12 +98,30 @@ def test_groups_csv_keeps_each_group_on_one_side_and_reports_gaps(hard_raw, tmp_
     rows_in = sorted(p.relative_to(hard_raw).as_posix() for p in hard_raw.glob("*/*.jpg"))
     left_out = rows_in[0]
     csv_file = tmp_path / "groups.csv"
-    lines = ["path,group", *(f"{p},{VIDEO.match(Path(p).name).group(1)}" for p in rows_in[1:]),
-             "bird/not_there.jpg,V_BIRD_999"]
+    lines = [
+        "path,group",
+        *(f"{p},{VIDEO.match(Path(p).name).group(1)}" for p in rows_in[1:]),
+        "bird/not_there.jpg,V_BIRD_999",
+    ]
     csv_file.write_text("\n".join(lines) + "\n")
     out = tmp_path / "d.zip"
-    assert main(["prepare", str(hard_raw), "--out", str(out), "--groups", str(csv_file),
-                 "--workers", "2", "--seed", "2"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                str(hard_raw),
+                "--out",
+                str(out),
+                "--groups",
+                str(csv_file),
+                "--workers",
+                "2",
+                "--seed",
+                "2",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     report, rows, zf = read_dataset(out)
     assert_split_sound(report, rows, zf)
@@ -100,14 +136,16 @@ def test_groups_csv_keeps_each_group_on_one_side_and_reports_gaps(hard_raw, tmp_
     assert f"groups (groups-file): {len(HARD_VIDEOS)} groups" in printed
 
 
-@pytest.mark.parametrize(("option", "message"), [
-    (["--group-by", "V_(unclosed"], "not a valid regular expression"),
-    (["--group-by", "^V_"], "needs a capture group"),
-    (["--groups", "missing.csv"], "cannot read --groups"),
-    (["--group-by", "^(V)", "--groups", "x.csv"], "either --group-by or --groups"),
-])
-def test_bad_grouping_is_a_clear_error_before_any_work(hard_raw, tmp_path, capsys, option,
-                                                       message):
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--group-by", "V_(unclosed"], "not a valid regular expression"),
+        (["--group-by", "^V_"], "needs a capture group"),
+        (["--groups", "missing.csv"], "cannot read --groups"),
+        (["--group-by", "^(V)", "--groups", "x.csv"], "either --group-by or --groups"),
+    ],
+)
+def test_bad_grouping_is_a_clear_error_before_any_work(hard_raw, tmp_path, capsys, option, message):
     out = tmp_path / "d.zip"
     assert main(["prepare", str(hard_raw), "--out", str(out), *option]) == 2
     err = capsys.readouterr().err

@@ -23,12 +23,19 @@ def _thumb(seed: int) -> bytes:
 SAME = _thumb(1)  # one detailed picture: items carrying it are confirmed copies of each other
 
 
-def _item(index: int, label: str, phash: int, sha: str = "", thumb: bytes = SAME,
-          name: str = "") -> Processed:
+def _item(
+    index: int, label: str, phash: int, sha: str = "", thumb: bytes = SAME, name: str = ""
+) -> Processed:
     return Processed(
-        index=index, source=Source(f"{label}/{name or f'{index:03d}.jpg'}", label, f"/x/{index}"),
-        sha256=sha or f"{index:064x}", phash=phash, dihedral=(phash,) * 8, width=100,
-        height=100, spool_file="", thumb=thumb,
+        index=index,
+        source=Source(f"{label}/{name or f'{index:03d}.jpg'}", label, f"/x/{index}"),
+        sha256=sha or f"{index:064x}",
+        phash=phash,
+        dihedral=(phash,) * 8,
+        width=100,
+        height=100,
+        spool_file="",
+        thumb=thumb,
     )
 
 
@@ -42,8 +49,11 @@ def test_exact_copies_in_a_class_keep_the_first_path():
 
 def test_near_copies_are_grouped_within_the_threshold_only():
     base = 0x0F0F_0F0F_0F0F_0F0F
-    items = [_item(0, "a", base), _item(1, "a", base ^ 0b111111),
-             _item(2, "a", base ^ (0x7F << 20))]
+    items = [
+        _item(0, "a", base),
+        _item(1, "a", base ^ 0b111111),
+        _item(2, "a", base ^ (0x7F << 20)),
+    ]
     result = dedupe(items, "near", 6)
     assert result.near_groups == [[0, 1]]  # 6 bits apart: grouped; 7 bits: not
     assert len(result.kept) == 3 and not result.skipped
@@ -53,8 +63,14 @@ def test_near_copies_are_grouped_within_the_threshold_only():
 
 def test_near_pairs_catch_rotations_through_the_dihedral_hashes():
     a = _item(0, "a", 0x1234)
-    rotated = Processed(**{**a.__dict__, "index": 1, "phash": 0xFFFF_0000,
-                           "dihedral": (0xFFFF_0000, 0x1234, 0, 0, 0, 0, 0, 0)})
+    rotated = Processed(
+        **{
+            **a.__dict__,
+            "index": 1,
+            "phash": 0xFFFF_0000,
+            "dihedral": (0xFFFF_0000, 0x1234, 0, 0, 0, 0, 0, 0),
+        }
+    )
     assert near_pairs([a, rotated], 0) == [(0, 1)]
 
 
@@ -95,8 +111,12 @@ def test_thumbnail_check_is_rotation_and_brightness_invariant():
 def test_flat_images_are_never_near_copies_only_exact_ones():
     flat = grey_thumb(Image.new("L", (64, 64), 128))
     ramp = grey_thumb(Image.fromarray(np.tile(np.arange(64, dtype=np.uint8), (64, 1)) // 16 + 120))
-    items = [_item(0, "a", 5, thumb=flat), _item(1, "b", 5, thumb=flat),
-             _item(2, "a", 5, thumb=ramp), _item(3, "a", 5, thumb=ramp)]
+    items = [
+        _item(0, "a", 5, thumb=flat),
+        _item(1, "b", 5, thumb=flat),
+        _item(2, "a", 5, thumb=ramp),
+        _item(3, "a", 5, thumb=ramp),
+    ]
     result = dedupe(items, "near", 6)
     assert not result.conflicts and not result.near_groups and len(result.kept) == 4
     assert result.low_detail == 4

@@ -106,8 +106,7 @@ def test_files_that_vanish_or_change_after_the_scan(tmp_path, birds, drones, mon
         return result
 
     monkeypatch.setattr(prepare_module, "scan", scan_then_tamper)
-    report = prepare(PrepareConfig(raw=raw, out=tmp_path / "o.zip", size=32, workers=1,
-                                   quiet=True))
+    report = prepare(PrepareConfig(raw=raw, out=tmp_path / "o.zip", size=32, workers=1, quiet=True))
     got = {s["path"]: s["reason"] for s in report["skipped"]}
     assert got == {
         "bird/bird_0.jpg": "vanished",
@@ -156,13 +155,19 @@ def test_zip_slip_entries_are_rejected_and_nothing_is_extracted(tmp_path, birds,
         for i in range(3):
             zf.writestr(f"bird/b{i}.jpg", birds[i].read_bytes())
             zf.writestr(f"drone/d{i}.jpg", drones[i].read_bytes())
-        for name in ("../escape.jpg", "bird/../../escape2.jpg", "/etc/bird/abs.jpg",
-                     "C:/bird/win.jpg", "\\\\server\\bird\\unc.jpg"):
+        for name in (
+            "../escape.jpg",
+            "bird/../../escape2.jpg",
+            "/etc/bird/abs.jpg",
+            "C:/bird/win.jpg",
+            "\\\\server\\bird\\unc.jpg",
+        ):
             zf.writestr(zipfile.ZipInfo(name), jpeg)
     workdir = tmp_path / "work"
     workdir.mkdir()
-    report = prepare(PrepareConfig(raw=archive, out=workdir / "o.zip", size=32, workers=1,
-                                   quiet=True))
+    report = prepare(
+        PrepareConfig(raw=archive, out=workdir / "o.zip", size=32, workers=1, quiet=True)
+    )
     unsafe = {s["path"] for s in report["skipped"] if s["reason"] == "unsafe_path"}
     assert len(unsafe) == 5
     assert report["totals"]["kept"] == 6
@@ -183,13 +188,18 @@ def test_zip_bomb_entry_is_refused_with_bounded_memory(tmp_path, birds, drones):
     assert archive.stat().st_size < 2_000_000
     out = tmp_path / "o.zip"
     proc = subprocess.run(
-        [sys.executable, "-c",
-         "from skyclass.cli import main\nfrom prepare.fixtures import peak_rss_kb\n"
-         "code = main(['prepare', "
-         f"{str(archive)!r}, '--out', {str(out)!r}, '--workers', '1', '--size', '32', "
-         "'--max-file-mb', '8', '--quiet'])\nprint(peak_rss_kb())\nraise SystemExit(code)"],
+        [
+            sys.executable,
+            "-c",
+            "from skyclass.cli import main\nfrom prepare.fixtures import peak_rss_kb\n"
+            "code = main(['prepare', "
+            f"{str(archive)!r}, '--out', {str(out)!r}, '--workers', '1', '--size', '32', "
+            "'--max-file-mb', '8', '--quiet'])\nprint(peak_rss_kb())\nraise SystemExit(code)",
+        ],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout.split()[-1]) < 400 * 1024  # KB: far below the 512 MB it inflates to
@@ -206,13 +216,15 @@ def test_identical_files_with_dedupe_off_get_distinct_zip_names(tmp_path, birds,
         (raw / "bird" / sub).mkdir()
         shutil.copyfile(birds[5], raw / "bird" / sub / "same.jpg")
     out = tmp_path / "o.zip"
-    report = prepare(PrepareConfig(raw=raw, out=out, size=32, workers=1, quiet=True,
-                                   dedupe="off", val_fraction=0.0))
+    report = prepare(
+        PrepareConfig(
+            raw=raw, out=out, size=32, workers=1, quiet=True, dedupe="off", val_fraction=0.0
+        )
+    )
     _, rows, zf = read_dataset(out)
     assert len({r["path"] for r in rows}) == len(rows) == report["totals"]["kept"] == 6
     assert len(zf.namelist()) == len(set(zf.namelist())) == 8
     assert_accounted(raw, report, rows)
-
 
 
 def _spooled(folder: Path) -> int:
@@ -228,8 +240,10 @@ def test_kill_9_mid_run_leaves_no_zip_and_the_next_run_cleans_up(tmp_path, bird_
             os.symlink(path, raw / label / path.name)
     out_dir = tmp_path / "out"
     out = out_dir / "d.zip"
-    code = ("from skyclass.cli import main; raise SystemExit(main(['prepare', "
-            f"{str(raw)!r}, '--out', {str(out)!r}, '--workers', '2', '--quiet']))")
+    code = (
+        "from skyclass.cli import main; raise SystemExit(main(['prepare', "
+        f"{str(raw)!r}, '--out', {str(out)!r}, '--workers', '2', '--quiet']))"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and _spooled(out_dir) < 20:
@@ -293,8 +307,9 @@ def test_dot_slash_zip_entries_are_photos_not_hidden_files(tmp_path, birds, dron
     _two_classes(raw, birds, drones, n=3)
     archive = tmp_path / "dotslash.zip"
     _zip_of(raw, archive, prefix="./")  # what `cd raw && zip -r ../x.zip ./` writes
-    report = prepare(PrepareConfig(raw=archive, out=tmp_path / "o.zip", size=32, workers=1,
-                                   quiet=True))
+    report = prepare(
+        PrepareConfig(raw=archive, out=tmp_path / "o.zip", size=32, workers=1, quiet=True)
+    )
     assert report["class_names"] == ["bird", "drone"]
     assert report["totals"]["kept"] == 6 and report["skipped"] == []
 
@@ -311,8 +326,9 @@ def test_duplicated_zip_entry_names_are_reported_not_lost(tmp_path, birds, drone
             zf.write(birds[4], "./bird/b1.jpg")  # the same name once "./" is dropped
             for i, photo in enumerate(drones[:3]):
                 zf.write(photo, f"drone/d{i}.jpg")
-    report = prepare(PrepareConfig(raw=archive, out=tmp_path / "o.zip", size=32, workers=1,
-                                   quiet=True))
+    report = prepare(
+        PrepareConfig(raw=archive, out=tmp_path / "o.zip", size=32, workers=1, quiet=True)
+    )
     skipped = {s["path"]: s for s in report["skipped"]}
     assert set(skipped) == {"bird/b0.jpg", "bird/b1.jpg"}
     assert all(s["reason"] == "duplicate_zip_entry" for s in skipped.values())
@@ -327,8 +343,11 @@ def test_a_fifo_as_input_is_refused_at_once(tmp_path, command, capsys, request):
 
     fifo = tmp_path / "input.zip"
     os.mkfifo(fifo)
-    args = (["prepare", str(fifo), "--out", str(tmp_path / "o.zip")] if command == "prepare"
-            else ["evaluate", str(request.getfixturevalue("tiny_run")), "--data", str(fifo)])
+    args = (
+        ["prepare", str(fifo), "--out", str(tmp_path / "o.zip")]
+        if command == "prepare"
+        else ["evaluate", str(request.getfixturevalue("tiny_run")), "--data", str(fifo)]
+    )
     start = time.monotonic()
     done = {}
     worker = threading.Thread(target=lambda: done.update(code=main(args)), daemon=True)

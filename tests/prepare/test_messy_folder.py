@@ -68,8 +68,10 @@ def test_exif_orientation_is_applied_in_the_zip(messy_zip):
 def test_originals_keep_their_size_in_the_manifest(messy_zip):
     _, rows, _ = read_dataset(messy_zip)
     row = {r["source"]: r for r in rows}
-    assert (row["bird/original_6000x4000.jpg"]["width"], row["bird/thumbnail_100px.jpg"]["width"]
-            ) == ("6000", "100")
+    assert (
+        row["bird/original_6000x4000.jpg"]["width"],
+        row["bird/thumbnail_100px.jpg"]["width"],
+    ) == ("6000", "100")
     assert row["bird/bad\\nname\\xff\\xfe.jpg"]["path"].startswith(
         row["bird/bad\\nname\\xff\\xfe.jpg"]["split"] + "/bird/bad_nname_xff_xfe-"
     )

@@ -72,4 +72,3 @@ def review_copy(tmp_path: Path, review_dir: Path) -> Path:
     shutil.copytree(review_dir, copy)
     assert not (copy / "decisions.csv").exists()
     return copy
-

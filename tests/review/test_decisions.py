@@ -18,8 +18,11 @@ from skyclass.review.server import ReviewSession
 
 def tree_state(root: Path) -> dict[str, tuple[int, int]]:
     """(size, mtime_ns) of every file under root: proves a folder was not touched."""
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _manifest(zip_path: Path) -> dict[str, dict]:
@@ -56,12 +59,29 @@ def test_decisions_round_trip_and_apply(review_copy, flipped_raw, tmp_path):
 
     before = tree_state(raw)
     out = tmp_path / "fixed.zip"
-    assert main(["prepare", str(raw), "--decisions", str(review_copy / "decisions.csv"),
-                 "--out", str(out), "--size", "64", "--workers", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                str(raw),
+                "--decisions",
+                str(review_copy / "decisions.csv"),
+                "--out",
+                str(out),
+                "--size",
+                "64",
+                "--workers",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert tree_state(raw) == before, "prepare --decisions must never touch RAW"
     rows, report = _manifest(out)
-    conflicts = {s["path"]: s["detail"] for s in report["skipped"]
-                 if s["reason"] == "label_conflict"}
+    conflicts = {
+        s["path"]: s["detail"] for s in report["skipped"] if s["reason"] == "label_conflict"
+    }
     relabelled = [source for source in accepted if source in rows]
     assert relabelled
     for source in relabelled:
@@ -73,15 +93,16 @@ def test_decisions_round_trip_and_apply(review_copy, flipped_raw, tmp_path):
         copies = [f for f in flips if f not in accepted and f in conflicts.get(source, "")]
         assert copies, (source, conflicts.get(source))
     assert excluded["source"] not in rows
-    assert any(s["path"] == excluded["source"] and s["reason"] == "excluded_by_review"
-               for s in report["skipped"])
+    assert any(
+        s["path"] == excluded["source"] and s["reason"] == "excluded_by_review"
+        for s in report["skipped"]
+    )
     applied = {d["source"]: d["action"] for d in report["decisions"]["applied"]}
     assert applied == {d.source: d.action for d in on_disk.values()}
     assert report["decisions"]["refused"] == []
 
 
-def test_changed_or_vanished_files_are_reported_not_applied(review_copy, flipped_raw,
-                                                             tmp_path):
+def test_changed_or_vanished_files_are_reported_not_applied(review_copy, flipped_raw, tmp_path):
     src_raw, flips = flipped_raw
     raw = tmp_path / "raw"
     for path in src_raw.rglob("*.jpg"):  # a private copy: this test edits and deletes files
@@ -94,8 +115,24 @@ def test_changed_or_vanished_files_are_reported_not_applied(review_copy, flipped
         fh.write(b"edited")
     (raw / vanished).unlink()
     out = tmp_path / "fixed.zip"
-    assert main(["prepare", str(raw), "--decisions", str(review_copy / "decisions.csv"),
-                 "--out", str(out), "--size", "64", "--workers", "1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                str(raw),
+                "--decisions",
+                str(review_copy / "decisions.csv"),
+                "--out",
+                str(out),
+                "--size",
+                "64",
+                "--workers",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows, report = _manifest(out)
     refused = {d["source"]: d["reason"] for d in report["decisions"]["refused"]}
     assert refused == {changed: "changed", vanished: "vanished"}
@@ -103,16 +140,29 @@ def test_changed_or_vanished_files_are_reported_not_applied(review_copy, flipped
     assert vanished not in rows
     applied = {d["source"] for d in report["decisions"]["applied"]}
     assert applied == set(accepted) - {changed, vanished} | {
-        d.source for d in read_decisions(review_copy / "decisions.csv")
-        if d.action == "exclude"}
+        d.source for d in read_decisions(review_copy / "decisions.csv") if d.action == "exclude"
+    }
 
 
 def test_a_bad_decisions_file_is_a_clear_error(tmp_path, flipped_raw):
     bad = tmp_path / "decisions.csv"
-    bad.write_text("source,sha256,given,action,label\nbird/x.jpg," + "0" * 64
-                   + ",bird,rename,drone\n")
+    bad.write_text(
+        "source,sha256,given,action,label\nbird/x.jpg," + "0" * 64 + ",bird,rename,drone\n"
+    )
     with pytest.raises(PrepareError, match="line 2: action 'rename'"):
         read_decisions(bad)
-    assert main(["prepare", str(flipped_raw[0]), "--decisions", str(tmp_path / "none.csv"),
-                 "--out", str(tmp_path / "o.zip"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "prepare",
+                str(flipped_raw[0]),
+                "--decisions",
+                str(tmp_path / "none.csv"),
+                "--out",
+                str(tmp_path / "o.zip"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "o.zip").exists()

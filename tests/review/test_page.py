@@ -76,7 +76,8 @@ def test_keyboard_review_saves_and_reloads(browser, review_copy):
         assert browser.find_element(By.ID, "error").text == ""
         # The page loaded nothing but this server's own URLs.
         urls = browser.execute_script(
-            "return performance.getEntriesByType('resource').map(e => e.name)")
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
         assert all(u.startswith(url) for u in urls), urls
 
     # "Kill" the server and open the folder again: the decisions are back.

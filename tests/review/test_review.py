@@ -68,7 +68,8 @@ def test_groups_stay_in_one_fold(flipped_zip):
     assert len(set(groups)) < len(groups), "the fixture should hold near-copy groups"
     labels = np.asarray([r["class"] for r in rows])
     for _, test_idx in StratifiedGroupKFold(5, shuffle=True, random_state=0).split(
-            rows, labels, groups):
+        rows, labels, groups
+    ):
         held = set(groups[test_idx])
         assert not held & set(np.delete(groups, test_idx))
 
@@ -78,8 +79,22 @@ def test_review_with_a_runs_fine_tuned_backbone(tmp_path, tiny_run, eva4_zip):
     from skyclass.cli import main
 
     out = tmp_path / "review"
-    assert main(["review", str(eva4_zip), "--run", str(tiny_run), "--out", str(out),
-                 "--folds", "3", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "review",
+                str(eva4_zip),
+                "--run",
+                str(tiny_run),
+                "--out",
+                str(out),
+                "--folds",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / SUMMARY_NAME).read_text())
     assert summary["backbone"] == f"run:{tiny_run}"
     assert summary["folds"] == 3 and summary["images"] > 100

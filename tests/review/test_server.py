@@ -34,15 +34,18 @@ def test_api_serves_only_known_images_and_rejects_bad_decisions(review_copy):
         # Only suspects and typical examples: no reading other zip members (or files).
         for probe in ("manifest.csv", "report.json", "../../etc/passwd"):
             assert _call(url + "img?p=" + urllib.request.quote(probe))[0] == 404
-        for bad in ({"id": first["id"], "action": "delete"},
-                    {"id": 10_000, "action": "keep"},
-                    {"id": first["id"], "action": "relabel", "label": "helicopter"}):
+        for bad in (
+            {"id": first["id"], "action": "delete"},
+            {"id": 10_000, "action": "keep"},
+            {"id": first["id"], "action": "relabel", "label": "helicopter"},
+        ):
             status, body, _ = _call(url + "api/decide", bad)
             assert status == 400 and json.loads(body)["message"]
         assert not (review_copy / "decisions.csv").exists()
         status, body, _ = _call(url + "api/decide", {"id": first["id"], "action": "keep"})
         assert status == 200 and json.loads(body)["decisions"] == {
-            str(first["id"]): {"action": "keep", "label": ""}}
+            str(first["id"]): {"action": "keep", "label": ""}
+        }
         assert (review_copy / "decisions.csv").read_text().count("\n") == 2
 
 

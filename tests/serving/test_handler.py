@@ -29,11 +29,19 @@ EVENTS = {
 }
 
 
-def _post(app: App, kind: str, body: bytes | str | None, content_type: str | None,
-          b64: bool = True, query: dict | None = None, path: str = "/") -> dict:
+def _post(
+    app: App,
+    kind: str,
+    body: bytes | str | None,
+    content_type: str | None,
+    b64: bool = True,
+    query: dict | None = None,
+    path: str = "/",
+) -> dict:
     headers = {"Content-Type": content_type} if content_type else {}
-    return app(EVENTS[kind](method="POST", path=path, headers=headers, body=body, b64=b64,
-                            query=query))
+    return app(
+        EVENTS[kind](method="POST", path=path, headers=headers, body=body, b64=b64, query=query)
+    )
 
 
 def _png(img: Image.Image, **save) -> bytes:
@@ -63,8 +71,11 @@ def _assert_predictions(response: dict, classes: list[str], k: int = 3) -> list[
 @pytest.mark.parametrize("kind", ["v1", "v2", "url"])
 def test_multipart_from_requests_library(app, classifier, photo_bytes, kind):
     prepared = requests.Request(
-        "POST", "https://example.invalid/", data={"note": "a text field before the file"},
-        files={"file": ("drone.jpg", photo_bytes, "image/jpeg")}).prepare()
+        "POST",
+        "https://example.invalid/",
+        data={"note": "a text field before the file"},
+        files={"file": ("drone.jpg", photo_bytes, "image/jpeg")},
+    ).prepare()
     response = _post(app, kind, prepared.body, prepared.headers["Content-Type"])
     preds = _assert_predictions(response, classifier.class_names)
     direct = classifier.predict_image(photo_bytes, 3)
@@ -74,19 +85,23 @@ def test_multipart_from_requests_library(app, classifier, photo_bytes, kind):
 
 
 def test_first_file_part_is_used_when_no_field_is_named_file(app, classifier, photo_bytes):
-    body, ctype = urllib3.encode_multipart_formdata([
-        ("comment", "hello"),
-        ("upload", ("drone.jpg", photo_bytes, "image/jpeg")),
-        ("second", ("notes.txt", b"not an image", "text/plain")),
-    ])
+    body, ctype = urllib3.encode_multipart_formdata(
+        [
+            ("comment", "hello"),
+            ("upload", ("drone.jpg", photo_bytes, "image/jpeg")),
+            ("second", ("notes.txt", b"not an image", "text/plain")),
+        ]
+    )
     _assert_predictions(_post(app, "v2", body, ctype), classifier.class_names)
 
 
 def test_field_named_file_wins_over_earlier_file_parts(app, classifier, photo_bytes):
-    body, ctype = urllib3.encode_multipart_formdata([
-        ("attachment", ("notes.txt", b"not an image", "text/plain")),
-        ("file", ("drone.jpg", photo_bytes, "image/jpeg")),
-    ])
+    body, ctype = urllib3.encode_multipart_formdata(
+        [
+            ("attachment", ("notes.txt", b"not an image", "text/plain")),
+            ("file", ("drone.jpg", photo_bytes, "image/jpeg")),
+        ]
+    )
     _assert_predictions(_post(app, "v1", body, ctype), classifier.class_names)
 
 
@@ -106,22 +121,36 @@ def test_headers_are_case_insensitive(app, classifier, photo_bytes):
 def test_is_base64_encoded_is_honoured_not_assumed(app, photo_bytes):
     """The same base64 text is an image only when the event says it is base64."""
     as_text = base64.b64encode(photo_bytes).decode()
-    ok = app(v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=as_text,
-                      b64=False) | {"isBase64Encoded": True})
+    ok = app(
+        v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=as_text, b64=False)
+        | {"isBase64Encoded": True}
+    )
     assert ok["statusCode"] == 200
-    not_b64 = app(v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=as_text,
-                           b64=False))
+    not_b64 = app(
+        v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=as_text, b64=False)
+    )
     assert not_b64["statusCode"] == 400
     assert body_json(not_b64)["error"] == "bad_image"
 
 
 def test_top_k_query_and_stage_prefix(app, classifier, photo_bytes):
     for kind in ("v1", "v2"):
-        event = EVENTS[kind](method="POST", path="/predict", headers={"content-type": "image/jpeg"},
-                             body=photo_bytes, query={"top_k": "4"})
+        event = EVENTS[kind](
+            method="POST",
+            path="/predict",
+            headers={"content-type": "image/jpeg"},
+            body=photo_bytes,
+            query={"top_k": "4"},
+        )
         if kind == "v2":
-            event = v2_event(method="POST", path="/predict", stage="dev", body=photo_bytes,
-                             headers={"content-type": "image/jpeg"}, query={"top_k": "4"})
+            event = v2_event(
+                method="POST",
+                path="/predict",
+                stage="dev",
+                body=photo_bytes,
+                headers={"content-type": "image/jpeg"},
+                query={"top_k": "4"},
+            )
             assert event["rawPath"] == "/dev/predict"
         preds = _assert_predictions(app(event), classifier.class_names, k=4)
         assert sum(p["probability"] for p in preds) == pytest.approx(1.0, abs=1e-5)
@@ -207,10 +236,18 @@ def _bomb_png(width: int = 30000, height: int = 30000) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunk = b"IHDR" + ihdr
     idat = zlib.compress(b"\x00" * 64)
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
-            + struct.pack(">I", zlib.crc32(chunk)) + struct.pack(">I", len(idat)) + b"IDAT"
-            + idat + struct.pack(">I", zlib.crc32(b"IDAT" + idat)) + b"\x00\x00\x00\x00IEND"
-            + struct.pack(">I", zlib.crc32(b"IEND")))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + struct.pack(">I", len(idat))
+        + b"IDAT"
+        + idat
+        + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+        + b"\x00\x00\x00\x00IEND"
+        + struct.pack(">I", zlib.crc32(b"IEND"))
+    )
 
 
 @pytest.mark.parametrize("kind", ["v1", "v2", "url"])
@@ -222,14 +259,16 @@ def test_400s(app, photo_bytes, kind):
     empty_file, ctype = urllib3.encode_multipart_formdata({"file": ("a.jpg", b"", "image/jpeg")})
     _error(_post(app, kind, empty_file, ctype), 400, "empty_body")
     _error(_post(app, kind, b"definitely not a jpeg", "image/jpeg"), 400, "bad_image")
-    truncated = _error(_post(app, kind, photo_bytes[: len(photo_bytes) // 2], "image/jpeg"),
-                       400, "bad_image")
+    truncated = _error(
+        _post(app, kind, photo_bytes[: len(photo_bytes) // 2], "image/jpeg"), 400, "bad_image"
+    )
     assert "corrupt" in truncated["message"]
     _error(_post(app, kind, photo_bytes, "multipart/form-data"), 400, "bad_multipart")
     _error(_post(app, kind, photo_bytes, "image/jpeg", query={"top_k": "x"}), 400, "bad_top_k")
     _error(_post(app, kind, photo_bytes, "image/jpeg", query={"top_k": "0"}), 400, "bad_top_k")
-    bad_b64 = EVENTS[kind](method="POST", headers={"content-type": "image/jpeg"},
-                           body="!!not base64!!", b64=False) | {"isBase64Encoded": True}
+    bad_b64 = EVENTS[kind](
+        method="POST", headers={"content-type": "image/jpeg"}, body="!!not base64!!", b64=False
+    ) | {"isBase64Encoded": True}
     _error(app(bad_b64), 400, "bad_body")
 
 
@@ -245,8 +284,11 @@ def test_413_configured_limit_and_bomb(app, classifier, photo_bytes):
     def configured(**settings) -> App:
         return App(loader=lambda: classifier, settings=ServingSettings(**settings))
 
-    small_bomb = _error(_post(configured(max_pixels=1_000_000), "v1", _bomb_png(2000, 1000),
-                              "image/png"), 413, "image_too_large")  # our own limit
+    small_bomb = _error(
+        _post(configured(max_pixels=1_000_000), "v1", _bomb_png(2000, 1000), "image/png"),
+        413,
+        "image_too_large",
+    )  # our own limit
     assert "2000x1000" in small_bomb["message"]
     tight = configured(max_body_bytes=len(photo_bytes) - 1)
     _error(_post(tight, "v1", photo_bytes, "image/jpeg"), 413, "payload_too_large")
@@ -255,24 +297,40 @@ def test_413_configured_limit_and_bomb(app, classifier, photo_bytes):
 
 
 def test_settings_are_read_from_the_environment_once():
-    env = {"MODEL_URI": "s3://b/p", "MAX_BODY_BYTES": "1000", "MAX_PIXELS": "5",
-           "REQUEST_DEADLINE_S": "2.5", "TOP_K": "2", "CORS_ORIGIN": " * ",
-           "SKYCLASS_THREADS": "1"}
+    env = {
+        "MODEL_URI": "s3://b/p",
+        "MAX_BODY_BYTES": "1000",
+        "MAX_PIXELS": "5",
+        "REQUEST_DEADLINE_S": "2.5",
+        "TOP_K": "2",
+        "CORS_ORIGIN": " * ",
+        "SKYCLASS_THREADS": "1",
+    }
     settings = ServingSettings.from_env(env)
-    assert settings == ServingSettings(model_uri="s3://b/p", max_body_bytes=1000, max_pixels=5,
-                                       request_deadline_s=2.5, top_k=2, cors_origin="*",
-                                       threads=1)
+    assert settings == ServingSettings(
+        model_uri="s3://b/p",
+        max_body_bytes=1000,
+        max_pixels=5,
+        request_deadline_s=2.5,
+        top_k=2,
+        cors_origin="*",
+        threads=1,
+    )
     # A typo keeps the default (logged) rather than taking the API down.
     assert ServingSettings.from_env({"MAX_BODY_BYTES": "6MB"}).max_body_bytes == (
-        ServingSettings().max_body_bytes)
+        ServingSettings().max_body_bytes
+    )
 
 
 @pytest.mark.parametrize("kind", ["v1", "v2", "url"])
 def test_415_405_404(app, photo_bytes, kind):
     _error(_post(app, kind, photo_bytes, "text/plain"), 415, "unsupported_media_type")
     _error(_post(app, kind, photo_bytes, None), 415, "unsupported_media_type")
-    _error(_post(app, kind, '{"image": "x"}', "application/json", b64=False), 415,
-           "unsupported_media_type")
+    _error(
+        _post(app, kind, '{"image": "x"}', "application/json", b64=False),
+        415,
+        "unsupported_media_type",
+    )
     put = app(EVENTS[kind](method="PUT", headers={"content-type": "image/jpeg"}, body=photo_bytes))
     _error(put, 405, "method_not_allowed")
     assert "POST" in put["headers"]["allow"]
@@ -305,7 +363,8 @@ def test_503_when_model_uri_is_wrong(photo_bytes, monkeypatch, tmp_path):
 def test_body_is_never_logged(app, photo_bytes, caplog):
     marker = b"PRIVATE-PHOTO-MARKER"
     body, ctype = urllib3.encode_multipart_formdata(
-        {"file": ("me.jpg", photo_bytes + marker, "image/jpeg")})
+        {"file": ("me.jpg", photo_bytes + marker, "image/jpeg")}
+    )
     with caplog.at_level(logging.DEBUG):
         ok = _post(app, "v2", body, ctype)
         bad = _post(app, "v2", marker * 10, "image/jpeg")
@@ -323,8 +382,8 @@ def test_default_handler_reads_model_uri(bundle_dir, photo_bytes, monkeypatch):
     lambda_handler.default_app.cache_clear()  # a fresh process: settings read at first call
     try:
         response = lambda_handler.handler(
-            v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes),
-            None)
+            v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes), None
+        )
         assert response["statusCode"] == 200
     finally:
         lambda_handler.default_app.cache_clear()

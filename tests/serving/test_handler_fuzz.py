@@ -46,9 +46,16 @@ from skyclass.serving.lambda_handler import MAX_TOP_K, App
 from .aws_events import v1_event, v2_event
 
 settings.register_profile(
-    "skyclass-fuzz", derandomize=True, database=None, deadline=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.function_scoped_fixture],
+    "skyclass-fuzz",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 FUZZ = settings.get_profile("skyclass-fuzz")
 ALLOWED = {200, 400, 404, 405, 413, 415}
@@ -107,8 +114,10 @@ def write_stats():
     yield
     target = os.environ.get("SKYCLASS_FUZZ_STATS")
     if target:
-        stats = {kind: {"tried": sum(c.values()), "statuses": dict(sorted(c.items()))}
-                 for kind, c in sorted(STATS.items())}
+        stats = {
+            kind: {"tried": sum(c.values()), "statuses": dict(sorted(c.items()))}
+            for kind, c in sorted(STATS.items())
+        }
         Path(target).write_text(json.dumps(stats, indent=2) + "\n")
 
 
@@ -153,9 +162,15 @@ def _method_of(event: Any) -> str:
         return ""
 
 
-def event_for(kind: str, body: bytes | None, headers: dict[str, str], delivery: str = "b64",
-              method: str = "POST", path: str = "/", query: dict[str, str] | None = None,
-              ) -> dict[str, Any]:
+def event_for(
+    kind: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    delivery: str = "b64",
+    method: str = "POST",
+    path: str = "/",
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A real-shaped event; `delivery` says how the body travels, honestly or not."""
     maker = v1_event if kind == "v1" else v2_event
     extra = {"function_url": True} if kind == "url" else {}
@@ -193,18 +208,18 @@ def mutated_images(draw, samples: dict[str, bytes]) -> tuple[str, bytes]:
     op = draw(st.sampled_from(["truncate", "flip", "flip", "splice", "zero", "none"]))
     last = len(data) - 1
     if op == "truncate":
-        data = data[:draw(st.integers(0, last))]
+        data = data[: draw(st.integers(0, last))]
     elif op == "flip":
         for _ in range(draw(st.integers(1, 24))):
             pos = draw(st.one_of(st.integers(0, min(last, 600)), st.integers(0, last)))
             data[pos] ^= 1 << draw(st.integers(0, 7))
     elif op == "splice":
         pos = draw(st.integers(0, last))
-        data[pos:pos + draw(st.integers(0, 64))] = draw(st.binary(max_size=64))
+        data[pos : pos + draw(st.integers(0, 64))] = draw(st.binary(max_size=64))
     elif op == "zero":
         pos = draw(st.integers(0, last))
         span = draw(st.integers(1, 4096))
-        data[pos:pos + span] = bytes(len(data[pos:pos + span]))
+        data[pos : pos + span] = bytes(len(data[pos : pos + span]))
     return f"{fmt}/{op}", bytes(data)
 
 
@@ -214,12 +229,27 @@ def test_mutated_real_images(fuzz_app, log_trap, samples):
     def check(data):
         label, image = data.draw(mutated_images(samples))
         kind = data.draw(st.sampled_from(KINDS))
-        ctype = data.draw(st.sampled_from(["image/jpeg", "image/png", "IMAGE/WEBP", "image/gif",
-                                           "application/octet-stream", "image/x-anything"]))
+        ctype = data.draw(
+            st.sampled_from(
+                [
+                    "image/jpeg",
+                    "image/png",
+                    "IMAGE/WEBP",
+                    "image/gif",
+                    "application/octet-stream",
+                    "image/x-anything",
+                ]
+            )
+        )
         name = mixed_case(data.draw, "content-type")
         delivery = data.draw(st.sampled_from(["b64", "b64", "text"]))
-        payload = call(fuzz_app, log_trap, "mutated_image", event_for(
-            kind, image + MARKER, {name: ctype}, delivery), image + MARKER)
+        payload = call(
+            fuzz_app,
+            log_trap,
+            "mutated_image",
+            event_for(kind, image + MARKER, {name: ctype}, delivery),
+            image + MARKER,
+        )
         if "/none" in label:  # an intact image (plus trailing bytes) must be classified
             assert payload.get("predictions"), (label, payload)
 
@@ -230,8 +260,16 @@ def test_mutated_real_images(fuzz_app, log_trap, samples):
 
 BOUNDARY_CHARS = "abcXYZ0123456789'()+_,-./:=? "
 DISPOSITIONS = ["form-data", "FORM-DATA", "Form-Data", "attachment", "inline", "", "form-data;"]
-PART_TYPES = ["image/jpeg", "image/png", "application/octet-stream", "text/plain",
-              "multipart/mixed; boundary=inner", "", "image/*;;;", "x/\x00y"]
+PART_TYPES = [
+    "image/jpeg",
+    "image/png",
+    "application/octet-stream",
+    "text/plain",
+    "multipart/mixed; boundary=inner",
+    "",
+    "image/*;;;",
+    "x/\x00y",
+]
 ENCODINGS = ["", "binary", "8bit", "base64", "quoted-printable", "x-uuencode", "gzip"]
 
 
@@ -241,10 +279,16 @@ def form_parts(draw, samples: dict[str, bytes]) -> bytes:
     headers: list[tuple[str, bytes]] = []
     disp = draw(st.sampled_from(DISPOSITIONS)).encode()
     if draw(st.booleans()):
-        disp += b'; name="' + draw(st.sampled_from([b"file", b"File", b"image", b"", b'a"b',
-                                                   b"\xff\xfe"])) + b'"'
-    filename = draw(st.one_of(st.none(), st.binary(max_size=40),
-                              st.text(max_size=20).map(lambda t: t.encode("utf-8"))))
+        disp += (
+            b'; name="'
+            + draw(st.sampled_from([b"file", b"File", b"image", b"", b'a"b', b"\xff\xfe"]))
+            + b'"'
+        )
+    filename = draw(
+        st.one_of(
+            st.none(), st.binary(max_size=40), st.text(max_size=20).map(lambda t: t.encode("utf-8"))
+        )
+    )
     if filename is not None:
         disp += b'; filename="' + filename + b'"'
     if draw(st.booleans()):
@@ -277,29 +321,40 @@ def multipart_requests(draw, samples: dict[str, bytes]) -> tuple[bytes, dict[str
     b = boundary.encode()
     parts = draw(st.lists(form_parts(samples), max_size=8))
     if draw(st.integers(0, 9)) == 0:  # many tiny parts: over the form's limit or close to it
-        parts += [b'Content-Disposition: form-data; name="x"\r\n\r\nv'] * draw(
-            st.integers(50, 150))
+        parts += [b'Content-Disposition: form-data; name="x"\r\n\r\nv'] * draw(st.integers(50, 150))
     newline = draw(st.sampled_from([b"\r\n", b"\r\n", b"\n", b"\r"]))  # bare CR: issue 12
     body = draw(st.sampled_from([b"", b"preamble" + newline, MARKER + newline]))
     for part in parts:
         body += b"--" + b + newline + part.replace(b"\r\n", newline) + newline
-    body += draw(st.sampled_from([b"--" + b + b"--" + newline, b"--" + b + b"--", b"",
-                                  b"--" + b + b"--" + newline + b"epilogue"]))
+    body += draw(
+        st.sampled_from(
+            [
+                b"--" + b + b"--" + newline,
+                b"--" + b + b"--",
+                b"",
+                b"--" + b + b"--" + newline + b"epilogue",
+            ]
+        )
+    )
     if draw(st.integers(0, 4)) == 0:
-        body = body[:draw(st.integers(0, len(body)))]
-    ctype = draw(st.sampled_from([
-        f"multipart/form-data; boundary={boundary}",
-        f'multipart/form-data; boundary="{boundary}"',
-        f"MULTIPART/FORM-DATA; BOUNDARY={boundary}",
-        f"multipart/form-data; charset=utf-8; boundary={boundary}; boundary=other",
-        "multipart/form-data; boundary=not-the-one",
-        "multipart/form-data",
-        "multipart/form-data; boundary=",
-        f"multipart/mixed; boundary={boundary}",
-        f"text/plain; boundary={boundary}",
-        f"multipart/form-data; boundary*=utf-8''{boundary}",
-        None,
-    ]))
+        body = body[: draw(st.integers(0, len(body)))]
+    ctype = draw(
+        st.sampled_from(
+            [
+                f"multipart/form-data; boundary={boundary}",
+                f'multipart/form-data; boundary="{boundary}"',
+                f"MULTIPART/FORM-DATA; BOUNDARY={boundary}",
+                f"multipart/form-data; charset=utf-8; boundary={boundary}; boundary=other",
+                "multipart/form-data; boundary=not-the-one",
+                "multipart/form-data",
+                "multipart/form-data; boundary=",
+                f"multipart/mixed; boundary={boundary}",
+                f"text/plain; boundary={boundary}",
+                f"multipart/form-data; boundary*=utf-8''{boundary}",
+                None,
+            ]
+        )
+    )
     headers = {} if ctype is None else {mixed_case(draw, "content-type"): ctype}
     return body, headers
 
@@ -326,8 +381,13 @@ def test_nested_forms_and_recursion_bombs(fuzz_app, log_trap):
     @given(nested_forms(), st.sampled_from(KINDS))
     def check(form, kind):
         body, ctype = form
-        payload = call(fuzz_app, log_trap, "nested_multipart",
-                       event_for(kind, body, {"Content-Type": ctype}), body)
+        payload = call(
+            fuzz_app,
+            log_trap,
+            "nested_multipart",
+            event_for(kind, body, {"Content-Type": ctype}),
+            body,
+        )
         assert payload["error"] in ("bad_multipart", "bad_image", "no_image"), payload
 
     check()
@@ -336,31 +396,47 @@ def test_nested_forms_and_recursion_bombs(fuzz_app, log_trap):
 def test_well_formed_forms_always_classify(fuzz_app, log_trap, samples):
     """Any valid form whose `file` field holds a real image gets the raw upload's answer,
     whatever the other fields, the filename bytes, the header case or the event shape."""
-    direct = {fmt: fuzz_app.model.predict_image(samples[fmt], top_k=1)[0].label
-              for fmt in samples}
+    direct = {fmt: fuzz_app.model.predict_image(samples[fmt], top_k=1)[0].label for fmt in samples}
 
     @settings(FUZZ, max_examples=40)
     @given(st.data())
     def check(data):
         fmt = data.draw(st.sampled_from(sorted(samples)))
         boundary = data.draw(st.text("abcdefXYZ0123456789-_", min_size=8, max_size=60))
-        filename = data.draw(st.binary(max_size=30).filter(lambda f: b'"' not in f
-                                                          and b"\r" not in f and b"\n" not in f))
+        filename = data.draw(
+            st.binary(max_size=30).filter(
+                lambda f: b'"' not in f and b"\r" not in f and b"\n" not in f
+            )
+        )
         extra = data.draw(st.lists(st.text("abc xyz=;", max_size=30), max_size=4))
-        fields = [b'Content-Disposition: form-data; name="note%d"\r\n\r\n%s' % (i, t.encode())
-                  for i, t in enumerate(extra)]
-        file_part = (mixed_case(data.draw, "Content-Disposition").encode()
-                     + b': form-data; name="file"; filename="' + filename + b'"\r\n'
-                     + mixed_case(data.draw, "Content-Type").encode() + b": image/"
-                     + fmt.split("-")[0].lower().encode() + b"\r\n\r\n" + samples[fmt])
+        fields = [
+            b'Content-Disposition: form-data; name="note%d"\r\n\r\n%s' % (i, t.encode())
+            for i, t in enumerate(extra)
+        ]
+        file_part = (
+            mixed_case(data.draw, "Content-Disposition").encode()
+            + b': form-data; name="file"; filename="'
+            + filename
+            + b'"\r\n'
+            + mixed_case(data.draw, "Content-Type").encode()
+            + b": image/"
+            + fmt.split("-")[0].lower().encode()
+            + b"\r\n\r\n"
+            + samples[fmt]
+        )
         position = data.draw(st.integers(0, len(fields)))
         fields.insert(position, file_part)
         b = boundary.encode()
         body = b"".join(b"--" + b + b"\r\n" + f + b"\r\n" for f in fields) + b"--" + b + b"--\r\n"
         kind = data.draw(st.sampled_from(KINDS))
         ctype = f"multipart/form-data; boundary={boundary}"
-        payload = call(fuzz_app, log_trap, "well_formed_form", event_for(
-            kind, body, {mixed_case(data.draw, "content-type"): ctype}, "b64"), body)
+        payload = call(
+            fuzz_app,
+            log_trap,
+            "well_formed_form",
+            event_for(kind, body, {mixed_case(data.draw, "content-type"): ctype}, "b64"),
+            body,
+        )
         assert payload["predictions"][0]["label"] == direct[fmt]
 
     check()
@@ -368,31 +444,83 @@ def test_well_formed_forms_always_classify(fuzz_app, log_trap, samples):
 
 # --- whole random events -----------------------------------------------------------------------
 
-PATHS = ["/", "/predict", "/health", "/dev/predict", "//", "/predict/", "/admin", "/%00",
-         "/\u00e9t\u00e9", "", "/" + "a" * 3000]
+PATHS = [
+    "/",
+    "/predict",
+    "/health",
+    "/dev/predict",
+    "//",
+    "/predict/",
+    "/admin",
+    "/%00",
+    "/\u00e9t\u00e9",
+    "",
+    "/" + "a" * 3000,
+]
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "post", "BREW", ""]
 HEADER_VALUES = st.one_of(
-    st.sampled_from(["image/jpeg", "multipart/form-data; boundary=x", "text/html", "", "²",
-                     "99999999999999999999", "-1", " 12", "application/json", "*/*"]),
-    st.text(max_size=40))
+    st.sampled_from(
+        [
+            "image/jpeg",
+            "multipart/form-data; boundary=x",
+            "text/html",
+            "",
+            "²",
+            "99999999999999999999",
+            "-1",
+            " 12",
+            "application/json",
+            "*/*",
+        ]
+    ),
+    st.text(max_size=40),
+)
 
 
 @st.composite
 def random_events(draw, samples: dict[str, bytes]) -> tuple[dict[str, Any], bytes]:
     kind = draw(st.sampled_from(KINDS))
-    names = st.one_of(st.sampled_from(["content-type", "content-length", "accept", "host",
-                                       "transfer-encoding", "cookie"]), st.text(max_size=12))
-    headers = {mixed_case(draw, k): v for k, v in draw(
-        st.dictionaries(names, HEADER_VALUES, max_size=6)).items()}
-    query = draw(st.one_of(st.none(), st.dictionaries(
-        st.sampled_from(["top_k", "TOP_K", "x", ""]),
-        st.one_of(st.integers(-10**6, 10**6).map(str), st.text(max_size=8),
-                  st.just("9" * 5000), st.just("\u0663")), max_size=3)))
-    body = draw(st.one_of(st.none(), st.binary(max_size=200),
-                          st.sampled_from(sorted(samples)).map(lambda f: samples[f])))
-    event = event_for(kind, None if body is None else body + MARKER, headers,
-                      draw(DELIVERIES), draw(st.sampled_from(METHODS)),
-                      draw(st.one_of(st.sampled_from(PATHS), st.text(max_size=20))), query)
+    names = st.one_of(
+        st.sampled_from(
+            ["content-type", "content-length", "accept", "host", "transfer-encoding", "cookie"]
+        ),
+        st.text(max_size=12),
+    )
+    headers = {
+        mixed_case(draw, k): v
+        for k, v in draw(st.dictionaries(names, HEADER_VALUES, max_size=6)).items()
+    }
+    query = draw(
+        st.one_of(
+            st.none(),
+            st.dictionaries(
+                st.sampled_from(["top_k", "TOP_K", "x", ""]),
+                st.one_of(
+                    st.integers(-(10**6), 10**6).map(str),
+                    st.text(max_size=8),
+                    st.just("9" * 5000),
+                    st.just("\u0663"),
+                ),
+                max_size=3,
+            ),
+        )
+    )
+    body = draw(
+        st.one_of(
+            st.none(),
+            st.binary(max_size=200),
+            st.sampled_from(sorted(samples)).map(lambda f: samples[f]),
+        )
+    )
+    event = event_for(
+        kind,
+        None if body is None else body + MARKER,
+        headers,
+        draw(DELIVERIES),
+        draw(st.sampled_from(METHODS)),
+        draw(st.one_of(st.sampled_from(PATHS), st.text(max_size=20))),
+        query,
+    )
     if draw(st.booleans()) and kind == "v1":  # multiValueHeaders disagreeing with headers
         event["multiValueHeaders"] = {mixed_case(draw, "content-type"): ["text/plain", "x"]}
     if draw(st.integers(0, 5)) == 0:
@@ -412,19 +540,35 @@ def test_random_events_of_every_shape(fuzz_app, log_trap, samples):
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                max_size=3),
-    max_leaves=8)
-EVENT_KEYS = ["version", "rawPath", "headers", "multiValueHeaders", "requestContext", "body",
-              "isBase64Encoded", "queryStringParameters", "httpMethod", "path", "cookies"]
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+EVENT_KEYS = [
+    "version",
+    "rawPath",
+    "headers",
+    "multiValueHeaders",
+    "requestContext",
+    "body",
+    "isBase64Encoded",
+    "queryStringParameters",
+    "httpMethod",
+    "path",
+    "cookies",
+]
 
 
 def test_events_of_the_wrong_json_types(fuzz_app, log_trap):
     """`aws lambda invoke` can send any JSON: wrong types are a 400, never a crash."""
 
     @settings(FUZZ, max_examples=300)
-    @given(st.one_of(JSON_VALUES, st.dictionaries(st.sampled_from(EVENT_KEYS), JSON_VALUES,
-                                                  max_size=6)))
+    @given(
+        st.one_of(
+            JSON_VALUES, st.dictionaries(st.sampled_from(EVENT_KEYS), JSON_VALUES, max_size=6)
+        )
+    )
     def check(event):
         call(fuzz_app, log_trap, "wrong_type_event", event)
 
@@ -436,11 +580,12 @@ def test_events_of_the_wrong_json_types(fuzz_app, log_trap):
 
 def test_top_k_is_an_integer_in_range_or_a_400(fuzz_app, log_trap, samples):
     @settings(FUZZ, max_examples=50)
-    @given(st.one_of(st.integers(-5, MAX_TOP_K + 5).map(str), st.text(max_size=6)),
-           st.sampled_from(KINDS))
+    @given(
+        st.one_of(st.integers(-5, MAX_TOP_K + 5).map(str), st.text(max_size=6)),
+        st.sampled_from(KINDS),
+    )
     def check(raw, kind):
-        event = event_for(kind, samples["PNG"], {"content-type": "image/png"},
-                          query={"top_k": raw})
+        event = event_for(kind, samples["PNG"], {"content-type": "image/png"}, query={"top_k": raw})
         payload = call(fuzz_app, log_trap, "query_string", event, samples["PNG"])
         try:
             valid = 1 <= int(raw) <= MAX_TOP_K
@@ -465,8 +610,13 @@ def test_huge_declared_sizes_are_413(fuzz_app, log_trap, samples):
     def check(declared, kind):
         text = str(declared) if declared < 10**4300 else "9" * 4301  # str() refuses > 4300
         headers = {"content-type": "image/jpeg", "Content-Length": text}
-        payload = call(fuzz_app, log_trap, "declared_size",
-                       event_for(kind, samples["JPEG"], headers), samples["JPEG"])
+        payload = call(
+            fuzz_app,
+            log_trap,
+            "declared_size",
+            event_for(kind, samples["JPEG"], headers),
+            samples["JPEG"],
+        )
         expected = "payload_too_large" if len(text) <= 20 else "bad_content_length"
         assert payload["error"] == expected
 
@@ -476,15 +626,26 @@ def test_huge_declared_sizes_are_413(fuzz_app, log_trap, samples):
 # --- regressions found by these tests ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["unicode_digit_length", "lone_surrogate", "nested_1000",
-                                  "quadratic_params", "many_parts", "headers_not_a_dict",
-                                  "empty_png_ihdr"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unicode_digit_length",
+        "lone_surrogate",
+        "nested_1000",
+        "quadratic_params",
+        "many_parts",
+        "headers_not_a_dict",
+        "empty_png_ihdr",
+    ],
+)
 def test_regressions_found_by_fuzzing(fuzz_app, log_trap, case):
     """Each of these was a 500 (or a 20 s+ CPU burn) before the fix in events.py/handler."""
     form = "multipart/form-data; boundary=X"
     if case == "unicode_digit_length":  # "²".isdigit() is True but int("²") raises
-        event, code = event_for("v2", b"abc", {"content-type": "image/png",
-                                                "content-length": "²"}), "bad_content_length"
+        event, code = (
+            event_for("v2", b"abc", {"content-type": "image/png", "content-length": "²"}),
+            "bad_content_length",
+        )
     elif case == "lone_surrogate":  # text bodies with a lone surrogate have no UTF-8 bytes
         event, code = event_for("v1", None, {"content-type": "image/png"}), "bad_body"
         event["body"], event["isBase64Encoded"] = "\ud800abc", False
@@ -492,12 +653,13 @@ def test_regressions_found_by_fuzzing(fuzz_app, log_trap, case):
         body, ctype = _nested(1000)
         event, code = event_for("url", body, {"content-type": ctype}), "bad_multipart"
     elif case == "quadratic_params":  # 100k parameters: 35 s in the header parser
-        event, code = event_for("v2", b"--X--", {"content-type": form + "; a=b" * 100_000}), \
-            "bad_multipart"
+        event, code = (
+            event_for("v2", b"--X--", {"content-type": form + "; a=b" * 100_000}),
+            "bad_multipart",
+        )
     elif case == "many_parts":  # 20,000 tiny parts: 4 s per 1 MB of body
-        body = b"--X\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nv\r\n" * 20_000
-        event, code = event_for("v2", body + b"--X--\r\n", {"content-type": form}), \
-            "bad_multipart"
+        body = b'--X\r\nContent-Disposition: form-data; name="f"\r\n\r\nv\r\n' * 20_000
+        event, code = event_for("v2", body + b"--X--\r\n", {"content-type": form}), "bad_multipart"
     elif case == "empty_png_ihdr":  # Pillow's PNG plugin raised ValueError at Image.open
         png = b"\x89PNG\r\n\x1a\n" + b"\0\0\0\0IHDR" + b"\0" * 17 + b"\0\0\0\0IEND\xaeB`\x82"
         event, code = event_for("v2", png, {"content-type": "image/png"}), "bad_image"
@@ -528,25 +690,34 @@ def round_two_uploads(draw) -> tuple[str, bytes, str]:
     shape = draw(st.sampled_from(["scans", "tiff", "eps", "ico", "cr_parts", "cr_headers"]))
     ctype = "application/octet-stream"
     if shape == "scans":
-        data = hp.progressive_scan_bomb(side=draw(st.sampled_from([16, 64, 256])),
-                                        scans=draw(st.sampled_from([0, 50, 150, 2000])))
+        data = hp.progressive_scan_bomb(
+            side=draw(st.sampled_from([16, 64, 256])),
+            scans=draw(st.sampled_from([0, 50, 150, 2000])),
+        )
     elif shape == "tiff":
         bits, fmt = draw(st.sampled_from([(16, 1), (32, 3), (32, 2)]))
-        data = hp._tiff(draw(st.sampled_from([1, 64, 9000])), draw(st.sampled_from([1, 64, 9000])),
-                        bits, fmt)
+        data = hp._tiff(
+            draw(st.sampled_from([1, 64, 9000])), draw(st.sampled_from([1, 64, 9000])), bits, fmt
+        )
     elif shape == "eps":
         data = hp.eps_file() + draw(st.binary(max_size=64))
     elif shape == "ico":
         data = hp.ico_file(draw(st.sampled_from([16, 64])))
     else:
         build = hp.multipart_bare_cr_parts if shape == "cr_parts" else hp.multipart_bare_cr_headers
-        size = draw(st.sampled_from([1, 99, 101, 5000]) if shape == "cr_parts" else
-                    st.sampled_from([100, 15_000, 20_000, 200_000]))
+        size = draw(
+            st.sampled_from([1, 99, 101, 5000])
+            if shape == "cr_parts"
+            else st.sampled_from([100, 15_000, 20_000, 200_000])
+        )
         data, ctype = build(size)
     if draw(st.integers(0, 3)) == 0 and len(data) > 1:  # a flipped byte or a cut
         pos = draw(st.integers(0, len(data) - 1))
-        data = (data[:pos] if draw(st.booleans()) else
-                data[:pos] + bytes([data[pos] ^ 0x5A]) + data[pos + 1:])
+        data = (
+            data[:pos]
+            if draw(st.booleans())
+            else data[:pos] + bytes([data[pos] ^ 0x5A]) + data[pos + 1 :]
+        )
     return shape, data, ctype
 
 
@@ -558,8 +729,13 @@ def test_round_two_shapes_are_answered_fast(fuzz_app, log_trap):
     def check(upload, kind):
         shape, data, ctype = upload
         start = time.process_time()
-        call(fuzz_app, log_trap, f"round_two_{shape}", event_for(kind, data,
-                                                                 {"content-type": ctype}), data)
+        call(
+            fuzz_app,
+            log_trap,
+            f"round_two_{shape}",
+            event_for(kind, data, {"content-type": ctype}),
+            data,
+        )
         assert time.process_time() - start < 2.0, shape
 
     check()
@@ -578,17 +754,23 @@ def gif_bomb(side: int = 65535) -> bytes:
 def jpeg_bomb(photo: bytes, side: int = 65000) -> bytes:
     """A real JPEG whose frame header (SOF0) is patched to declare side x side pixels."""
     at = photo.index(b"\xff\xc0") + 5
-    return photo[:at] + struct.pack(">HH", side, side) + photo[at + 4:]
+    return photo[:at] + struct.pack(">HH", side, side) + photo[at + 4 :]
 
 
-def test_decompression_bombs_are_413_with_bounded_memory(fuzz_app, log_trap, samples, tmp_path,
-                                                         bundle_dir):
+def test_decompression_bombs_are_413_with_bounded_memory(
+    fuzz_app, log_trap, samples, tmp_path, bundle_dir
+):
     bombs = {"png": png_bomb(30000), "gif": gif_bomb(), "jpeg": jpeg_bomb(samples["JPEG"])}
     for name, bomb in bombs.items():
         assert len(bomb) < 1_000_000
         for kind in KINDS:
-            payload = call(fuzz_app, log_trap, "decompression_bomb",
-                           event_for(kind, bomb, {"content-type": f"image/{name}"}), bomb)
+            payload = call(
+                fuzz_app,
+                log_trap,
+                "decompression_bomb",
+                event_for(kind, bomb, {"content-type": f"image/{name}"}),
+                bomb,
+            )
             assert payload["error"] == "image_too_large", (name, payload)
     # Memory, in a child process: peak RSS after the bombs vs after one normal prediction.
     for name, bomb in bombs.items():
@@ -610,9 +792,20 @@ def test_decompression_bombs_are_413_with_bounded_memory(fuzz_app, log_trap, sam
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     out = subprocess.run(
-        [sys.executable, "-c", code, str(bundle_dir), str(tmp_path / "ok.png"),
-         *[str(tmp_path / f"{n}.bomb") for n in bombs]],
-        capture_output=True, text=True, timeout=120, check=True, env=env).stdout.splitlines()
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(bundle_dir),
+            str(tmp_path / "ok.png"),
+            *[str(tmp_path / f"{n}.bomb") for n in bombs],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=env,
+    ).stdout.splitlines()
     first, after = out[0].split(), out[1].split()
     assert first[0] == "200" and after[:-1] == ["413"] * len(bombs)
     grew_kb = int(after[-1]) - int(first[-1])
@@ -623,8 +816,13 @@ def test_decompression_bombs_are_413_with_bounded_memory(fuzz_app, log_trap, sam
 def test_image_formats_decode_when_intact(fuzz_app, log_trap, samples):
     """The seeds themselves are valid: every format classifies (so mutations start from 200)."""
     for fmt, data in samples.items():
-        payload = call(fuzz_app, log_trap, "intact_image",
-                       event_for("v2", data, {"content-type": "application/octet-stream"}), data)
+        payload = call(
+            fuzz_app,
+            log_trap,
+            "intact_image",
+            event_for("v2", data, {"content-type": "application/octet-stream"}),
+            data,
+        )
         assert payload["predictions"], fmt
     with Image.open(io.BytesIO(samples["WEBP"])) as img:
         assert img.format == "WEBP"

@@ -36,11 +36,20 @@ from .conftest import body_json
 MAX_CPU_SECONDS = 2.0
 MAX_RSS_MB = 700
 # payload -> the status the handler must answer it with
-STATUSES = {"progressive_jpeg_5000_scans": 413, "float32_tiff_62mpx": 413,
-            "int32_tiff_62mpx": 413, "grey16_tiff_62mpx": 413, "rgba_png_62mpx": 413,
-            "la_png_62mpx": 413, "rgba16_png_62mpx": 413, "rgb_png_62mpx": 200,
-            "eps_header": 400, "ico_container": 400, "icns_container": 400,
-            "animated_gif_2000_frames": 200}
+STATUSES = {
+    "progressive_jpeg_5000_scans": 413,
+    "float32_tiff_62mpx": 413,
+    "int32_tiff_62mpx": 413,
+    "grey16_tiff_62mpx": 413,
+    "rgba_png_62mpx": 413,
+    "la_png_62mpx": 413,
+    "rgba16_png_62mpx": 413,
+    "rgb_png_62mpx": 200,
+    "eps_header": 400,
+    "ico_container": 400,
+    "icns_container": 400,
+    "animated_gif_2000_frames": 200,
+}
 
 CHILD = """
 import json, sys, time, base64
@@ -71,8 +80,13 @@ def test_every_hostile_image_gets_its_4xx_fast_with_bounded_memory(bundle_dir, t
     for name, build in hp.IMAGE_PAYLOADS.items():
         (tmp_path / name).write_bytes(build())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(bundle_dir), str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(bundle_dir), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     for name, answer in result["answers"].items():
@@ -96,25 +110,40 @@ def test_bare_cr_forms_hit_the_limits_at_once(app, build, event_of):
 
 
 def test_a_bare_cr_form_with_a_real_photo_still_classifies(app, photo_bytes):
-    body = (b"--b\rContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r"
-            b"Content-Type: image/jpeg\r\r" + photo_bytes + b"\r--b--\r")
-    response = app(v2_event(method="POST", body=body,
-                            headers={"content-type": "multipart/form-data; boundary=b"}))
+    body = (
+        b'--b\rContent-Disposition: form-data; name="file"; filename="a.jpg"\r'
+        b"Content-Type: image/jpeg\r\r" + photo_bytes + b"\r--b--\r"
+    )
+    response = app(
+        v2_event(
+            method="POST", body=body, headers={"content-type": "multipart/form-data; boundary=b"}
+        )
+    )
     assert response["statusCode"] == 200, response["body"]
 
 
 @pytest.mark.parametrize("value", ["9" * 4301, "1" * 21, "-5", "12a", "1_000", "\u0663", "+7"])
 @pytest.mark.parametrize("event_of", [v1_event, v2_event])
 def test_malformed_content_length_is_a_400(app, photo_bytes, value, event_of):
-    response = app(event_of(method="POST", body=photo_bytes,
-                            headers={"content-type": "image/jpeg", "content-length": value}))
+    response = app(
+        event_of(
+            method="POST",
+            body=photo_bytes,
+            headers={"content-type": "image/jpeg", "content-length": value},
+        )
+    )
     assert response["statusCode"] == 400
     assert body_json(response)["error"] == "bad_content_length"
 
 
 def test_a_20_digit_content_length_is_a_413(app, photo_bytes):
-    response = app(v2_event(method="POST", body=photo_bytes,
-                            headers={"content-type": "image/jpeg", "content-length": "9" * 20}))
+    response = app(
+        v2_event(
+            method="POST",
+            body=photo_bytes,
+            headers={"content-type": "image/jpeg", "content-length": "9" * 20},
+        )
+    )
     assert response["statusCode"] == 413
 
 
@@ -141,21 +170,24 @@ def nan_bundle(bundle_dir, tmp_path_factory):
     bundle = _copy_bundle(bundle_dir, tmp_path_factory.mktemp("nan") / "b")
     model = onnx.load(str(bundle / "model.onnx"))
     arrays = [(i, numpy_helper.to_array(i)) for i in model.graph.initializer]
-    init = next(i for i, a in reversed(arrays)
-                if a.dtype.kind == "f" and a.ndim == 1 and a.size <= 16)
+    init = next(
+        i for i, a in reversed(arrays) if a.dtype.kind == "f" and a.ndim == 1 and a.size <= 16
+    )
     values = numpy_helper.to_array(init).copy()
     values[0] = float("nan")
     init.CopyFrom(numpy_helper.from_array(values, init.name))
     onnx.save(model, str(bundle / "model.onnx"))
-    _rewrite_manifest(bundle, lambda m: m["files"]["model.onnx"].update(
-        sha256=sha256_file(bundle / "model.onnx")))
+    _rewrite_manifest(
+        bundle, lambda m: m["files"]["model.onnx"].update(sha256=sha256_file(bundle / "model.onnx"))
+    )
     return bundle
 
 
 def test_a_nan_model_answers_503_in_valid_json(nan_bundle, photo_bytes):
     app = App(lambda: Classifier.from_bundle(nan_bundle))
-    response = app(v2_event(method="POST", headers={"content-type": "image/jpeg"},
-                            body=photo_bytes))
+    response = app(
+        v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes)
+    )
     assert response["statusCode"] == 503
     payload = json.loads(response["body"], parse_constant=lambda c: pytest.fail(c))
     assert payload["error"] == "model_output_invalid"
@@ -175,8 +207,10 @@ BROKEN_MANIFESTS = {
     "size as text": (lambda m: m["preprocess"].update(size="224"), "preprocess.size"),
     "2-element mean": (lambda m: m["preprocess"].update(mean=[0.5, 0.5]), "preprocess.mean"),
     "zero std": (lambda m: m["preprocess"].update(std=[0.2, 0.0, 0.2]), "preprocess.std"),
-    "NaN mean": (lambda m: m["preprocess"].update(mean=[0.5, float("nan"), 0.5]),
-                 "preprocess.mean"),
+    "NaN mean": (
+        lambda m: m["preprocess"].update(mean=[0.5, float("nan"), 0.5]),
+        "preprocess.mean",
+    ),
     "unknown resize": (lambda m: m["preprocess"].update(resize="crop"), "preprocess.resize"),
     "class names text": (lambda m: m.update(class_names="bird"), "class_names"),
     "duplicate class": (lambda m: m.update(class_names=["a", "a"]), "class_names"),
@@ -201,8 +235,10 @@ def test_schema_errors_are_named_at_load(broken_bundle):
 def test_schema_errors_are_a_503_with_the_reason(broken_bundle, photo_bytes):
     bundle, field = broken_bundle
     app = App(lambda: Classifier.from_bundle(bundle))
-    for event in (v2_event(), v2_event(method="POST", headers={"content-type": "image/jpeg"},
-                                       body=photo_bytes)):
+    for event in (
+        v2_event(),
+        v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes),
+    ):
         response = app(event)
         assert response["statusCode"] == 503
         assert field in body_json(response)["message"]
@@ -244,8 +280,10 @@ def test_a_decode_past_the_deadline_is_a_503_with_retry_after(app, photo_bytes, 
     """A request that arrives with (almost) no Lambda time left is stopped at the first read."""
     monkeypatch.setattr(lambda_handler, "DEADLINE_MARGIN_S", 60.0)  # leaves the 0.1 s floor
     monkeypatch.setattr(time, "monotonic", _clock_that_jumps(0.5))
-    response = app(v2_event(method="POST", headers={"content-type": "image/jpeg"},
-                            body=photo_bytes), _Context(remaining_ms=1_000))
+    response = app(
+        v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes),
+        _Context(remaining_ms=1_000),
+    )
     assert response["statusCode"] == 503
     assert body_json(response)["error"] == "decode_timeout"
     assert response["headers"]["retry-after"] == "1"

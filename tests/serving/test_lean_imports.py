@@ -27,8 +27,14 @@ print(json.dumps({"status": response["statusCode"], "heavy": heavy,
 
 def test_handler_loads_and_answers_without_torch(bundle_dir: Path) -> None:
     env = {**os.environ, "MODEL_URI": str(bundle_dir)}
-    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                         text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == 200  # the model really was loaded (health reads it)
     assert result["onnxruntime"] is True

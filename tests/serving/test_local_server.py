@@ -30,8 +30,12 @@ def test_health_page_and_predict(server_url, bundle_dir, photo_path, photo_bytes
     assert page.headers["content-type"].startswith("text/html") and "<script>" in page.text
 
     with open(photo_path, "rb") as fh:  # a real multipart body, as Insomnia/curl -F send it
-        r = requests.post(server_url, files={"file": (photo_path.name, fh, "image/jpeg")},
-                          params={"top_k": 2}, timeout=30)
+        r = requests.post(
+            server_url,
+            files={"file": (photo_path.name, fh, "image/jpeg")},
+            params={"top_k": 2},
+            timeout=30,
+        )
     assert r.status_code == 200, r.text
     body = r.json()
     assert len(body["predictions"]) == 2
@@ -39,19 +43,22 @@ def test_health_page_and_predict(server_url, bundle_dir, photo_path, photo_bytes
     assert body["model"]["sha256"] == manifest["files"]["model.onnx"]["sha256"]
     assert r.headers["x-request-id"]
 
-    raw = requests.post(server_url + "predict", data=photo_bytes,
-                        headers={"Content-Type": "image/jpeg"}, timeout=30)
+    raw = requests.post(
+        server_url + "predict", data=photo_bytes, headers={"Content-Type": "image/jpeg"}, timeout=30
+    )
     assert raw.status_code == 200
     assert raw.json()["predictions"][0] == body["predictions"][0]
 
 
 def test_errors_over_http(server_url, photo_bytes):
-    too_big = requests.post(server_url, data=b"\x00" * (LIMIT + 1),
-                            headers={"Content-Type": "image/jpeg"}, timeout=30)
+    too_big = requests.post(
+        server_url, data=b"\x00" * (LIMIT + 1), headers={"Content-Type": "image/jpeg"}, timeout=30
+    )
     assert too_big.status_code == 413 and too_big.json()["error"] == "payload_too_large"
     assert requests.put(server_url, data=photo_bytes, timeout=10).status_code == 405
-    wrong = requests.post(server_url, data=b"hello", headers={"Content-Type": "text/plain"},
-                          timeout=10)
+    wrong = requests.post(
+        server_url, data=b"hello", headers={"Content-Type": "text/plain"}, timeout=10
+    )
     assert wrong.status_code == 415 and wrong.json()["request_id"]
     empty = requests.post(server_url, data=b"", headers={"Content-Type": "image/png"}, timeout=10)
     assert empty.status_code == 400 and empty.json()["error"] == "empty_body"
@@ -65,8 +72,7 @@ def test_chunked_upload_is_refused_not_hung(server_url, photo_bytes):
         yield photo_bytes[:1000]
         yield photo_bytes[1000:]
 
-    r = requests.post(server_url, data=chunks(), headers={"Content-Type": "image/jpeg"},
-                      timeout=10)
+    r = requests.post(server_url, data=chunks(), headers={"Content-Type": "image/jpeg"}, timeout=10)
     assert r.status_code == 411
 
 
@@ -88,4 +94,3 @@ def test_serve_refuses_a_port_in_use(bundle_dir, capsys):
 def test_serve_refuses_a_missing_bundle(tmp_path, capsys):
     assert cli_main(["serve", str(tmp_path / "none"), "--port", "0"]) == 2
     assert "does not exist" in capsys.readouterr().err
-

@@ -10,12 +10,13 @@ import requests
 
 from skyclass.serving.local_server import make_server
 
-HEAD = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
-        b"Content-Length: 100000\r\n\r\n")
+HEAD = (
+    b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+    b"Content-Length: 100000\r\n\r\n"
+)
 
 
-def test_stalled_clients_are_cut_off_and_others_still_served(bundle_dir, photo_bytes,
-                                                            monkeypatch):
+def test_stalled_clients_are_cut_off_and_others_still_served(bundle_dir, photo_bytes, monkeypatch):
     """Clients that promise a body and go silent (slowloris) are dropped after the idle
     timeout; meanwhile and afterwards a real upload is answered. Before the fix a stalled
     client held its server thread for ever."""
@@ -31,8 +32,9 @@ def test_stalled_clients_are_cut_off_and_others_still_served(bundle_dir, photo_b
             sock = socket.create_connection((host, port), timeout=10)
             sock.sendall(HEAD + b"\xff\xd8 only the start")
             stalled.append(sock)
-        ok = requests.post(url, data=photo_bytes, headers={"content-type": "image/jpeg"},
-                           timeout=30)
+        ok = requests.post(
+            url, data=photo_bytes, headers={"content-type": "image/jpeg"}, timeout=30
+        )
         assert ok.status_code == 200 and ok.json()["predictions"]
         start = time.monotonic()
         for sock in stalled:  # the server closes each (EOF) instead of waiting for ever

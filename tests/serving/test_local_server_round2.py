@@ -49,8 +49,9 @@ def raw_request(address, request: bytes) -> bytes:
 @pytest.mark.parametrize("target", [b"http://[::1/x", b"http://[bad/", b"https://[::1:80/"])
 def test_a_malformed_request_target_is_a_400(start_server, target, capfd):
     _, address = start_server()
-    answer = raw_request(address, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n"
-                         b"Connection: close\r\n\r\n")
+    answer = raw_request(
+        address, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400"), answer[:200]
     assert json.loads(body)["error"] == "bad_request"
@@ -59,8 +60,11 @@ def test_a_malformed_request_target_is_a_400(start_server, target, capfd):
 
 def test_content_length_of_4301_digits_is_a_400(start_server):
     _, address = start_server()
-    answer = raw_request(address, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                         b"Content-Length: " + b"9" * 4301 + b"\r\n\r\n")
+    answer = raw_request(
+        address,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+        b"Content-Length: " + b"9" * 4301 + b"\r\n\r\n",
+    )
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
 
 

@@ -30,9 +30,13 @@ def s3_endpoint():
 
 @pytest.fixture()
 def s3(s3_endpoint, monkeypatch, tmp_path):
-    for key, value in {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                       "SKYCLASS_CACHE_DIR": str(tmp_path / "cache")}.items():
+    for key, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SKYCLASS_CACHE_DIR": str(tmp_path / "cache"),
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     client = boto3.client("s3")  # endpoint from AWS_ENDPOINT_URL, like the handler's
@@ -55,8 +59,9 @@ def test_s3_bundle_is_downloaded_verified_and_served(s3, bundle_dir, photo_bytes
 
     monkeypatch.setenv("MODEL_URI", uri)  # what the Lambda function is configured with
     app = App(loader=load_default_model)
-    response = app(v2_event(method="POST", headers={"content-type": "image/jpeg"},
-                            body=photo_bytes))
+    response = app(
+        v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes)
+    )
     assert response["statusCode"] == 200, response["body"]
     assert body_json(response)["model"]["sha256"] == sha256_file(bundle_dir / "model.onnx")
 
@@ -83,16 +88,18 @@ def test_new_export_under_same_prefix_replaces_cached_copy(s3, bundle_dir, tmp_p
     changed = tmp_path / "changed"
     changed.mkdir()
     (changed / "model.onnx").write_bytes((bundle_dir / "model.onnx").read_bytes())
-    (changed / "skyclass.json").write_text(manifest.replace('"format_version": 1',
-                                                            '"format_version": 1 '))
+    (changed / "skyclass.json").write_text(
+        manifest.replace('"format_version": 1', '"format_version": 1 ')
+    )
     _upload(s3, changed, "models/moving")
     second = resolve_bundle(uri)
     assert (second / "skyclass.json").read_text() == (changed / "skyclass.json").read_text()
     assert second == first
 
 
-def test_sha256_mismatch_is_rejected_and_not_cached(s3, bundle_dir, tmp_path, photo_bytes,
-                                                    monkeypatch):
+def test_sha256_mismatch_is_rejected_and_not_cached(
+    s3, bundle_dir, tmp_path, photo_bytes, monkeypatch
+):
     tampered = tmp_path / "tampered"
     tampered.mkdir()
     (tampered / "skyclass.json").write_bytes((bundle_dir / "skyclass.json").read_bytes())
@@ -106,7 +113,8 @@ def test_sha256_mismatch_is_rejected_and_not_cached(s3, bundle_dir, tmp_path, ph
     assert not any((p / "model.onnx").exists() for p in cache.iterdir())
     monkeypatch.setenv("MODEL_URI", uri)
     response = App(loader=load_default_model)(
-        v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes))
+        v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes)
+    )
     assert response["statusCode"] == 503
     assert "sha256" in body_json(response)["message"]
 
@@ -118,8 +126,9 @@ def test_missing_s3_bundle_is_a_clear_error(s3):
         resolve_bundle("s3:///x")
 
 
-def test_a_file_where_the_cache_folder_should_be_is_bypassed(s3, bundle_dir, tmp_path,
-                                                             photo_bytes, monkeypatch):
+def test_a_file_where_the_cache_folder_should_be_is_bypassed(
+    s3, bundle_dir, tmp_path, photo_bytes, monkeypatch
+):
     """A regular file at SKYCLASS_CACHE_DIR: the model is still served (from another folder)."""
     (tmp_path / "cache").write_bytes(b"not a folder")
     uri = _upload(s3, bundle_dir, "models/blocked-root")
@@ -128,7 +137,8 @@ def test_a_file_where_the_cache_folder_should_be_is_bypassed(s3, bundle_dir, tmp
     assert (tmp_path / "cache").read_bytes() == b"not a folder"  # someone's file: left alone
     monkeypatch.setenv("MODEL_URI", uri)
     response = App(loader=load_default_model)(
-        v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes))
+        v2_event(method="POST", headers={"content-type": "image/jpeg"}, body=photo_bytes)
+    )
     assert response["statusCode"] == 200, response["body"]
 
 

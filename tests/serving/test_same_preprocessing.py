@@ -12,8 +12,9 @@ from skyclass.dataset_zip import PreparedDataset
 from skyclass.torch_data import EvalTransform
 
 
-def test_training_eval_tensor_equals_serving_tensor(tiny_run, classifier, eva4_zip, eva4_images,
-                                                    tmp_path: Path) -> None:
+def test_training_eval_tensor_equals_serving_tensor(
+    tiny_run, classifier, eva4_zip, eva4_images, tmp_path: Path
+) -> None:
     dataset = PreparedDataset(eva4_zip)
     train_side = EvalTransform(dataset.spec)
     assert classifier.spec == dataset.spec  # the bundle carries the dataset's spec

@@ -9,8 +9,18 @@ import pytest
 
 from skyclass.cli import main
 
-TINY = ["--epochs", "1", "--width-mult", "0.25", "--no-pretrained", "--workers", "0",
-        "--amp", "off", "--quiet"]
+TINY = [
+    "--epochs",
+    "1",
+    "--width-mult",
+    "0.25",
+    "--no-pretrained",
+    "--workers",
+    "0",
+    "--amp",
+    "off",
+    "--quiet",
+]
 
 
 def _fails(capsys, argv: list[str], match: str) -> None:
@@ -49,8 +59,11 @@ def test_class_without_training_images(capsys, eva4_zip, tmp_path):
 
     broken = tmp_path / "broken.zip"
     _copy_zip(eva4_zip, broken, drop_train_birds)
-    _fails(capsys, [str(broken), "--out", str(tmp_path / "r"), *TINY],
-           "'Flying Birds' have no training images")
+    _fails(
+        capsys,
+        [str(broken), "--out", str(tmp_path / "r"), *TINY],
+        "'Flying Birds' have no training images",
+    )
 
 
 def test_unwritable_out(capsys, eva4_zip, tmp_path):
@@ -61,7 +74,8 @@ def test_unwritable_out(capsys, eva4_zip, tmp_path):
 
 
 def test_existing_run_is_not_overwritten_and_resume_checks_the_dataset(
-        capsys, eva4_zip, tiny_run, tmp_path):
+    capsys, eva4_zip, tiny_run, tmp_path
+):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
@@ -74,28 +88,37 @@ def test_existing_run_is_not_overwritten_and_resume_checks_the_dataset(
 
     other_classes = tmp_path / "other.zip"
     _copy_zip(eva4_zip, other_classes, rename_class)
-    _fails(capsys, [str(other_classes), "--out", str(run), "--resume", *TINY],
-           "it was trained on classes")
+    _fails(
+        capsys,
+        [str(other_classes), "--out", str(run), "--resume", *TINY],
+        "it was trained on classes",
+    )
 
     def drop_one_test_image(name: str, data: bytes):
         if name == "manifest.csv":
             lines = data.decode().splitlines(keepends=True)
             first_test = next(i for i, ln in enumerate(lines) if ln.startswith("test/"))
-            return "".join(lines[:first_test] + lines[first_test + 1:]).encode()
+            return "".join(lines[:first_test] + lines[first_test + 1 :]).encode()
         return data
 
     other_split = tmp_path / "other_split.zip"
     _copy_zip(eva4_zip, other_split, drop_one_test_image)
-    _fails(capsys, [str(other_split), "--out", str(run), "--resume", *TINY],
-           "is not the dataset it was trained on")
+    _fails(
+        capsys,
+        [str(other_split), "--out", str(run), "--resume", *TINY],
+        "is not the dataset it was trained on",
+    )
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing touched
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["--epochs", "0"], "--epochs must be >= 1"),
-    (["--unfreeze-from", "40"], "--unfreeze-from must be in 0..19"),
-    (["--width-mult", "0.5"], "ImageNet weights exist only for --width-mult 1.0"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--unfreeze-from", "40"], "--unfreeze-from must be in 0..19"),
+        (["--width-mult", "0.5"], "ImageNet weights exist only for --width-mult 1.0"),
+    ],
+)
 def test_bad_options(capsys, eva4_zip, tmp_path, argv, match):
     args = [str(eva4_zip), "--out", str(tmp_path / "r"), "--workers", "0", "--quiet", *argv]
     if "--width-mult" not in argv:
@@ -107,7 +130,20 @@ def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    for option in ("--recipe", "--epochs", "--lr", "--batch-size", "--unfreeze-from",
-                   "--width-mult", "--no-pretrained", "--weights", "--balance", "--device",
-                   "--workers", "--seed", "--resume", "--quiet"):
+    for option in (
+        "--recipe",
+        "--epochs",
+        "--lr",
+        "--batch-size",
+        "--unfreeze-from",
+        "--width-mult",
+        "--no-pretrained",
+        "--weights",
+        "--balance",
+        "--device",
+        "--workers",
+        "--seed",
+        "--resume",
+        "--quiet",
+    ):
         assert option in out

@@ -26,9 +26,28 @@ import skyclass.checkpoint as checkpoint
 from skyclass.checkpoint import load_checkpoint, read_history
 from skyclass.train import TrainConfig, train
 
-ARGS = ["--epochs", "2", "--width-mult", "0.25", "--no-pretrained", "--lr", "0.05",
-        "--unfreeze-from", "0", "--batch-size", "8", "--workers", "0", "--threads", "1",
-        "--seed", "0", "--amp", "off", "--quiet"]
+ARGS = [
+    "--epochs",
+    "2",
+    "--width-mult",
+    "0.25",
+    "--no-pretrained",
+    "--lr",
+    "0.05",
+    "--unfreeze-from",
+    "0",
+    "--batch-size",
+    "8",
+    "--workers",
+    "0",
+    "--threads",
+    "1",
+    "--seed",
+    "0",
+    "--amp",
+    "off",
+    "--quiet",
+]
 FSIZE_LIMIT = 64 * 1024  # above config.json / history.jsonl, far below a checkpoint
 
 
@@ -41,7 +60,7 @@ class FillingDisk:
     def write(self, data) -> int:
         data = bytes(data)
         if len(data) > self.room:
-            self.fh.write(data[:self.room])
+            self.fh.write(data[: self.room])
             self.room = 0
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         self.room -= len(data)
@@ -53,8 +72,11 @@ class FillingDisk:
 
 def _snapshot(run: Path) -> dict[str, dict]:
     """The checkpoints of a run dir: epoch and weights, loaded safely."""
-    return {name: load_checkpoint(run / name) for name in ("best.pt", "last.pt")
-            if (run / name).exists()}
+    return {
+        name: load_checkpoint(run / name)
+        for name in ("best.pt", "last.pt")
+        if (run / name).exists()
+    }
 
 
 def _assert_epoch_1_intact(run: Path, before: dict[str, dict]) -> None:
@@ -88,19 +110,43 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(eva4_zip, tmp_path
 
     monkeypatch.setattr(checkpoint, "atomic_write", disk_fills_in_epoch_2)
     with pytest.raises(OSError) as exc:
-        train(TrainConfig(data=str(eva4_zip), out=str(run), epochs=2, width_mult=0.25,
-                          pretrained=False, lr=0.05, unfreeze_from=0, batch_size=8, workers=0,
-                          threads=1, seed=0, amp="off", quiet=True))
+        train(
+            TrainConfig(
+                data=str(eva4_zip),
+                out=str(run),
+                epochs=2,
+                width_mult=0.25,
+                pretrained=False,
+                lr=0.05,
+                unfreeze_from=0,
+                batch_size=8,
+                workers=0,
+                threads=1,
+                seed=0,
+                amp="off",
+                quiet=True,
+            )
+        )
     assert exc.value.errno == errno.ENOSPC and exc.value.filename.endswith(".pt")
     _assert_epoch_1_intact(run, epoch_1)
     monkeypatch.undo()
 
     # The same fault from the kernel, through the CLI: a clear message, no traceback.
-    cmd = [sys.executable, "-m", "skyclass", "train", str(eva4_zip), "--out", str(run), *ARGS,
-           "--resume"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "skyclass",
+        "train",
+        str(eva4_zip),
+        "--out",
+        str(run),
+        *ARGS,
+        "--resume",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300,
-                          preexec_fn=_limit_file_size)
+    full = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size
+    )
     assert full.returncode == 1, full.stderr
     assert "out of disk space" in full.stderr and "Traceback" not in full.stderr
     assert "File too large" in full.stderr and ".pt" in full.stderr

@@ -23,9 +23,29 @@ from skyclass.checkpoint import load_checkpoint, read_history
 
 EPOCHS = 10
 KILLS = 4
-ARGS = ["--epochs", str(EPOCHS), "--width-mult", "0.25", "--no-pretrained", "--lr", "0.05",
-        "--unfreeze-from", "0", "--batch-size", "8", "--workers", "0", "--threads", "1",
-        "--seed", "0", "--amp", "off", "--quiet", "--resume"]
+ARGS = [
+    "--epochs",
+    str(EPOCHS),
+    "--width-mult",
+    "0.25",
+    "--no-pretrained",
+    "--lr",
+    "0.05",
+    "--unfreeze-from",
+    "0",
+    "--batch-size",
+    "8",
+    "--workers",
+    "0",
+    "--threads",
+    "1",
+    "--seed",
+    "0",
+    "--amp",
+    "off",
+    "--quiet",
+    "--resume",
+]
 
 
 def assert_consistent(run: Path) -> int:
@@ -49,8 +69,7 @@ def test_kill_9_at_random_moments_then_resume(eva4_zip, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed_at = []
     for _ in range(KILLS):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             proc.wait(timeout=rng.uniform(2.5, 5.0))  # start-up takes ~2.5 s
         except subprocess.TimeoutExpired:

@@ -15,20 +15,36 @@ from skyclass.train import TrainConfig, train
 from skyclass.train.loop import epochs_without_better_val_loss
 from skyclass.train.lr_find import find_lr, valley
 
-TINY = {"width_mult": 0.25, "pretrained": False, "workers": 0, "quiet": True, "seed": 0,
-        "amp": "off"}
+TINY = {
+    "width_mult": 0.25,
+    "pretrained": False,
+    "workers": 0,
+    "quiet": True,
+    "seed": 0,
+    "amp": "off",
+}
 K = 10  # features[:10] frozen
 
 
 def _frozen_names(state: dict, kind: str) -> list[str]:
-    return [n for n in state if n.startswith("features.") and int(n.split(".")[1]) < K
-            and n.endswith(kind)]
+    return [
+        n
+        for n in state
+        if n.startswith("features.") and int(n.split(".")[1]) < K and n.endswith(kind)
+    ]
 
 
 def _run(eva4_zip, tmp_path, name: str, **options) -> dict:
     out = tmp_path / name
-    train(TrainConfig(data=str(eva4_zip), out=str(out), unfreeze_from=K, lr=0.05,
-                      **{"epochs": 1, **TINY, **options}))
+    train(
+        TrainConfig(
+            data=str(eva4_zip),
+            out=str(out),
+            unfreeze_from=K,
+            lr=0.05,
+            **{"epochs": 1, **TINY, **options},
+        )
+    )
     return load_checkpoint(out / "last.pt")
 
 
@@ -38,8 +54,7 @@ def initial() -> dict:
     return build_model(4, width_mult=0.25, pretrained=False).state_dict()
 
 
-def test_adapt_re_estimates_frozen_statistics_but_keeps_frozen_weights(eva4_zip, tmp_path,
-                                                                        initial):
+def test_adapt_re_estimates_frozen_statistics_but_keeps_frozen_weights(eva4_zip, tmp_path, initial):
     final = _run(eva4_zip, tmp_path, "adapt", frozen_bn="adapt")["model"]
     for name in _frozen_names(initial, "weight") + _frozen_names(initial, "bias"):
         assert torch.equal(initial[name], final[name]), name
@@ -50,8 +65,12 @@ def test_adapt_re_estimates_frozen_statistics_but_keeps_frozen_weights(eva4_zip,
 def test_train_bn_learns_frozen_bn_scale_and_shift_only(eva4_zip, tmp_path, initial):
     final = _run(eva4_zip, tmp_path, "train_bn", frozen_bn="train")["model"]
     model = build_model(4, width_mult=0.25, pretrained=False)
-    bn = {f"features.{i}.{n}" for i, block in enumerate(model.features[:K])
-          for n, m in block.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    bn = {
+        f"features.{i}.{n}"
+        for i, block in enumerate(model.features[:K])
+        for n, m in block.named_modules()
+        if isinstance(m, torch.nn.BatchNorm2d)
+    }
     conv_weights = [n for n in _frozen_names(initial, "weight") if n.rsplit(".", 1)[0] not in bn]
     bn_weights = [n for n in _frozen_names(initial, "weight") if n.rsplit(".", 1)[0] in bn]
     assert conv_weights and bn_weights
@@ -65,16 +84,24 @@ def test_ema_weights_are_the_validated_and_saved_ones_and_resume_exactly(eva4_zi
     flat = {"ema": 0.5, "scheduler": "constant", "warmup_epochs": 0.0}
     straight = _run(eva4_zip, tmp_path, "ema", epochs=2, **flat)
     assert set(straight) >= {"model", "train_model", "ema"}
-    differs = [n for n, t in straight["model"].items()
-               if t.is_floating_point() and not torch.equal(t, straight["train_model"][n])]
+    differs = [
+        n
+        for n, t in straight["model"].items()
+        if t.is_floating_point() and not torch.equal(t, straight["train_model"][n])
+    ]
     assert differs  # the average is not the last step's weights
     best = load_checkpoint(tmp_path / "ema" / "best.pt")
     assert best["metrics"]["best_epoch"] in (1, 2)
     # One epoch, then --resume to two: the same average as the straight run.
     _run(eva4_zip, tmp_path, "ema_resumed", epochs=1, **flat)
-    config = TrainConfig.from_recipe("default", data=str(eva4_zip),
-                                     out=str(tmp_path / "ema_resumed"), resume=True, epochs=2,
-                                     **TINY)
+    config = TrainConfig.from_recipe(
+        "default",
+        data=str(eva4_zip),
+        out=str(tmp_path / "ema_resumed"),
+        resume=True,
+        epochs=2,
+        **TINY,
+    )
     train(config)
     resumed = load_checkpoint(tmp_path / "ema_resumed" / "last.pt")
     for name, tensor in straight["model"].items():
@@ -85,8 +112,11 @@ def test_patience_stops_when_the_validation_loss_stops_falling(eva4_zip, tmp_pat
     assert epochs_without_better_val_loss([{"val_loss": v} for v in (3, 2, 2.5, 2.1)]) == 2
     assert epochs_without_better_val_loss([{"val_loss": v} for v in (3, 2, 1)]) == 0
     out = tmp_path / "patience"
-    summary = train(TrainConfig(data=str(eva4_zip), out=str(out), epochs=8, lr=0.5,
-                                unfreeze_from=0, patience=1, **TINY))
+    summary = train(
+        TrainConfig(
+            data=str(eva4_zip), out=str(out), epochs=8, lr=0.5, unfreeze_from=0, patience=1, **TINY
+        )
+    )
     rows = read_history(out)
     losses = [r["val_loss"] for r in rows]
     # It stopped at the first epoch whose loss was not a new minimum, and not before.
@@ -105,8 +135,14 @@ def test_valley_picks_the_steady_descent():
 
 
 def test_find_lr_writes_curve_plot_and_a_suggestion(eva4_zip, tmp_path):
-    config = TrainConfig.from_recipe("default", data=str(eva4_zip), out=str(tmp_path / "lr"),
-                                     unfreeze_from=0, batch_size=8, **TINY)
+    config = TrainConfig.from_recipe(
+        "default",
+        data=str(eva4_zip),
+        out=str(tmp_path / "lr"),
+        unfreeze_from=0,
+        batch_size=8,
+        **TINY,
+    )
     result = find_lr(config, steps=40)
     saved = json.loads((tmp_path / "lr" / "lr_find.json").read_text())
     assert saved["lrs"] == result["lrs"] and len(saved["lrs"]) >= 10
@@ -120,16 +156,39 @@ def test_find_lr_writes_curve_plot_and_a_suggestion(eva4_zip, tmp_path):
 def test_reference_recipe_adapts_batchnorm_like_the_notebook():
     assert TrainConfig.from_recipe("reference", data="d", out="o").frozen_bn == "adapt"
     assert TrainConfig.from_recipe("default", data="d", out="o").frozen_bn in (
-        "frozen", "adapt", "train")
+        "frozen",
+        "adapt",
+        "train",
+    )
 
 
 def test_find_lr_from_the_command_line(eva4_zip, tmp_path, capsys):
     from skyclass.cli import main
 
     out = tmp_path / "cli_lr"
-    code = main(["train", str(eva4_zip), "--out", str(out), "--find-lr", "--width-mult", "0.25",
-                 "--no-pretrained", "--unfreeze-from", "0", "--batch-size", "8", "--workers",
-                 "0", "--amp", "off", "--frozen-bn", "adapt", "--quiet"])
+    code = main(
+        [
+            "train",
+            str(eva4_zip),
+            "--out",
+            str(out),
+            "--find-lr",
+            "--width-mult",
+            "0.25",
+            "--no-pretrained",
+            "--unfreeze-from",
+            "0",
+            "--batch-size",
+            "8",
+            "--workers",
+            "0",
+            "--amp",
+            "off",
+            "--frozen-bn",
+            "adapt",
+            "--quiet",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "suggested --lr" in printed and str(out / "lr_find.png") in printed
     saved = json.loads((out / "lr_find.json").read_text())

@@ -18,9 +18,28 @@ from skyclass.dataset_zip import PreparedDataset
 from skyclass.train import TrainConfig, train
 
 EPOCHS = 3
-ARGS = ["--epochs", str(EPOCHS), "--width-mult", "0.25", "--no-pretrained", "--lr", "0.05",
-        "--unfreeze-from", "0", "--batch-size", "8", "--workers", "0", "--threads", "1",
-        "--seed", "0", "--amp", "off", "--quiet"]
+ARGS = [
+    "--epochs",
+    str(EPOCHS),
+    "--width-mult",
+    "0.25",
+    "--no-pretrained",
+    "--lr",
+    "0.05",
+    "--unfreeze-from",
+    "0",
+    "--batch-size",
+    "8",
+    "--workers",
+    "0",
+    "--threads",
+    "1",
+    "--seed",
+    "0",
+    "--amp",
+    "off",
+    "--quiet",
+]
 
 
 def _env() -> dict:
@@ -57,9 +76,23 @@ def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(eva4_zip, tmp_p
 
     # Seeded CPU training is deterministic, so resuming replays exactly what was lost.
     straight = tmp_path / "straight"
-    train(TrainConfig(data=str(eva4_zip), out=str(straight), epochs=EPOCHS, width_mult=0.25,
-                      pretrained=False, lr=0.05, unfreeze_from=0, batch_size=8, workers=0,
-                      threads=1, seed=0, amp="off", quiet=True))
+    train(
+        TrainConfig(
+            data=str(eva4_zip),
+            out=str(straight),
+            epochs=EPOCHS,
+            width_mult=0.25,
+            pretrained=False,
+            lr=0.05,
+            unfreeze_from=0,
+            batch_size=8,
+            workers=0,
+            threads=1,
+            seed=0,
+            amp="off",
+            quiet=True,
+        )
+    )
     reference = load_checkpoint(straight / "last.pt")["model"]
     for name, tensor in reference.items():
         assert torch.equal(tensor, final["model"][name]), name
@@ -87,9 +120,21 @@ def test_ddp_two_cpu_processes_agree(eva4_zip, tmp_path):
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT)
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(script),
-           str(eva4_zip), str(run), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        str(script),
+        str(eva4_zip),
+        str(run),
+        str(tmp_path),
+    ]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

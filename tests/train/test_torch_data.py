@@ -32,8 +32,9 @@ def test_eval_transform_is_the_serving_preprocessing(eva4_zip):
 def test_train_transform_augments_reproducibly_and_normalises(eva4_zip):
     ds = PreparedDataset(eva4_zip)
     data = ds.read(ds.split("train")[0].path)
-    strong = AugmentConfig(rotate_limit=30, rgb_shift=40, rgb_shift_p=1.0, cutout_p=1.0,
-                           crop_scale_min=0.5)
+    strong = AugmentConfig(
+        rotate_limit=30, rgb_shift=40, rgb_shift_p=1.0, cutout_p=1.0, crop_scale_min=0.5
+    )
     first, second = TrainTransform(strong, ds.spec), TrainTransform(strong, ds.spec)
     first.reseed(7)
     second.reseed(7)
@@ -41,16 +42,19 @@ def test_train_transform_augments_reproducibly_and_normalises(eva4_zip):
     assert np.array_equal(a, b)  # same seed, same augmentation
     assert a.shape == (3, 64, 64) and a.dtype == np.float32
     assert not np.array_equal(a, EvalTransform(ds.spec)(data))  # it did augment
-    plain = TrainTransform(AugmentConfig(rotate_limit=0, hflip=0, rgb_shift=0, cutout_frac=0,
-                                         crop_scale_min=None), ds.spec)
+    plain = TrainTransform(
+        AugmentConfig(rotate_limit=0, hflip=0, rgb_shift=0, cutout_frac=0, crop_scale_min=None),
+        ds.spec,
+    )
     assert np.allclose(plain(data), EvalTransform(ds.spec)(data))  # same normalisation
 
 
 def test_dataloader_workers_read_the_zip(eva4_zip):
     ds = PreparedDataset(eva4_zip)
     ds.read(ds.entries[0].path)  # an open handle in the parent must not leak into workers
-    loader = DataLoader(ZipImageDataset(ds, "test", EvalTransform(ds.spec)), batch_size=16,
-                        num_workers=2)
+    loader = DataLoader(
+        ZipImageDataset(ds, "test", EvalTransform(ds.spec)), batch_size=16, num_workers=2
+    )
     targets = torch.cat([y for _, y in loader]).tolist()
     assert targets == [e.target for e in ds.split("test")]
 

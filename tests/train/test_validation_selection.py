@@ -21,10 +21,30 @@ from skyclass.train.distributed import DistContext
 from skyclass.train.loaders import make_loaders
 from skyclass.train.loop import NO_VAL_WARNING
 
-TINY = {"width_mult": 0.25, "pretrained": False, "workers": 0, "quiet": True, "seed": 0,
-        "amp": "off", "unfreeze_from": 0, "batch_size": 8}
-TINY_ARGS = ["--width-mult", "0.25", "--no-pretrained", "--workers", "0", "--amp", "off",
-             "--unfreeze-from", "0", "--batch-size", "8", "--quiet"]
+TINY = {
+    "width_mult": 0.25,
+    "pretrained": False,
+    "workers": 0,
+    "quiet": True,
+    "seed": 0,
+    "amp": "off",
+    "unfreeze_from": 0,
+    "batch_size": 8,
+}
+TINY_ARGS = [
+    "--width-mult",
+    "0.25",
+    "--no-pretrained",
+    "--workers",
+    "0",
+    "--amp",
+    "off",
+    "--unfreeze-from",
+    "0",
+    "--batch-size",
+    "8",
+    "--quiet",
+]
 TWO = ("Flying Birds", "Winged Drones")
 
 
@@ -51,8 +71,11 @@ def _swapped_validation(rows: list[dict]) -> list[dict]:
     accuracy is exactly 1 - test accuracy at every epoch: the best epoch on validation is the
     worst on test whenever the accuracy moves at all."""
     rows = [r for r in rows if r["class"] in TWO and r["split"] != "val"]
-    swapped = [{**r, "split": "val", "class": TWO[1 - TWO.index(r["class"])]}
-               for r in rows if r["split"] == "test"]
+    swapped = [
+        {**r, "split": "val", "class": TWO[1 - TWO.index(r["class"])]}
+        for r in rows
+        if r["split"] == "test"
+    ]
     return rows + swapped
 
 
@@ -60,8 +83,17 @@ def test_best_pt_is_chosen_on_validation_and_test_is_scored_once_with_it(eva4_zi
     data = tmp_path / "swapped.zip"
     _rewrite(eva4_zip, data, _swapped_validation, classes=TWO)
     run = tmp_path / "run"
-    summary = train(TrainConfig(data=str(data), out=str(run), epochs=4, lr=0.2,
-                                scheduler="constant", warmup_epochs=0, **TINY))
+    summary = train(
+        TrainConfig(
+            data=str(data),
+            out=str(run),
+            epochs=4,
+            lr=0.2,
+            scheduler="constant",
+            warmup_epochs=0,
+            **TINY,
+        )
+    )
     val = [r["val_acc"] for r in read_history(run)]
     assert len(set(val)) > 1, f"validation accuracy never moved ({val}): nothing was tested"
     best_epoch = val.index(max(val)) + 1  # the first epoch with the best validation accuracy

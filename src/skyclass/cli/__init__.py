@@ -21,8 +21,7 @@ from skyclass.errors import SkyclassError
 # "No space left", "disk quota exceeded", "file too large" (RLIMIT_FSIZE): no room to write.
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # Order shown in --help: the pipeline's order.
-COMMANDS = ("prepare", "review", "train", "evaluate", "export", "serve", "predict", "deploy",
-            "run")
+COMMANDS = ("prepare", "review", "train", "evaluate", "export", "serve", "predict", "deploy", "run")
 # The commands that run PyTorch on the CPU: their memory settings go in before torch loads.
 TORCH_COMMANDS = ("train", "evaluate", "export", "run", "review")
 
@@ -58,9 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a full disk is no bug: say so, without a traceback
         if exc.errno not in DISK_FULL_ERRNOS:
             raise
-        print(f"error: out of disk space ({exc.strerror}: {exc.filename or 'a file'}); "
-              "what was written before is intact: free space and run the command again "
-              "(train: with --resume)", file=sys.stderr)
+        print(
+            f"error: out of disk space ({exc.strerror}: {exc.filename or 'a file'}); "
+            "what was written before is intact: free space and run the command again "
+            "(train: with --resume)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -10,9 +10,11 @@ from skyclass.evaluate.config import EvaluateConfig
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(
-        sub, "evaluate", run_evaluate,
+        sub,
+        "evaluate",
+        run_evaluate,
         help="score a run or an exported bundle; write curves, confusion matrix, galleries "
-             "and report.html",
+        "and report.html",
         description=(
             "Evaluate a trained run (its best or last checkpoint) or an exported bundle. "
             "Without --data a run is scored on the test split of the dataset it was trained "
@@ -33,8 +35,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from skyclass.evaluate import evaluate, summary_table
     from skyclass.inputs import BUNDLE, CHECKPOINT, RUN_DIR, require
 
-    require(args.target, (RUN_DIR, CHECKPOINT, BUNDLE), "evaluate",
-            "a run folder (from `skyclass train`) or a bundle (from `skyclass export`)")
+    require(
+        args.target,
+        (RUN_DIR, CHECKPOINT, BUNDLE),
+        "evaluate",
+        "a run folder (from `skyclass train`) or a bundle (from `skyclass export`)",
+    )
     metrics = evaluate(config_from_args(EvaluateConfig, args))
     if not args.quiet:
         print(summary_table(metrics))

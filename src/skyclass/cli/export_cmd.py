@@ -11,9 +11,11 @@ from skyclass.export_config import ExportConfig
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(
-        sub, "export", run_export,
+        sub,
+        "export",
+        run_export,
         help="write a serving bundle (model.onnx, model.int8.onnx, model.pt, skyclass.json) "
-             "from a trained run",
+        "from a trained run",
         description=(
             "Export RUN_DIR's checkpoint as a bundle folder: model.onnx (ONNX Runtime, dynamic "
             "batch, one file), model.pt (CPU TorchScript) and skyclass.json (classes, "
@@ -44,19 +46,35 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     group = parser.add_argument_group("quantization (served model)")
-    group.add_argument("--quantize", choices=QUANTIZE_CHOICES, default=DEFAULT_QUANTIZE,
-                       help="int8: also write model.int8.onnx (static INT8, ~1/4 the size) and "
-                            "serve it if it passes the accuracy gate on the test split; none: "
-                            f"serve FP32 model.onnx (default {DEFAULT_QUANTIZE})")
-    group.add_argument("--calibration-images", type=int, default=DEFAULT_CALIBRATION_IMAGES,
-                       help="training images that calibrate the INT8 ranges "
-                            f"(default {DEFAULT_CALIBRATION_IMAGES})")
-    group.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT,
-                       help="gate: least share of test images, overall and per class, where "
-                            f"INT8 and FP32 give the same top-1 (default {DEFAULT_MIN_AGREEMENT})")
-    group.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP,
-                       help="gate: most accuracy INT8 may lose, overall and per class, as a "
-                            f"fraction (default {DEFAULT_MAX_ACCURACY_DROP} = 0.5 points)")
+    group.add_argument(
+        "--quantize",
+        choices=QUANTIZE_CHOICES,
+        default=DEFAULT_QUANTIZE,
+        help="int8: also write model.int8.onnx (static INT8, ~1/4 the size) and "
+        "serve it if it passes the accuracy gate on the test split; none: "
+        f"serve FP32 model.onnx (default {DEFAULT_QUANTIZE})",
+    )
+    group.add_argument(
+        "--calibration-images",
+        type=int,
+        default=DEFAULT_CALIBRATION_IMAGES,
+        help="training images that calibrate the INT8 ranges "
+        f"(default {DEFAULT_CALIBRATION_IMAGES})",
+    )
+    group.add_argument(
+        "--min-agreement",
+        type=float,
+        default=DEFAULT_MIN_AGREEMENT,
+        help="gate: least share of test images, overall and per class, where "
+        f"INT8 and FP32 give the same top-1 (default {DEFAULT_MIN_AGREEMENT})",
+    )
+    group.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=DEFAULT_MAX_ACCURACY_DROP,
+        help="gate: most accuracy INT8 may lose, overall and per class, as a "
+        f"fraction (default {DEFAULT_MAX_ACCURACY_DROP} = 0.5 points)",
+    )
 
 
 def serving_summary(serving: dict) -> str:
@@ -65,9 +83,11 @@ def serving_summary(serving: dict) -> str:
     gate = serving.get("gate")
     if gate:
         overall = gate["overall"]
-        line += (f"\n  gate on {overall['images']} test images: top-1 agreement "
-                 f"{overall['agreement']:.2%}, accuracy FP32 {overall['fp32_accuracy']:.2%} / "
-                 f"INT8 {overall['int8_accuracy']:.2%}")
+        line += (
+            f"\n  gate on {overall['images']} test images: top-1 agreement "
+            f"{overall['agreement']:.2%}, accuracy FP32 {overall['fp32_accuracy']:.2%} / "
+            f"INT8 {overall['int8_accuracy']:.2%}"
+        )
     return line
 
 
@@ -79,19 +99,27 @@ def run_export(args: argparse.Namespace) -> int:
 
     require(args.run, (RUN_DIR, CHECKPOINT), "export", "a run folder from `skyclass train`")
     config = config_from_args(
-        ExportConfig, args,
-        quantize=QuantizeOptions(mode=args.quantize, calibration_images=args.calibration_images,
-                                 min_agreement=args.min_agreement,
-                                 max_accuracy_drop=args.max_accuracy_drop),
+        ExportConfig,
+        args,
+        quantize=QuantizeOptions(
+            mode=args.quantize,
+            calibration_images=args.calibration_images,
+            min_agreement=args.min_agreement,
+            max_accuracy_drop=args.max_accuracy_drop,
+        ),
     )
     out = export_bundle(config)
     if not args.quiet:
         manifest = read_manifest(out)
         parity = manifest["parity"]
-        print(f"wrote {out}: {manifest['model']['name']} {manifest['model']['version']}, "
-              f"classes {json.dumps(manifest['class_names'])}")
-        print(f"parity on {parity['images']} real images: ONNX max |diff| "
-              f"{parity['onnx_max_abs_diff']:.2e}, TorchScript "
-              f"{parity['torchscript_max_abs_diff']:.2e}, top-1 identical")
+        print(
+            f"wrote {out}: {manifest['model']['name']} {manifest['model']['version']}, "
+            f"classes {json.dumps(manifest['class_names'])}"
+        )
+        print(
+            f"parity on {parity['images']} real images: ONNX max |diff| "
+            f"{parity['onnx_max_abs_diff']:.2e}, TorchScript "
+            f"{parity['torchscript_max_abs_diff']:.2e}, top-1 identical"
+        )
         print(serving_summary(manifest["serving"]))
     return 0

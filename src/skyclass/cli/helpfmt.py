@@ -43,8 +43,7 @@ def recipe_values(field: str) -> dict[str, str]:
     values = {}
     for name in RECIPES:
         config = TrainConfig.from_recipe(name)
-        value = getattr(config, field) if hasattr(config, field) else getattr(config.augment,
-                                                                               field)
+        value = getattr(config, field) if hasattr(config, field) else getattr(config.augment, field)
         values[name] = show_value(value)
     return values
 

@@ -13,7 +13,9 @@ from skyclass.predict import PredictConfig
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(
-        sub, "predict", run_predict,
+        sub,
+        "predict",
+        run_predict,
         help="classify images or folders with a bundle folder or a deployed/local skyclass API",
         description=(
             "TARGET is a bundle folder (or s3://bucket/prefix) for batched inference in this "
@@ -30,12 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_options(parser, PredictConfig)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--csv", type=Path, metavar="FILE",
-                        help="write one row per image: top class, its probability, every "
-                             "class's probability, error")
-    parser.add_argument("--jsonl", type=Path, metavar="FILE",
-                        help="write one JSON object per image (top-k, every class's "
-                             "probability, model)")
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="write one row per image: top class, its probability, every "
+        "class's probability, error",
+    )
+    parser.add_argument(
+        "--jsonl",
+        type=Path,
+        metavar="FILE",
+        help="write one JSON object per image (top-k, every class's probability, model)",
+    )
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -48,8 +57,11 @@ def run_predict(args: argparse.Namespace) -> int:
         write_text,
     )
 
-    outputs = [(path, render) for path, render in ((args.csv, csv_text), (args.jsonl, jsonl_text))
-               if path is not None]
+    outputs = [
+        (path, render)
+        for path, render in ((args.csv, csv_text), (args.jsonl, jsonl_text))
+        if path is not None
+    ]
     for path, _ in outputs:
         check_output(path)
     results = predict(config_from_args(PredictConfig, args), all_classes=bool(outputs))
@@ -62,6 +74,9 @@ def run_predict(args: argparse.Namespace) -> int:
         print(format_table(results))
     if not args.quiet or failed:
         written = "".join(f"; wrote {path}" for path, _ in outputs)
-        print(f"{len(results)} images: {len(results) - failed} classified, {failed} could not "
-              f"be read{written}", file=sys.stderr)
+        print(
+            f"{len(results)} images: {len(results) - failed} classified, {failed} could not "
+            f"be read{written}",
+            file=sys.stderr,
+        )
     return 1 if failed else 0

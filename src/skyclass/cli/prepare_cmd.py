@@ -22,7 +22,9 @@ def prepare_config_from_args(args: argparse.Namespace, out: str) -> PrepareConfi
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(
-        sub, "prepare", run_prepare,
+        sub,
+        "prepare",
+        run_prepare,
         help="scan, validate, dedupe, resize and split a photo folder into a dataset zip",
         description=(
             "Turn RAW_DIR/<class>/**/<photo> (or a zip of it) into a dataset zip with "
@@ -44,8 +46,12 @@ def run_prepare(args: argparse.Namespace) -> int:
     from skyclass.prepare import prepare, summary_text
     from skyclass.prepare.decisions import decisions_summary
 
-    require(args.raw, (PHOTO_FOLDER, PHOTO_ZIP, FOLDER), "prepare",
-            "a folder (or zip) of class folders of photos")
+    require(
+        args.raw,
+        (PHOTO_FOLDER, PHOTO_ZIP, FOLDER),
+        "prepare",
+        "a folder (or zip) of class folders of photos",
+    )
     require_zip_name(args.out, "prepare", args.raw)
     report = prepare(prepare_config_from_args(args, args.out))
     if not args.quiet:

@@ -20,7 +20,9 @@ from skyclass.cli.train_cmd import add_train_options, result_line, train_config_
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(
-        sub, "run", run_pipeline,
+        sub,
+        "run",
+        run_pipeline,
         help="prepare → train → evaluate → export → one test prediction, in one go",
         description=(
             "Run the whole pipeline on RAW_DIR (class folders of photos, or a zip of them). "
@@ -36,11 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("raw", metavar="RAW_DIR", help="folder (or .zip) of class folders")
     parser.add_argument("--out", required=True, metavar="OUT", help="output folder")
-    parser.add_argument("--predict-image", metavar="IMAGE", default=None,
-                        help="photo for the final prediction (default: the first test photo)")
-    parser.add_argument("--name", default=None,
-                        help="model name in the report, the API answers, the upload page and "
-                             "the default S3 prefix (default: the name of RAW_DIR)")
+    parser.add_argument(
+        "--predict-image",
+        metavar="IMAGE",
+        default=None,
+        help="photo for the final prediction (default: the first test photo)",
+    )
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="model name in the report, the API answers, the upload page and "
+        "the default S3 prefix (default: the name of RAW_DIR)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars, fewer lines")
     add_prepare_options(parser)
     add_train_options(parser, common=False)
@@ -65,8 +74,7 @@ def model_name(args: argparse.Namespace) -> str:
     return raw.stem if raw.suffix.lower() == ".zip" else raw.name
 
 
-def _prediction_image(args: argparse.Namespace,
-                      dataset_zip: Path) -> tuple[str, bytes, str | None]:
+def _prediction_image(args: argparse.Namespace, dataset_zip: Path) -> tuple[str, bytes, str | None]:
     """The user's photo, else the raw source of the first test image, else its zip copy;
     with the true class where it is known (a test image), None for the user's photo."""
     from skyclass.dataset_zip import PreparedDataset
@@ -116,27 +124,35 @@ def check_outputs(args: argparse.Namespace, out: Path) -> bool:
 
     dataset_zip, run_dir, bundle = out / "dataset.zip", out / "run", out / "bundle"
     if out.exists() and not out.is_dir():
-        raise SkyclassError(f"--out {out} is a file; give a folder (it will hold dataset.zip, "
-                            "run/ and bundle/)")
+        raise SkyclassError(
+            f"--out {out} is a file; give a folder (it will hold dataset.zip, run/ and bundle/)"
+        )
     if args.predict_image and not Path(args.predict_image).is_file():
         raise SkyclassError(f"--predict-image {args.predict_image} is not a file")
     if dataset_zip.is_dir():
         raise SkyclassError(f"{dataset_zip} is a folder; it must be the prepared dataset file")
-    earlier = [str(p) for p in (dataset_zip, run_dir, bundle)
-               if p.exists() and not (p.is_dir() and not any(p.iterdir()))]
+    earlier = [
+        str(p)
+        for p in (dataset_zip, run_dir, bundle)
+        if p.exists() and not (p.is_dir() and not any(p.iterdir()))
+    ]
     if earlier and not args.resume:
-        raise SkyclassError(f"--out {out} already holds an earlier run ({', '.join(earlier)}); "
-                            "pass --resume to continue it with its dataset.zip, or choose "
-                            "another --out. Nothing was written.")
+        raise SkyclassError(
+            f"--out {out} already holds an earlier run ({', '.join(earlier)}); "
+            "pass --resume to continue it with its dataset.zip, or choose "
+            "another --out. Nothing was written."
+        )
     return bool(args.resume) and dataset_zip.is_file()
 
 
 def review_hint(raw: str, dataset_zip: Path, out: Path) -> str:
     """The label-cleaning loop, with this run's paths."""
     review_dir = out / "review"
-    return (f"clean the labels: skyclass review {dataset_zip} --out {review_dir} --serve, then "
-            f"skyclass prepare {raw} --decisions {review_dir / 'decisions.csv'} --out "
-            f"{out / 'dataset-reviewed.zip'} and train on it")
+    return (
+        f"clean the labels: skyclass review {dataset_zip} --out {review_dir} --serve, then "
+        f"skyclass prepare {raw} --decisions {review_dir / 'decisions.csv'} --out "
+        f"{out / 'dataset-reviewed.zip'} and train on it"
+    )
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
@@ -146,8 +162,12 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from skyclass.prepare import prepare, summary_text
     from skyclass.train import train
 
-    require(args.raw, (PHOTO_FOLDER, PHOTO_ZIP, FOLDER), "run",
-            "a folder (or zip) of class folders of photos")
+    require(
+        args.raw,
+        (PHOTO_FOLDER, PHOTO_ZIP, FOLDER),
+        "run",
+        "a folder (or zip) of class folders of photos",
+    )
     out = Path(args.out)
     dataset_zip, run_dir, bundle = out / "dataset.zip", out / "run", out / "bundle"
     total = time.perf_counter()
@@ -178,8 +198,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     _done(started, args.quiet)
 
     started = _stage("export", args.quiet)
-    export_bundle(ExportConfig(run=run_dir, out=bundle, force=True, quiet=args.quiet,
-                               name=name))
+    export_bundle(ExportConfig(run=run_dir, out=bundle, force=True, quiet=args.quiet, name=name))
     if not args.quiet:
         print(f"bundle: {bundle}")
     _done(started, args.quiet)
@@ -193,9 +212,12 @@ def run_pipeline(args: argparse.Namespace) -> int:
     print(prediction_line(photo, answer, true_class))
     _done(started, args.quiet)
     if not args.quiet:
-        print(f"\ndone in {time.perf_counter() - total:.0f} s; serve it with: "
-              f"skyclass serve {bundle}")
+        print(
+            f"\ndone in {time.perf_counter() - total:.0f} s; serve it with: skyclass serve {bundle}"
+        )
         print(review_hint(args.raw, dataset_zip, out))
-    print(f"test accuracy {metrics['accuracy']:.2%} ({metrics['num_images']} images); "
-          f"report: {report_html}")
+    print(
+        f"test accuracy {metrics['accuracy']:.2%} ({metrics['num_images']} images); "
+        f"report: {report_html}"
+    )
     return 0

@@ -10,7 +10,9 @@ from skyclass.serving.settings import ServeConfig
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(
-        sub, "serve", run_serve,
+        sub,
+        "serve",
+        run_serve,
         help="serve a bundle over HTTP locally, through the same handler as on AWS Lambda",
         description=(
             "Serve BUNDLE (a folder or s3://bucket/prefix) on http://HOST:PORT/. Every request "

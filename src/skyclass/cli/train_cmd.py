@@ -19,11 +19,22 @@ def _recipe_option(target: ArgTarget, f: dataclasses.Field, annotation: Any) -> 
     meta = f.metadata
     flag = meta.get("flag", "--" + f.name.replace("_", "-"))
     if annotation is bool and flag.startswith("--no-"):
-        action = target.add_argument(flag, dest=f.name, action="store_const", const=False,
-                                     default=None, help=meta.get("help", "").replace("%", "%%"))
+        action = target.add_argument(
+            flag,
+            dest=f.name,
+            action="store_const",
+            const=False,
+            default=None,
+            help=meta.get("help", "").replace("%", "%%"),
+        )
     elif annotation is bool:
-        action = target.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                                     default=None, help=meta.get("help", "").replace("%", "%%"))
+        action = target.add_argument(
+            flag,
+            dest=f.name,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=meta.get("help", "").replace("%", "%%"),
+        )
     else:
         action = add_option(target, f, annotation)
         action.default = None
@@ -42,13 +53,18 @@ def add_train_options(parser: argparse.ArgumentParser, common: bool = True) -> N
     from skyclass.augment import AugmentConfig
     from skyclass.train.config import RECIPES, TrainConfig
 
-    groups = {"train": parser.add_argument_group("train"),
-              "augmentation": parser.add_argument_group("augmentation"),
-              "runtime": parser.add_argument_group("runtime")}
+    groups = {
+        "train": parser.add_argument_group("train"),
+        "augmentation": parser.add_argument_group("augmentation"),
+        "runtime": parser.add_argument_group("runtime"),
+    }
     groups["train"].add_argument(
-        "--recipe", choices=sorted(RECIPES, key=lambda name: name != "default"), default="default",
+        "--recipe",
+        choices=sorted(RECIPES, key=lambda name: name != "default"),
+        default="default",
         help="named preset of every value below: 'default' (the best measured recipe) or "
-             "'reference' (the original notebook's); options override it (default: default)")
+        "'reference' (the original notebook's); options override it (default: default)",
+    )
     hints = typing.get_type_hints(TrainConfig)
     for f in cli_fields(TrainConfig):
         if f.metadata.get("common") and not common:
@@ -62,10 +78,12 @@ def add_train_options(parser: argparse.ArgumentParser, common: bool = True) -> N
             for a in cli_fields(AugmentConfig):
                 _recipe_option(groups["augmentation"], a, _unwrap(aug_hints[a.name]))
     groups["runtime"].add_argument(
-        "--resume", action="store_true",
+        "--resume",
+        action="store_true",
         help="continue the run in --out from its last.pt (same epoch count; with --epochs N, "
-             "continue a finished run to N epochs; DATASET.zip may be left out: config.json "
-             "records it)")
+        "continue a finished run to N epochs; DATASET.zip may be left out: config.json "
+        "records it)",
+    )
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -85,8 +103,14 @@ def train_config_from_args(args: argparse.Namespace, data: str, out: str):
     if aug.get("crop_scale_min") == 0:
         aug["crop_scale_min"] = None
     return TrainConfig.from_recipe(
-        args.recipe, data=str(data), out=str(out), resume=bool(args.resume),
-        quiet=bool(getattr(args, "quiet", False)), augment=aug, **overrides)
+        args.recipe,
+        data=str(data),
+        out=str(out),
+        resume=bool(args.resume),
+        quiet=bool(getattr(args, "quiet", False)),
+        augment=aug,
+        **overrides,
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -107,15 +131,23 @@ def register(sub: argparse._SubParsersAction) -> None:
             "skyclass train data.zip --out runs/lr --find-lr       # plot loss vs LR, suggest --lr",
         ),
     )
-    parser.add_argument("data", metavar="DATASET.zip", nargs="?",
-                        help="dataset zip from `skyclass prepare` (optional with --resume)")
+    parser.add_argument(
+        "data",
+        metavar="DATASET.zip",
+        nargs="?",
+        help="dataset zip from `skyclass prepare` (optional with --resume)",
+    )
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bar and no per-epoch lines")
-    parser.add_argument("--find-lr", action="store_true",
-                        help="instead of training, run the LR range test with the recipe "
-                             "(about 100 steps): RUN_DIR/lr_find.png and lr_find.json, and "
-                             "print a suggested --lr (fastai's 'valley')")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar and no per-epoch lines"
+    )
+    parser.add_argument(
+        "--find-lr",
+        action="store_true",
+        help="instead of training, run the LR range test with the recipe "
+        "(about 100 steps): RUN_DIR/lr_find.png and lr_find.json, and "
+        "print a suggested --lr (fastai's 'valley')",
+    )
     add_train_options(parser)
     parser.set_defaults(handler=run_train)
 
@@ -125,8 +157,10 @@ def result_line(summary: dict) -> str:
     val = summary["validation_split"]
     test = summary["test_acc"]
     head = f"test accuracy {test:.4f}" if test is not None else "no test score"
-    line = (f"{head} (best.pt: epoch {summary['best_epoch']}/{summary['epochs']}, "
-            f"{val} accuracy {summary['best_val_acc']:.4f})")
+    line = (
+        f"{head} (best.pt: epoch {summary['best_epoch']}/{summary['epochs']}, "
+        f"{val} accuracy {summary['best_val_acc']:.4f})"
+    )
     for warning in summary.get("warnings", []):
         line = f"warning: {warning}\n{line}"
     return line
@@ -140,7 +174,8 @@ def check_dataset_arg(data: str | None, out: str, resume: bool) -> None:
         if not resume:
             raise SkyclassError(
                 f"give the dataset zip to train on: `skyclass train DATASET.zip --out {out}` "
-                "(make one with `skyclass prepare PHOTO_FOLDER --out DATASET.zip`)")
+                "(make one with `skyclass prepare PHOTO_FOLDER --out DATASET.zip`)"
+            )
         return
     require(data, (DATASET_ZIP,), "train", "a dataset zip from `skyclass prepare`")
 
@@ -153,11 +188,15 @@ def run_find_lr(args: argparse.Namespace) -> int:
         raise SkyclassError("--find-lr needs DATASET.zip and a new --out (not --resume)")
     result = find_lr(train_config_from_args(args, args.data, args.out))
     if result["suggested_lr"] is None:
-        print(f"the loss diverged within {result['steps_run']} steps: no suggestion; see "
-              f"{result['plot']}")
+        print(
+            f"the loss diverged within {result['steps_run']} steps: no suggestion; see "
+            f"{result['plot']}"
+        )
         return 1
-    print(f"suggested --lr {result['suggested_lr']:.3g} (lowest loss at "
-          f"{result['min_loss_lr']:.3g}); curve in {result['plot']}, values in {result['json']}")
+    print(
+        f"suggested --lr {result['suggested_lr']:.3g} (lowest loss at "
+        f"{result['min_loss_lr']:.3g}); curve in {result['plot']}, values in {result['json']}"
+    )
     return 0
 
 
@@ -169,6 +208,7 @@ def run_train(args: argparse.Namespace) -> int:
         return run_find_lr(args)
     summary = train(train_config_from_args(args, args.data or "", args.out))
     if not args.quiet and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 speaks
-        print(f"{result_line(summary)}, {summary['wall_seconds']:.1f} s; "
-              f"run in {summary['run_dir']}")
+        print(
+            f"{result_line(summary)}, {summary['wall_seconds']:.1f} s; run in {summary['run_dir']}"
+        )
     return 0

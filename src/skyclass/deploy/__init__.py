@@ -67,15 +67,47 @@ from skyclass.deploy.wheels import (
 )
 
 __all__ = [
-    "ARCHITECTURES", "DEFAULT_ARCH", "DEFAULT_MEMORY_MB", "ELF_MACHINES", "LAMBDA_PIP_ARGS",
-    "MAX_MEMORY_MB", "MAX_TIMEOUT_S", "MAX_UNZIPPED_BYTES", "MAX_ZIPPED_BYTES", "MIN_MEMORY_MB",
-    "DeployConfig", "DeployError", "PackageStats", "UploadResult", "check_aws_credentials",
-    "check_node_tools", "check_package", "check_service_dir", "default_prefix",
-    "default_service_dir", "deploy", "download_wheels", "elf_machine", "foreign_binaries",
-    "has_aws_credentials", "lambda_pip_args", "native_machines", "object_matches",
-    "package_stats", "parse_endpoints", "predict_hint", "predict_url", "run_streaming",
-    "s3_client", "serverless_api_keys", "serverless_command", "serverless_env",
-    "serverless_params", "upload_bundle", "validate_bundle", "write_requirements",
+    "ARCHITECTURES",
+    "DEFAULT_ARCH",
+    "DEFAULT_MEMORY_MB",
+    "ELF_MACHINES",
+    "LAMBDA_PIP_ARGS",
+    "MAX_MEMORY_MB",
+    "MAX_TIMEOUT_S",
+    "MAX_UNZIPPED_BYTES",
+    "MAX_ZIPPED_BYTES",
+    "MIN_MEMORY_MB",
+    "DeployConfig",
+    "DeployError",
+    "PackageStats",
+    "UploadResult",
+    "check_aws_credentials",
+    "check_node_tools",
+    "check_package",
+    "check_service_dir",
+    "default_prefix",
+    "default_service_dir",
+    "deploy",
+    "download_wheels",
+    "elf_machine",
+    "foreign_binaries",
+    "has_aws_credentials",
+    "lambda_pip_args",
+    "native_machines",
+    "object_matches",
+    "package_stats",
+    "parse_endpoints",
+    "predict_hint",
+    "predict_url",
+    "run_streaming",
+    "s3_client",
+    "serverless_api_keys",
+    "serverless_command",
+    "serverless_env",
+    "serverless_params",
+    "upload_bundle",
+    "validate_bundle",
+    "write_requirements",
 ]
 
 Log = Callable[[str], None]
@@ -92,8 +124,9 @@ def deploy(config: DeployConfig, log: Log = print) -> dict[str, Any]:
         prefix = _stage_bundle(config, result, log)
     elif not config.package_only:
         check_aws_credentials()
-    output = run_streaming(serverless_command(config, prefix), service_dir,
-                           serverless_env(config), log)
+    output = run_streaming(
+        serverless_command(config, prefix), service_dir, serverless_env(config), log
+    )
     if config.command == "package":
         result["package"] = _check_built_package(config, log)
     elif config.command == "deploy":
@@ -111,8 +144,9 @@ def _stage_bundle(config: DeployConfig, result: dict[str, Any], log: Log) -> str
         log("note: no AWS credentials, so the bundle is not uploaded (--package-only)")
     elif config.upload:
         check_aws_credentials()
-        result["upload"] = upload_bundle(config.bundle, config.bucket, prefix,
-                                         s3_client(config.region), log).actions
+        result["upload"] = upload_bundle(
+            config.bundle, config.bucket, prefix, s3_client(config.region), log
+        ).actions
     write_requirements(config.service_dir, config.python)
     return prefix
 
@@ -120,11 +154,17 @@ def _stage_bundle(config: DeployConfig, result: dict[str, Any], log: Log) -> str
 def _check_built_package(config: DeployConfig, log: Log) -> dict[str, Any]:
     stats = package_stats(config.service_dir / ".serverless" / "skyclass.zip")
     check_package(stats, config.arch)
-    log(f"package {stats.path} ({config.arch}): {stats.zipped_bytes / 2**20:.1f} MiB zipped, "
+    log(
+        f"package {stats.path} ({config.arch}): {stats.zipped_bytes / 2**20:.1f} MiB zipped, "
         f"{stats.unzipped_bytes / 2**20:.1f} MiB unzipped (Lambda limits: "
-        f"{MAX_ZIPPED_BYTES // 2**20} / {MAX_UNZIPPED_BYTES // 2**20})")
-    return {"path": str(stats.path), "arch": config.arch, "zipped_bytes": stats.zipped_bytes,
-            "unzipped_bytes": stats.unzipped_bytes}
+        f"{MAX_ZIPPED_BYTES // 2**20} / {MAX_UNZIPPED_BYTES // 2**20})"
+    )
+    return {
+        "path": str(stats.path),
+        "arch": config.arch,
+        "zipped_bytes": stats.zipped_bytes,
+        "unzipped_bytes": stats.unzipped_bytes,
+    }
 
 
 def _report_endpoints(output: str, private: bool, log: Log) -> list[str]:

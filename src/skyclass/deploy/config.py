@@ -55,17 +55,22 @@ class DeployConfig:
 
     def __post_init__(self) -> None:
         if not MIN_MEMORY_MB <= self.memory <= MAX_MEMORY_MB:
-            raise DeployError(f"--memory must be {MIN_MEMORY_MB}..{MAX_MEMORY_MB} MB, "
-                              f"not {self.memory}")
+            raise DeployError(
+                f"--memory must be {MIN_MEMORY_MB}..{MAX_MEMORY_MB} MB, not {self.memory}"
+            )
         if not 1 <= self.timeout <= MAX_TIMEOUT_S:
-            raise DeployError(f"--timeout must be 1..{MAX_TIMEOUT_S} s (API Gateway gives up "
-                              f"after 29 s whatever the Lambda timeout), not {self.timeout}")
+            raise DeployError(
+                f"--timeout must be 1..{MAX_TIMEOUT_S} s (API Gateway gives up "
+                f"after 29 s whatever the Lambda timeout), not {self.timeout}"
+            )
         if not re.fullmatch(r"[a-zA-Z0-9-]{1,16}", self.stage):
-            raise DeployError(f"--stage must be letters, digits or '-' (max 16), "
-                              f"not {self.stage!r}")
+            raise DeployError(
+                f"--stage must be letters, digits or '-' (max 16), not {self.stage!r}"
+            )
         if self.arch not in ARCHITECTURES:
-            raise DeployError(f"--arch must be one of {', '.join(ARCHITECTURES)}, "
-                              f"not {self.arch!r}")
+            raise DeployError(
+                f"--arch must be one of {', '.join(ARCHITECTURES)}, not {self.arch!r}"
+            )
         if self.prefix is not None:
             self.prefix = self.prefix.strip("/")
             if not self.prefix:
@@ -88,26 +93,34 @@ class DeployConfig:
 
 def check_service_dir(service_dir: Path) -> None:
     if not (service_dir / "serverless.yml").is_file():
-        raise DeployError(f"{service_dir} holds no serverless.yml: `skyclass deploy` runs from "
-                          "a skyclass source checkout (its deploy/ folder)")
+        raise DeployError(
+            f"{service_dir} holds no serverless.yml: `skyclass deploy` runs from "
+            "a skyclass source checkout (its deploy/ folder)"
+        )
 
 
 def check_node_tools(service_dir: Path) -> None:
     """node + npm on PATH and the pinned Serverless Framework installed in deploy/."""
     missing = [tool for tool in ("node", "npm", "npx") if shutil.which(tool) is None]
     if missing:
-        raise DeployError(f"{', '.join(missing)} not found on PATH: install Node.js 18 or newer "
-                          "(e.g. `apt-get install nodejs npm`), then `make node`")
+        raise DeployError(
+            f"{', '.join(missing)} not found on PATH: install Node.js 18 or newer "
+            "(e.g. `apt-get install nodejs npm`), then `make node`"
+        )
     if not (service_dir / "node_modules" / ".bin" / "serverless").exists():
-        raise DeployError(f"the Serverless Framework is not installed in {service_dir}: run "
-                          f"`make node` (or `cd {service_dir} && npm ci`)")
+        raise DeployError(
+            f"the Serverless Framework is not installed in {service_dir}: run "
+            f"`make node` (or `cd {service_dir} && npm ci`)"
+        )
 
 
 def check_aws_credentials() -> None:
     """boto3 finds credentials the way the Serverless Framework does (env, profile, SSO)."""
     if not has_aws_credentials():
-        raise DeployError("no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-                          "or AWS_PROFILE (see `aws configure`), or use --package-only")
+        raise DeployError(
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+            "or AWS_PROFILE (see `aws configure`), or use --package-only"
+        )
 
 
 def has_aws_credentials() -> bool:
@@ -119,8 +132,10 @@ def has_aws_credentials() -> bool:
 def validate_bundle(bundle: Path) -> dict[str, Any]:
     """skyclass.json readable and the model it serves present, matching its sha256."""
     if not bundle.is_dir():
-        raise DeployError(f"bundle {bundle} does not exist or is not a folder "
-                          "(create one with `skyclass export RUN_DIR --out BUNDLE_DIR`)")
+        raise DeployError(
+            f"bundle {bundle} does not exist or is not a folder "
+            "(create one with `skyclass export RUN_DIR --out BUNDLE_DIR`)"
+        )
     try:
         manifest = read_manifest(bundle)
         verify_files(bundle, manifest, serving_files(manifest))

@@ -27,9 +27,12 @@ class PackageStats:
 def package_stats(zip_path: Path) -> PackageStats:
     with zipfile.ZipFile(zip_path) as zf:
         infos = zf.infolist()
-    return PackageStats(path=zip_path, zipped_bytes=zip_path.stat().st_size,
-                        unzipped_bytes=sum(i.file_size for i in infos),
-                        names=[i.filename for i in infos])
+    return PackageStats(
+        path=zip_path,
+        zipped_bytes=zip_path.stat().st_size,
+        unzipped_bytes=sum(i.file_size for i in infos),
+        names=[i.filename for i in infos],
+    )
 
 
 def elf_machine(header: bytes) -> int | None:
@@ -56,20 +59,25 @@ def native_machines(zip_path: Path) -> dict[str, int]:
 def foreign_binaries(zip_path: Path, arch: str) -> list[str]:
     """Native files in the zip that the Lambda's architecture cannot load."""
     wanted = ELF_MACHINES[arch]
-    return sorted(name for name, machine in native_machines(zip_path).items()
-                  if machine != wanted)
+    return sorted(name for name, machine in native_machines(zip_path).items() if machine != wanted)
 
 
 def check_package(stats: PackageStats, arch: str = DEFAULT_ARCH) -> None:
     """Refuse a package Lambda would reject, one that dragged torch in, or a wrong binary."""
     if any(n.startswith(("torch/", "torchvision/")) for n in stats.names):
-        raise DeployError(f"{stats.path} contains torch: the Lambda package must hold only "
-                          "skyclass[serve] (onnxruntime, numpy, Pillow)")
+        raise DeployError(
+            f"{stats.path} contains torch: the Lambda package must hold only "
+            "skyclass[serve] (onnxruntime, numpy, Pillow)"
+        )
     if stats.unzipped_bytes > MAX_UNZIPPED_BYTES:
-        raise DeployError(f"{stats.path} unzips to {stats.unzipped_bytes / 2**20:.0f} MiB, over "
-                          f"Lambda's {MAX_UNZIPPED_BYTES // 2**20} MiB limit")
+        raise DeployError(
+            f"{stats.path} unzips to {stats.unzipped_bytes / 2**20:.0f} MiB, over "
+            f"Lambda's {MAX_UNZIPPED_BYTES // 2**20} MiB limit"
+        )
     foreign = foreign_binaries(stats.path, arch)
     if foreign:
-        raise DeployError(f"{stats.path} holds {len(foreign)} native files that are not "
-                          f"{ARCHITECTURES[arch]} (e.g. {foreign[0]}): a wheelhouse for another "
-                          f"architecture? Use one wheelhouse per --arch")
+        raise DeployError(
+            f"{stats.path} holds {len(foreign)} native files that are not "
+            f"{ARCHITECTURES[arch]} (e.g. {foreign[0]}): a wheelhouse for another "
+            f"architecture? Use one wheelhouse per --arch"
+        )

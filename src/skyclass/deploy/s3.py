@@ -72,13 +72,19 @@ def upload_order(manifest: dict[str, Any]) -> list[str]:
 def upload_file(client: Any, path: Path, bucket: str, key: str, digest: str) -> None:
     """One PUT with S3 checking the body against our sha256 (a torn upload is refused)."""
     with open(path, "rb") as body:
-        client.put_object(Bucket=bucket, Key=key, Body=body, Metadata={SHA256_META: digest},
-                          ChecksumSHA256=_checksum_b64(digest),
-                          ContentType="application/octet-stream")
+        client.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body,
+            Metadata={SHA256_META: digest},
+            ChecksumSHA256=_checksum_b64(digest),
+            ContentType="application/octet-stream",
+        )
 
 
-def upload_bundle(bundle: Path, bucket: str, prefix: str, client: Any = None,
-                  log: Callable[[str], None] = print) -> UploadResult:
+def upload_bundle(
+    bundle: Path, bucket: str, prefix: str, client: Any = None, log: Callable[[str], None] = print
+) -> UploadResult:
     """Upload the bundle's files to s3://bucket/prefix/, skipping unchanged ones; verify all."""
     manifest = validate_bundle(bundle)
     client = client or s3_client()
@@ -93,14 +99,15 @@ def upload_bundle(bundle: Path, bucket: str, prefix: str, client: Any = None,
                 upload_file(client, path, bucket, key, digest)
                 actions[name] = "uploaded"
             if not object_matches(_head(client, bucket, key), digest, size):
-                raise DeployError(f"s3://{bucket}/{key} does not match {path} after upload "
-                                  "(size or sha256 differ); try again")
+                raise DeployError(
+                    f"s3://{bucket}/{key} does not match {path} after upload "
+                    "(size or sha256 differ); try again"
+                )
         except DeployError:
             raise
         except Exception as exc:  # botocore's many error types all mean "S3 refused"
             raise DeployError(f"cannot upload {path} to s3://{bucket}/{key}: {exc}") from exc
-        log(f"{actions[name]:>9}  s3://{bucket}/{key}  ({size / 1e6:.2f} MB, "
-            f"sha256 {digest[:12]})")
+        log(f"{actions[name]:>9}  s3://{bucket}/{key}  ({size / 1e6:.2f} MB, sha256 {digest[:12]})")
     return UploadResult(bucket=bucket, prefix=prefix, actions=actions)
 
 

@@ -15,8 +15,9 @@ SERVERLESS_QUIET_ENV = {
     "SLS_TELEMETRY_DISABLED": "1",
     "SLS_NOTIFICATIONS_MODE": "off",
 }
-ENDPOINT_RE = re.compile(r"^\s*(ANY|GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS)\s+-\s+(https://\S+)",
-                         re.MULTILINE)
+ENDPOINT_RE = re.compile(
+    r"^\s*(ANY|GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS)\s+-\s+(https://\S+)", re.MULTILINE
+)
 API_KEY_RE = re.compile(r"^\s*(skyclass-[\w-]+):\s*(\S+)", re.MULTILINE)
 
 
@@ -24,9 +25,14 @@ def serverless_params(config: DeployConfig, prefix: str | None) -> list[str]:
     """The service's --param values (serverless.yml reads them as ${param:NAME})."""
     # `remove` resolves the whole file too, but the values no longer matter then.
     bucket = config.bucket or "unused-by-remove"
-    params = {"bucket": bucket, "prefix": prefix or "unused-by-remove", "arch": config.arch,
-              "memory": str(config.memory), "timeout": str(config.timeout),
-              "private": "true" if config.private else "false"}
+    params = {
+        "bucket": bucket,
+        "prefix": prefix or "unused-by-remove",
+        "arch": config.arch,
+        "memory": str(config.memory),
+        "timeout": str(config.timeout),
+        "private": "true" if config.private else "false",
+    }
     return [f"--param={key}={value}" for key, value in params.items()]
 
 
@@ -45,13 +51,21 @@ def serverless_env(config: DeployConfig) -> dict[str, str]:
     return env
 
 
-def run_streaming(cmd: Sequence[str], cwd: Path, env: dict[str, str],
-                  log: Callable[[str], None] = print) -> str:
+def run_streaming(
+    cmd: Sequence[str], cwd: Path, env: dict[str, str], log: Callable[[str], None] = print
+) -> str:
     """Run a command, echo its output line by line as it comes, return all of it."""
     lines: list[str] = []
-    with subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                          bufsize=1) as proc:
+    with subprocess.Popen(
+        list(cmd),
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
@@ -59,8 +73,9 @@ def run_streaming(cmd: Sequence[str], cwd: Path, env: dict[str, str],
         code = proc.wait()
     output = "".join(lines)
     if code != 0:
-        raise DeployError(f"`{' '.join(cmd[:4])}` failed with exit code {code} (its output is "
-                          "above)")
+        raise DeployError(
+            f"`{' '.join(cmd[:4])}` failed with exit code {code} (its output is above)"
+        )
     return output
 
 
@@ -81,6 +96,8 @@ def predict_url(endpoints: list[tuple[str, str]]) -> str | None:
 def predict_hint(url: str, private: bool, api_key: str | None) -> str:
     if private:
         key = api_key or "<API KEY>"
-        return (f"curl -H 'x-api-key: {key}' -F 'file=@image.jpg' '{url}'  "
-                "(private API: requests need the x-api-key header)")
+        return (
+            f"curl -H 'x-api-key: {key}' -F 'file=@image.jpg' '{url}'  "
+            "(private API: requests need the x-api-key header)"
+        )
     return f"skyclass predict {url} image.jpg"

@@ -24,8 +24,17 @@ def lambda_pip_args(arch: str = DEFAULT_ARCH) -> tuple[str, ...]:
     consider for manylinux2014 alone, hence both platforms.
     """
     machine = ARCHITECTURES[arch]
-    return ("--platform", f"manylinux2014_{machine}", "--platform", f"manylinux_2_28_{machine}",
-            "--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:")
+    return (
+        "--platform",
+        f"manylinux2014_{machine}",
+        "--platform",
+        f"manylinux_2_28_{machine}",
+        "--python-version",
+        "3.12",
+        "--implementation",
+        "cp",
+        "--only-binary=:all:",
+    )
 
 
 LAMBDA_PIP_ARGS = lambda_pip_args()
@@ -34,8 +43,9 @@ LAMBDA_PIP_ARGS = lambda_pip_args()
 def project_root() -> Path:
     """The source checkout skyclass runs from (an editable install): the wheel is built here."""
     if not (SOURCE_ROOT / "pyproject.toml").is_file() or not (SOURCE_ROOT / "src").is_dir():
-        raise DeployError(f"{SOURCE_ROOT} is not a skyclass source checkout "
-                          "(no pyproject.toml + src/)")
+        raise DeployError(
+            f"{SOURCE_ROOT} is not a skyclass source checkout (no pyproject.toml + src/)"
+        )
     return SOURCE_ROOT
 
 
@@ -49,10 +59,23 @@ def build_wheel(root: Path, out_dir: Path, python: str) -> Path:
         for name in ("pyproject.toml", "README.md", "LICENSE"):
             if (root / name).is_file():
                 shutil.copy2(root / name, Path(tmp) / name)
-        shutil.copytree(root / "src" / "skyclass", src / "skyclass",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
-        cmd = [python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-               "--wheel-dir", str(out_dir), tmp]
+        shutil.copytree(
+            root / "src" / "skyclass",
+            src / "skyclass",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
+        )
+        cmd = [
+            python,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(out_dir),
+            tmp,
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise DeployError(f"building the skyclass wheel failed:\n{done.stderr[-2000:]}")
@@ -71,8 +94,9 @@ def write_requirements(service_dir: Path, python: str) -> Path:
     return requirements
 
 
-def download_wheels(service_dir: Path, dest: Path, python: str = sys.executable,
-                    arch: str = DEFAULT_ARCH) -> list[Path]:
+def download_wheels(
+    service_dir: Path, dest: Path, python: str = sys.executable, arch: str = DEFAULT_ARCH
+) -> list[Path]:
     """Fill a wheelhouse with the Lambda's wheels for one architecture (needs the index once).
 
     `make node` runs this (one wheelhouse per architecture) so that `serverless package` (and
@@ -81,8 +105,18 @@ def download_wheels(service_dir: Path, dest: Path, python: str = sys.executable,
     """
     requirements = write_requirements(service_dir, python)
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [python, "-m", "pip", "download", "--quiet", *lambda_pip_args(arch), "--dest",
-           str(dest), "-r", str(requirements)]
+    cmd = [
+        python,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        *lambda_pip_args(arch),
+        "--dest",
+        str(dest),
+        "-r",
+        str(requirements),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise DeployError(f"downloading the Lambda wheels failed:\n{done.stderr[-2000:]}")

@@ -55,17 +55,23 @@ def overlap(model, data, dataset_of_run) -> dict:
         return {"checked": False, "reason": why}
     hashes = scored_hashes(data)
     shared = [s.path for s, h in zip(data.samples, hashes, strict=True) if h and h in train]
-    return {"checked": True, "scored": len(hashes), "in_training": len(shared),
-            "examples": shared[:5]}
+    return {
+        "checked": True,
+        "scored": len(hashes),
+        "in_training": len(shared),
+        "examples": shared[:5],
+    }
 
 
 def overlap_warning(result: dict) -> str | None:
     if not result.get("checked") or not result["in_training"]:
         return None
     n, total = result["in_training"], result["scored"]
-    return (f"{n} of {total} scored images ({n / total:.0%}) are training images of this "
-            f"model (same sha256, e.g. {result['examples'][0]}): the accuracy is optimistic. "
-            "Score the test split (the default) or a folder of photos the run never saw")
+    return (
+        f"{n} of {total} scored images ({n / total:.0%}) are training images of this "
+        f"model (same sha256, e.g. {result['examples'][0]}): the accuracy is optimistic. "
+        "Score the test split (the default) or a folder of photos the run never saw"
+    )
 
 
 def chance_level(targets: list[int], num_classes: int) -> float:
@@ -79,9 +85,11 @@ def chance_level(targets: list[int], num_classes: int) -> float:
 def chance_warning(accuracy: float, chance: float) -> str | None:
     if accuracy >= chance + CHANCE_MARGIN:
         return None
-    return (f"accuracy {accuracy:.1%} is within {CHANCE_MARGIN:.0%} of chance ({chance:.1%}, "
-            "always guessing the most common class): the model has learnt little. Try more "
-            "epochs, a lower --lr, more photos per class, or check the labels")
+    return (
+        f"accuracy {accuracy:.1%} is within {CHANCE_MARGIN:.0%} of chance ({chance:.1%}, "
+        "always guessing the most common class): the model has learnt little. Try more "
+        "epochs, a lower --lr, more photos per class, or check the labels"
+    )
 
 
 def selected_row(history: list[dict], epoch: int | None) -> dict | None:
@@ -98,23 +106,33 @@ def gap_warning(history: list[dict], epoch: int | None) -> str | None:
     val = row.get("val_acc", row.get("test_acc"))
     if train is None or val is None or train - val <= GAP_LIMIT:
         return None
-    return (f"training accuracy {train:.1%} is {train - val:.0%} above validation accuracy "
-            f"{val:.1%} (epoch {row.get('epoch')}): the model over-fits. Try more photos, "
-            "stronger augmentation, more dropout or --weight-decay, or fewer epochs / a "
-            "higher --unfreeze-from")
+    return (
+        f"training accuracy {train:.1%} is {train - val:.0%} above validation accuracy "
+        f"{val:.1%} (epoch {row.get('epoch')}): the model over-fits. Try more photos, "
+        "stronger augmentation, more dropout or --weight-decay, or fewer epochs / a "
+        "higher --unfreeze-from"
+    )
 
 
 def selection_warning(training_metrics: dict) -> str | None:
     """best.pt chosen on the test split: a two-way dataset zip from an older skyclass."""
     if training_metrics.get("validation_split") != "test":
         return None
-    return ("the model was selected on its test split (a two-way dataset without a validation "
-            "split): its test accuracy is optimistic. Prepare the photos again (train/val/test "
-            "by default) and retrain for an honest figure")
+    return (
+        "the model was selected on its test split (a two-way dataset without a validation "
+        "split): its test accuracy is optimistic. Prepare the photos again (train/val/test "
+        "by default) and retrain for an honest figure"
+    )
 
 
-def findings(metrics: dict, targets: list[int], history: list[dict], epoch: int | None,
-             overlap_result: dict, training_metrics: dict) -> list[str]:
+def findings(
+    metrics: dict,
+    targets: list[int],
+    history: list[dict],
+    epoch: int | None,
+    overlap_result: dict,
+    training_metrics: dict,
+) -> list[str]:
     """Every warning that applies, most serious first."""
     found = [
         overlap_warning(overlap_result),

@@ -18,25 +18,54 @@ MAX_LISTED = 200  # misclassified/skipped rows in the page; metrics.json has all
 # What the "Model" table shows, in this order: facts a reader needs, not a checkpoint's
 # internals (format version, GradScaler state, dataset fingerprint...).
 MODEL_ROWS = (
-    ("name", "model name"), ("version", "model version"), ("bundle", "bundle"),
-    ("checkpoint", "checkpoint"), ("which", "checkpoint chosen"), ("epoch", "epoch"),
-    ("architecture", "architecture"), ("width_mult", "width"),
+    ("name", "model name"),
+    ("version", "model version"),
+    ("bundle", "bundle"),
+    ("checkpoint", "checkpoint"),
+    ("which", "checkpoint chosen"),
+    ("epoch", "epoch"),
+    ("architecture", "architecture"),
+    ("width_mult", "width"),
     ("training_metrics.test_acc", "test accuracy (scored once, after training)"),
     ("training_metrics.val_acc", "validation accuracy (chose this checkpoint)"),
     ("training_metrics.best_epoch", "best epoch"),
     ("training_metrics.train_acc", "train accuracy (augmented images)"),
     ("training_metrics.epoch_seconds", "seconds per epoch"),
     ("training_metrics.images_per_s", "training images/s"),
-    ("skyclass_version", "skyclass version"), ("created_at", "exported at"),
+    ("skyclass_version", "skyclass version"),
+    ("created_at", "exported at"),
 )
 # The training settings a person chooses (recipe, options); runtime internals such as
 # threads, workers, quiet or the output path are left out (all of them: RUN_DIR/config.json).
 SETTING_ROWS = (
-    "recipe", "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "scheduler",
-    "warmup_epochs", "weight_decay", "l1", "l2", "label_smoothing", "unfreeze_from",
-    "backbone_lr_mult", "width_mult", "dropout", "pretrained", "balance", "grad_clip",
-    "plateau_factor", "plateau_patience", "augment.rotate_limit", "augment.hflip",
-    "augment.rgb_shift", "augment.cutout_frac", "augment.cutout_p", "augment.crop_scale_min",
+    "recipe",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "momentum",
+    "nesterov",
+    "scheduler",
+    "warmup_epochs",
+    "weight_decay",
+    "l1",
+    "l2",
+    "label_smoothing",
+    "unfreeze_from",
+    "backbone_lr_mult",
+    "width_mult",
+    "dropout",
+    "pretrained",
+    "balance",
+    "grad_clip",
+    "plateau_factor",
+    "plateau_patience",
+    "augment.rotate_limit",
+    "augment.hflip",
+    "augment.rgb_shift",
+    "augment.cutout_frac",
+    "augment.cutout_p",
+    "augment.crop_scale_min",
     "seed",
 )
 # Shown only where the value says something (an LR plateau factor without plateau does not).
@@ -69,6 +98,7 @@ def data_uri(png: Path) -> str:
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]], left: int = 1) -> str:
     """An HTML table; the first `left` columns are left-aligned text."""
+
     def cells(row: Sequence[object], tag: str) -> str:
         return "".join(
             f"<{tag}{LEFT if i < left else ''}>{esc(v)}</{tag}>" for i, v in enumerate(row)
@@ -141,9 +171,11 @@ def _headline(metrics: dict) -> str:
         items.insert(1, ("top-2 accuracy", f"{metrics['top2_accuracy']:.2%}"))
     if metrics.get("skipped"):
         items.append(("unreadable files, not scored", len(metrics["skipped"])))
-    return '<div class="headline">' + "".join(
-        f"<div>{esc(label)}<b>{esc(value)}</b></div>" for label, value in items
-    ) + "</div>"
+    return (
+        '<div class="headline">'
+        + "".join(f"<div>{esc(label)}<b>{esc(value)}</b></div>" for label, value in items)
+        + "</div>"
+    )
 
 
 def _per_class_table(metrics: dict) -> str:
@@ -153,8 +185,15 @@ def _per_class_table(metrics: dict) -> str:
     ]
     for label, key in (("macro avg", "macro_avg"), ("weighted avg", "weighted_avg")):
         avg = metrics[key]
-        rows.append((label, _fmt(avg["precision"]), _fmt(avg["recall"]), _fmt(avg["f1"]),
-                     metrics["num_images"]))
+        rows.append(
+            (
+                label,
+                _fmt(avg["precision"]),
+                _fmt(avg["recall"]),
+                _fmt(avg["f1"]),
+                metrics["num_images"],
+            )
+        )
     return table(("class", "precision", "recall", "F1", "support"), rows)
 
 
@@ -169,22 +208,29 @@ def _dataset_summary(summary: dict) -> str:
     if "classes" in summary and isinstance(summary["classes"], dict):
         cols = ("found", "kept", "train", "val", "test", "near_duplicate_images")
         rows = [
-            (name, *(c.get(k, "") for k in cols),
-             ", ".join(f"{r}: {n}" for r, n in (c.get("skipped") or {}).items()))
+            (
+                name,
+                *(c.get(k, "") for k in cols),
+                ", ".join(f"{r}: {n}" for r, n in (c.get("skipped") or {}).items()),
+            )
             for name, c in summary["classes"].items()
         ]
         parts = [table(("class", *cols, "left out by prepare"), rows, left=1)]
         facts = [(k, summary.get(k)) for k in ("source", "created", "size", "resize")]
-        facts += [(PREPARE_TOTALS.get(k, f"total {k}"), v)
-                  for k, v in (summary.get("totals") or {}).items()]
+        facts += [
+            (PREPARE_TOTALS.get(k, f"total {k}"), v)
+            for k, v in (summary.get("totals") or {}).items()
+        ]
         parts.append(table(("", "value"), [f for f in facts if f[1] is not None], left=2))
         return "".join(parts)
     counts = summary.get("files_per_class", {})
     return table(("class", "files"), counts.items())
 
 
-PREPARE_TOTALS = {"skipped": "photos left out by prepare (unreadable, duplicates, too small, "
-                            "label conflicts: reasons in the dataset's report.json)"}
+PREPARE_TOTALS = {
+    "skipped": "photos left out by prepare (unreadable, duplicates, too small, "
+    "label conflicts: reasons in the dataset's report.json)"
+}
 
 
 def _legend(metrics: dict) -> str:
@@ -220,35 +266,42 @@ def _data_rows(data: dict) -> list[tuple[str, str]]:
 
 def render_report(metrics: dict, pngs: dict[str, Path], context: dict) -> str:
     """The whole page. `context`: model, data, config, dataset summary, notes."""
-    mistakes = [
-        {**m, "confidence": f"{m['confidence']:.3f}"} for m in metrics["misclassified"]
-    ]
+    mistakes = [{**m, "confidence": f"{m['confidence']:.3f}"} for m in metrics["misclassified"]]
     sections = [
         f"<h1>skyclass evaluation: {esc(context['title'])}</h1>",
         f'<p class="note">{esc(context["subtitle"])}</p>',
         *(f'<p class="note">Note: {esc(n)}</p>' for n in context.get("notes", [])),
         _headline(metrics),
-        "<h2>Per-class metrics</h2>", _per_class_table(metrics),
-        "<h2>Confusion matrix</h2>", _confusion_table(metrics), _legend(metrics),
+        "<h2>Per-class metrics</h2>",
+        _per_class_table(metrics),
+        "<h2>Confusion matrix</h2>",
+        _confusion_table(metrics),
+        _legend(metrics),
         _image("confusion_matrix", pngs, "confusion matrix"),
-        "<h2>Training curves</h2>", _image("curves", pngs, "training curves"),
-        "<h2>Misclassified images</h2>", _image("misclassified", pngs, "misclassified images"),
+        "<h2>Training curves</h2>",
+        _image("curves", pngs, "training curves"),
+        "<h2>Misclassified images</h2>",
+        _image("misclassified", pngs, "misclassified images"),
         _listing(mistakes, ("path", "true", "predicted", "confidence"), "misclassified files"),
-        "<h2>Correctly classified images</h2>", _image("correct", pngs, "correct images"),
+        "<h2>Correctly classified images</h2>",
+        _image("correct", pngs, "correct images"),
         "<h2>Skipped files</h2>",
         '<p class="note">Files of the evaluated data that could not be read, so they are '
-        'not in the numbers above.</p>',
+        "not in the numbers above.</p>",
         _listing(metrics.get("skipped", []), ("path", "reason", "detail"), "skipped files"),
-        "<h2>Model</h2>", table(("", "value"), _model_rows(context.get("model", {})), left=2),
+        "<h2>Model</h2>",
+        table(("", "value"), _model_rows(context.get("model", {})), left=2),
         "<h2>Training settings</h2>",
         table(("", "value"), _setting_rows(context.get("config", {})), left=2)
         + '<p class="note">All values, runtime ones too, are in the run\'s config.json.</p>'
-        if context.get("config") else '<p class="note">No training settings recorded.</p>',
-        "<h2>Data</h2>", table(("", "value"), _data_rows(context.get("data", {})), left=2),
+        if context.get("config")
+        else '<p class="note">No training settings recorded.</p>',
+        "<h2>Data</h2>",
+        table(("", "value"), _data_rows(context.get("data", {})), left=2),
         _dataset_summary(context.get("summary", {})),
     ]
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>skyclass evaluation: {esc(context['title'])}</title>"
         f"<style>{STYLE}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n"
     )

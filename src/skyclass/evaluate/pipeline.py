@@ -22,8 +22,14 @@ from skyclass.evaluate.predictions import (
     predict,
 )
 
-REPORT_FILES = ("metrics.json", "curves.png", "confusion_matrix.png", "misclassified.png",
-                "correct.png", "report.html")
+REPORT_FILES = (
+    "metrics.json",
+    "curves.png",
+    "confusion_matrix.png",
+    "misclassified.png",
+    "correct.png",
+    "report.html",
+)
 
 
 def default_out(model: ModelSource) -> Path:
@@ -48,25 +54,36 @@ def _history(model: ModelSource) -> list[dict]:
     return read_history(model.path if model.path.is_dir() else model.path.parent)
 
 
-def _metrics(preds: Predictions, data: EvalData, model: ModelSource,
-             config: EvaluateConfig, labels: list[str]) -> dict:
+def _metrics(
+    preds: Predictions,
+    data: EvalData,
+    model: ModelSource,
+    config: EvaluateConfig,
+    labels: list[str],
+) -> dict:
     metrics = classification_report(preds.targets, preds.probs, preds.class_names, preds.paths)
     metrics["short_names"] = labels
     metrics["skipped"] = preds.skipped
     metrics["source"] = {
-        "model": str(model.path), "model_kind": model.kind,
-        "checkpoint": model.info.get("checkpoint"), "epoch": model.info.get("epoch"),
-        "data": str(data.path), "data_kind": data.kind, "split": data.split,
-        "preprocessing": data.transform, "notes": data.notes, **config.extra,
+        "model": str(model.path),
+        "model_kind": model.kind,
+        "checkpoint": model.info.get("checkpoint"),
+        "epoch": model.info.get("epoch"),
+        "data": str(data.path),
+        "data_kind": data.kind,
+        "split": data.split,
+        "preprocessing": data.transform,
+        "notes": data.notes,
+        **config.extra,
     }
     return metrics
 
 
-def _plots(preds: Predictions, metrics: dict, labels: list[str], model: ModelSource,
-           out: Path) -> dict[str, Path]:
+def _plots(
+    preds: Predictions, metrics: dict, labels: list[str], model: ModelSource, out: Path
+) -> dict[str, Path]:
     pngs: dict[str, Path] = {}
-    curves = plots.plot_curves(_history(model), out / "curves.png",
-                               model.config.get("scheduler"))
+    curves = plots.plot_curves(_history(model), out / "curves.png", model.config.get("scheduler"))
     if curves is not None:
         pngs["curves"] = curves
     else:
@@ -81,16 +98,20 @@ def _plots(preds: Predictions, metrics: dict, labels: list[str], model: ModelSou
         return preds.samples[i].read()
 
     mistakes = [
-        {"index": int(i), "target": int(targets[i]), "pred": int(pred[i]),
-         "confidence": float(confidence[i])}
+        {
+            "index": int(i),
+            "target": int(targets[i]),
+            "pred": int(pred[i]),
+            "confidence": float(confidence[i]),
+        }
         for i in np.flatnonzero(pred != targets)
     ]
     rows = plots.misclassified_grid(mistakes, len(labels))
-    pngs["misclassified"] = plots.plot_misclassified(rows, labels, read,
-                                                     out / "misclassified.png")
+    pngs["misclassified"] = plots.plot_misclassified(rows, labels, read, out / "misclassified.png")
     picked = plots.pick_correct(targets, pred)
-    pngs["correct"] = plots.plot_correct(picked, targets, confidence, labels, read,
-                                         out / "correct.png")
+    pngs["correct"] = plots.plot_correct(
+        picked, targets, confidence, labels, read, out / "correct.png"
+    )
     return pngs
 
 
@@ -99,13 +120,18 @@ def _context(model: ModelSource, data: EvalData, metrics: dict, title: str | Non
     return {
         "title": title or model.path.name,
         "subtitle": f"{model.kind} {model.path} on {data.kind} {data.path}{split}; "
-                    f"{data.transform}",
+        f"{data.transform}",
         "notes": data.notes,
         "model": model.info,
         "config": model.config,
-        "data": {"path": str(data.path), "kind": data.kind, "split": data.split,
-                 "preprocessing": data.transform, "evaluated": metrics["num_images"],
-                 "skipped": len(metrics["skipped"])},
+        "data": {
+            "path": str(data.path),
+            "kind": data.kind,
+            "split": data.split,
+            "preprocessing": data.transform,
+            "evaluated": metrics["num_images"],
+            "skipped": len(metrics["skipped"]),
+        },
         "summary": data.summary,
     }
 
@@ -122,10 +148,14 @@ def evaluate(config: EvaluateConfig) -> dict:
     preds = predict(model.predictor, data, config.batch_size, config.quiet)
     metrics = _metrics(preds, data, model, config, labels)
     metrics["overlap_with_training"] = honesty.overlap(model, data, dataset_of_run)
-    metrics["warnings"] = honesty.findings(metrics, preds.targets.tolist(), _history(model),
-                                           model.info.get("epoch"),
-                                           metrics["overlap_with_training"],
-                                           model.info.get("training_metrics") or {})
+    metrics["warnings"] = honesty.findings(
+        metrics,
+        preds.targets.tolist(),
+        _history(model),
+        model.info.get("epoch"),
+        metrics["overlap_with_training"],
+        model.info.get("training_metrics") or {},
+    )
     data.notes.extend(f"WARNING: {w}" for w in metrics["warnings"])
     out = Path(config.out) if config.out else default_out(model)
     out.mkdir(parents=True, exist_ok=True)
@@ -149,11 +179,15 @@ def summary_table(metrics: dict) -> str:
     width = max(12, *(len(c) for c in metrics["class_names"]))
     lines.append(f"{'class':<{width}}  precision  recall      F1  support")
     rows = [(name, s) for name, s in metrics["per_class"].items()]
-    rows += [("macro avg", {**metrics["macro_avg"], "support": n}),
-             ("weighted avg", {**metrics["weighted_avg"], "support": n})]
+    rows += [
+        ("macro avg", {**metrics["macro_avg"], "support": n}),
+        ("weighted avg", {**metrics["weighted_avg"], "support": n}),
+    ]
     for name, s in rows:
-        lines.append(f"{name:<{width}}  {s['precision']:9.3f}  {s['recall']:6.3f}  "
-                     f"{s['f1']:6.3f}  {s['support']:7d}")
+        lines.append(
+            f"{name:<{width}}  {s['precision']:9.3f}  {s['recall']:6.3f}  "
+            f"{s['f1']:6.3f}  {s['support']:7d}"
+        )
     lines.append("confusion matrix (rows: true, columns: predicted)")
     warnings = [f"warning: {w}" for w in metrics.get("warnings", [])]
     short = metrics.get("short_names") or metrics["class_names"]

@@ -47,8 +47,14 @@ SHORT_NAME_LIMIT = 8  # names longer than this get initials in plots
 # Tried in order for every character. Debian packages: fonts-dejavu-core, fonts-wqy-microhei
 # (Chinese, Japanese kana, Korean), fonts-noto-cjk, fonts-symbola (monochrome emoji); the
 # Last Resort font ships with matplotlib >= 3.10 and draws a box for anything else.
-FONT_FALLBACK = ("DejaVu Sans", "WenQuanYi Micro Hei", "Noto Sans CJK JP", "Droid Sans Fallback",
-                 "Symbola", "Last Resort High-Efficiency")
+FONT_FALLBACK = (
+    "DejaVu Sans",
+    "WenQuanYi Micro Hei",
+    "Noto Sans CJK JP",
+    "Droid Sans Fallback",
+    "Symbola",
+    "Last Resort High-Efficiency",
+)
 
 # Where each curve is in history.jsonl: the key `train` writes, then (validation only) the key
 # runs from before the 3-way split wrote (`test_*`: they validated on their test split).
@@ -151,16 +157,16 @@ def thumbnail(raw: bytes, size: int) -> np.ndarray:
     return np.asarray(img)
 
 
-def gallery_size_px(rows: int, cols: int, title: str,
-                    row_labels: bool = False) -> tuple[int, int]:
+def gallery_size_px(rows: int, cols: int, title: str, row_labels: bool = False) -> tuple[int, int]:
     """(width, height) in pixels of a gallery PNG: the grid, or the title if that is wider."""
     grid = (ROW_LABEL_PX if row_labels else 0) + cols * CELL_PX
     title_px = math.ceil(text_width_px(title, TITLE_FONTSIZE)) + 2 * TITLE_MARGIN_PX
     return max(grid, title_px), rows * CELL_PX + HEADER_PX
 
 
-def _gallery_figure(rows: int, cols: int, title: str,
-                    row_labels: Sequence[str] | None = None) -> tuple[Figure, np.ndarray]:
+def _gallery_figure(
+    rows: int, cols: int, title: str, row_labels: Sequence[str] | None = None
+) -> tuple[Figure, np.ndarray]:
     """A figure of rows x cols image cells under `title`, the grid centred; with
     `row_labels`, a left column naming each row."""
     width, height = gallery_size_px(rows, cols, title, row_labels is not None)
@@ -171,14 +177,26 @@ def _gallery_figure(rows: int, cols: int, title: str,
     axes = np.empty((rows, cols), dtype=object)
     title_px, pad_px = 26, 6
     for r, label in enumerate(row_labels or []):
-        fig.text((x0 - pad_px) / width, ((rows - 1 - r) * CELL_PX + CELL_PX / 2) / height,
-                 f"true class\n{label}", ha="right", va="center", fontsize=10)
+        fig.text(
+            (x0 - pad_px) / width,
+            ((rows - 1 - r) * CELL_PX + CELL_PX / 2) / height,
+            f"true class\n{label}",
+            ha="right",
+            va="center",
+            fontsize=10,
+        )
     for r in range(rows):
         for c in range(cols):
             left = (x0 + c * CELL_PX + pad_px) / width
             bottom = ((rows - 1 - r) * CELL_PX + pad_px) / height
-            ax = fig.add_axes((left, bottom, (CELL_PX - 2 * pad_px) / width,
-                               (CELL_PX - title_px - pad_px) / height))
+            ax = fig.add_axes(
+                (
+                    left,
+                    bottom,
+                    (CELL_PX - 2 * pad_px) / width,
+                    (CELL_PX - title_px - pad_px) / height,
+                )
+            )
             ax.set_axis_off()
             axes[r, c] = ax
     return fig, axes
@@ -208,8 +226,7 @@ def _series(history: list[dict], field: str) -> list[float] | None:
     return None
 
 
-def lr_drops(history: list[dict],
-             scheduler: str | None = None) -> list[tuple[float, float, float]]:
+def lr_drops(history: list[dict], scheduler: str | None = None) -> list[tuple[float, float, float]]:
     """(epoch, old lr, new lr) wherever the LR fell by more than 20% between epochs.
 
     Only a schedule that steps between epochs (`plateau`) has drops: a per-step schedule
@@ -222,14 +239,11 @@ def lr_drops(history: list[dict],
     if not lrs or scheduler not in (None, "plateau"):
         return []
     return [
-        (epochs[i], lrs[i - 1], lrs[i])
-        for i in range(1, len(lrs))
-        if lrs[i] < 0.8 * lrs[i - 1]
+        (epochs[i], lrs[i - 1], lrs[i]) for i in range(1, len(lrs)) if lrs[i] < 0.8 * lrs[i - 1]
     ]
 
 
-def plot_curves(history: list[dict], path: Path,
-                scheduler: str | None = None) -> Path | None:
+def plot_curves(history: list[dict], path: Path, scheduler: str | None = None) -> Path | None:
     """Accuracy (train + validation), train loss, validation loss and the learning rate
     against epoch; LR drops dashed."""
     if not history:
@@ -241,8 +255,10 @@ def plot_curves(history: list[dict], path: Path,
 def _plot_curves(history: list[dict], path: Path, scheduler: str | None) -> Path:
     epochs = _series(history, "epoch") or list(range(1, len(history) + 1))
     panels = [
-        ("Accuracy", [("train", _series(history, "train_acc")),
-                      ("validation", _series(history, "val_acc"))]),
+        (
+            "Accuracy",
+            [("train", _series(history, "train_acc")), ("validation", _series(history, "val_acc"))],
+        ),
         ("Train loss", [("train", _series(history, "train_loss"))]),
         ("Validation loss", [("validation", _series(history, "val_loss"))]),
         ("Learning rate (end of epoch)", [("head LR", _series(history, "lr"))]),
@@ -255,12 +271,24 @@ def _plot_curves(history: list[dict], path: Path, scheduler: str | None) -> Path
                 ax.plot(epochs, values, marker="o", markersize=3, label=label)
         for i, (epoch, old, new) in enumerate(drops):
             # The LR changed between the previous epoch and this one.
-            ax.axvline(epoch - 0.5, color="grey", linestyle="--", linewidth=1,
-                       label="LR drop" if i == 0 else None)
+            ax.axvline(
+                epoch - 0.5,
+                color="grey",
+                linestyle="--",
+                linewidth=1,
+                label="LR drop" if i == 0 else None,
+            )
             if n == 0:
-                ax.annotate(f" LR {old:.2g}→{new:.2g}", (epoch - 0.5, 0.02), fontsize=7,
-                            xycoords=("data", "axes fraction"), color="grey", rotation=90,
-                            va="bottom", ha="right")
+                ax.annotate(
+                    f" LR {old:.2g}→{new:.2g}",
+                    (epoch - 0.5, 0.02),
+                    fontsize=7,
+                    xycoords=("data", "axes fraction"),
+                    color="grey",
+                    rotation=90,
+                    va="bottom",
+                    ha="right",
+                )
         ax.set_title(title)
         ax.set_xlabel("epoch")
         if title.startswith("Learning rate"):
@@ -279,8 +307,15 @@ def _lr_axis(ax: plt.Axes, lrs: list[float] | None) -> None:
     if positive and max(positive) > 10 * min(positive):
         ax.set_yscale("log")
     if not lrs:
-        ax.text(0.5, 0.5, "no learning rate recorded", ha="center", va="center",
-                transform=ax.transAxes, color="grey")
+        ax.text(
+            0.5,
+            0.5,
+            "no learning rate recorded",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            color="grey",
+        )
 
 
 # ---------------------------------------------------------------------------- confusion
@@ -306,8 +341,15 @@ def _plot_confusion(cm: np.ndarray, labels: Sequence[str], path: Path) -> Path:
         ax.imshow(values / max(values.max(), 1e-9), cmap="Blues", vmin=0, vmax=1)
         for (i, j), v in np.ndenumerate(values):
             strong = values[i, j] > 0.55 * values.max()
-            ax.text(j, i, fmt.format(int(v) if fmt == "{:d}" else v), ha="center",
-                    va="center", color="white" if strong else "black", fontsize=10)
+            ax.text(
+                j,
+                i,
+                fmt.format(int(v) if fmt == "{:d}" else v),
+                ha="center",
+                va="center",
+                color="white" if strong else "black",
+                fontsize=10,
+            )
         ax.set_xticks(range(n), labels, rotation=45 if n > 4 else 0)
         ax.set_yticks(range(n), labels)
         ax.set_xlabel("predicted")
@@ -347,12 +389,20 @@ def _plot_misclassified(
     rows: list[list[dict]], labels: Sequence[str], read: Callable[[int], bytes], path: Path
 ) -> Path:
     cols = max(1, max(len(r) for r in rows))
-    fig, axes = _gallery_figure(len(rows), cols, "Misclassified (most confident mistakes first)",
-                                row_labels=labels)
+    fig, axes = _gallery_figure(
+        len(rows), cols, "Misclassified (most confident mistakes first)", row_labels=labels
+    )
     for r, row in enumerate(rows):
         if not row:
-            axes[r, 0].text(0.5, 0.5, f"no mistakes\nfor {labels[r]}", ha="center",
-                            va="center", fontsize=9, transform=axes[r, 0].transAxes)
+            axes[r, 0].text(
+                0.5,
+                0.5,
+                f"no mistakes\nfor {labels[r]}",
+                ha="center",
+                va="center",
+                fontsize=9,
+                transform=axes[r, 0].transAxes,
+            )
         for c, m in enumerate(row):
             title = f"{labels[m['target']]} → {labels[m['pred']]} (p={m['confidence']:.2f})"
             _show(axes[r, c], thumbnail(read(m["index"]), CELL_PX), title, "firebrick")
@@ -381,22 +431,38 @@ def pick_correct(
 
 
 def plot_correct(
-    picked: list[int], targets: np.ndarray, confidence: np.ndarray, labels: Sequence[str],
-    read: Callable[[int], bytes], path: Path, cols: int = CORRECT_COLS,
+    picked: list[int],
+    targets: np.ndarray,
+    confidence: np.ndarray,
+    labels: Sequence[str],
+    read: Callable[[int], bytes],
+    path: Path,
+    cols: int = CORRECT_COLS,
 ) -> Path:
     with any_script():
         return _plot_correct(picked, targets, confidence, labels, read, path, cols)
 
 
 def _plot_correct(
-    picked: list[int], targets: np.ndarray, confidence: np.ndarray, labels: Sequence[str],
-    read: Callable[[int], bytes], path: Path, cols: int,
+    picked: list[int],
+    targets: np.ndarray,
+    confidence: np.ndarray,
+    labels: Sequence[str],
+    read: Callable[[int], bytes],
+    path: Path,
+    cols: int,
 ) -> Path:
     rows = max(1, math.ceil(len(picked) / cols))
     fig, axes = _gallery_figure(rows, cols, f"Correctly classified ({len(picked)} shown)")
     if not picked:
-        axes[0, 0].text(0.5, 0.5, "no correct\npredictions", ha="center", va="center",
-                        transform=axes[0, 0].transAxes)
+        axes[0, 0].text(
+            0.5,
+            0.5,
+            "no correct\npredictions",
+            ha="center",
+            va="center",
+            transform=axes[0, 0].transAxes,
+        )
     for n, i in enumerate(picked):
         title = f"{labels[int(targets[i])]} (p={confidence[i]:.2f})"
         _show(axes[n // cols, n % cols], thumbnail(read(i), CELL_PX), title, "darkgreen")

@@ -138,7 +138,10 @@ def _load_run(path: Path, which: str) -> ModelSource:
     }
     return ModelSource(
         predictor=TorchPredictor(trained.model, trained.class_names, trained.spec),
-        kind="run", path=path, info=info, config=trained.config,
+        kind="run",
+        path=path,
+        info=info,
+        config=trained.config,
     )
 
 
@@ -147,10 +150,10 @@ def _load_bundle(path: Path) -> ModelSource:
 
     classifier = Classifier.from_bundle(path)
     manifest = _read_json(path / BUNDLE_MANIFEST)
-    training: dict[str, Any] = (manifest["training"] if isinstance(manifest.get("training"), dict)
-                                else {})
-    config: dict[str, Any] = (training["config"] if isinstance(training.get("config"), dict)
-                              else {})
+    training: dict[str, Any] = (
+        manifest["training"] if isinstance(manifest.get("training"), dict) else {}
+    )
+    config: dict[str, Any] = training["config"] if isinstance(training.get("config"), dict) else {}
     info = {
         "bundle": str(path),
         **_plain_items(manifest),
@@ -256,9 +259,14 @@ def dataset_data(path: Path, class_names: Sequence[str], split: str) -> EvalData
         Sample(e.source or e.path, index[e.label], functools.partial(ds.read, e.path))
         for e in entries
     ]
-    return EvalData(samples=samples, kind="dataset", path=path, split=split,
-                    transform="eval transform (to_model_input of the prepared image)",
-                    summary=ds.report)
+    return EvalData(
+        samples=samples,
+        kind="dataset",
+        path=path,
+        split=split,
+        transform="eval transform (to_model_input of the prepared image)",
+        summary=ds.report,
+    )
 
 
 def folder_data(path: Path, class_names: Sequence[str]) -> EvalData:
@@ -267,8 +275,7 @@ def folder_data(path: Path, class_names: Sequence[str]) -> EvalData:
     scanned = scan(path)
     index = _class_index(scanned.classes, class_names, path, exact=False)
     samples = [
-        Sample(s.path, index[s.label], functools.partial(_read_source, s))
-        for s in scanned.sources
+        Sample(s.path, index[s.label], functools.partial(_read_source, s)) for s in scanned.sources
     ]
     if not samples:
         raise EvaluateError(
@@ -279,10 +286,16 @@ def folder_data(path: Path, class_names: Sequence[str]) -> EvalData:
     missing = [c for c in class_names if c not in scanned.classes]
     notes = [f"no folder for class(es) {missing}: they are not evaluated"] if missing else []
     counts = {c: sum(1 for s in scanned.sources if s.label == c) for c in scanned.classes}
-    return EvalData(samples=samples, kind="folder", path=path, split=None,
-                    transform="serving preprocessing (skyclass.images.preprocess)",
-                    skipped=skipped, notes=notes,
-                    summary={"source": str(path), "files_per_class": counts})
+    return EvalData(
+        samples=samples,
+        kind="folder",
+        path=path,
+        split=None,
+        transform="serving preprocessing (skyclass.images.preprocess)",
+        skipped=skipped,
+        notes=notes,
+        summary={"source": str(path), "files_per_class": counts},
+    )
 
 
 def _read_source(source: Any) -> bytes:
@@ -314,8 +327,13 @@ def _batches(
             data.skipped.append({"path": sample.path, "reason": exc.reason, "detail": exc.detail})
             continue
         except OSError as exc:
-            data.skipped.append({"path": display_text(sample.path), "reason": "unreadable",
-                                 "detail": exc.strerror or str(exc)})
+            data.skipped.append(
+                {
+                    "path": display_text(sample.path),
+                    "reason": "unreadable",
+                    "detail": exc.strerror or str(exc),
+                }
+            )
             continue
         kept.append(sample)
         if len(batch) == batch_size:
@@ -345,6 +363,8 @@ def predict(
             f"(first problem: {first['path']}: {first['reason']}, {first['detail']})"
         )
     return Predictions(
-        class_names=list(model.class_names), samples=samples,
-        probs=np.concatenate(chunks), skipped=list(data.skipped),
+        class_names=list(model.class_names),
+        samples=samples,
+        probs=np.concatenate(chunks),
+        skipped=list(data.skipped),
     )

@@ -67,9 +67,16 @@ def _class_counts(
     counts: dict = {}
     for label in scanned.classes:
         name = display_text(label)
-        counts[name] = {"found": 0, "kept": 0, "train": 0, "val": 0, "test": 0,
-                        "skipped": Counter(),
-                        "near_duplicate_groups": 0, "near_duplicate_images": 0}
+        counts[name] = {
+            "found": 0,
+            "kept": 0,
+            "train": 0,
+            "val": 0,
+            "test": 0,
+            "skipped": Counter(),
+            "near_duplicate_groups": 0,
+            "near_duplicate_images": 0,
+        }
     for s in scanned.sources:
         counts[display_text(s.label)]["found"] += 1
     for unread in scanned.skipped:
@@ -127,8 +134,13 @@ def prepare(config: PrepareConfig) -> dict:
         ) from exc
 
 
-def _build(config: PrepareConfig, scanned: ScanResult, spool: str, started: float,
-           decisions: list[Decision] | None = None) -> dict:
+def _build(
+    config: PrepareConfig,
+    scanned: ScanResult,
+    spool: str,
+    started: float,
+    decisions: list[Decision] | None = None,
+) -> dict:
     """process -> [review decisions] -> dedupe -> split -> check -> write, with encoded
     images waiting in `spool`."""
     results = _process_all(scanned, config, spool)
@@ -138,14 +150,20 @@ def _build(config: PrepareConfig, scanned: ScanResult, spool: str, started: floa
     outcome = None
     if decisions is not None:
         processed, excluded, outcome = apply_decisions(
-            processed, skipped, scanned.classes, decisions, display_text(str(config.decisions)))
+            processed, skipped, scanned.classes, decisions, display_text(str(config.decisions))
+        )
         skipped += excluded
     deduped = dedupe(processed, config.dedupe, config.near_threshold)
     skipped += deduped.skipped
     users = user_groups(deduped.kept, config.group_by, config.groups_file)
     units = split_units(deduped.kept, deduped.group_of, users)
-    assignment = split_groups(deduped.kept, units, val_fraction=config.val_fraction,
-                              test_fraction=config.test_fraction, seed=config.seed)
+    assignment = split_groups(
+        deduped.kept,
+        units,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+    )
     rows = manifest_rows(deduped.kept, assignment, units, config.format)
     counts = _class_counts(scanned, skipped, rows, deduped)
     _check_usable(counts)
@@ -176,13 +194,20 @@ def _warnings(config: PrepareConfig, deduped: DedupeResult, users, groups: dict)
             groups["bursts"] = burst
             warnings.append(burst["message"])
     elif users.ungrouped:
-        how = (f"--group-by {config.group_by!r} did not match" if users.source == "group_by"
-               else f"--groups {config.groups_file} does not list")
-        warnings.append(f"{how} {len(users.ungrouped)} image(s) (e.g. "
-                        f"{groups['ungrouped_examples'][0]}): each is its own group")
+        how = (
+            f"--group-by {config.group_by!r} did not match"
+            if users.source == "group_by"
+            else f"--groups {config.groups_file} does not list"
+        )
+        warnings.append(
+            f"{how} {len(users.ungrouped)} image(s) (e.g. "
+            f"{groups['ungrouped_examples'][0]}): each is its own group"
+        )
     if users.unknown_paths:
-        warnings.append(f"--groups {config.groups_file}: {len(users.unknown_paths)} path(s) "
-                        f"match no kept image (e.g. {groups['unknown_path_examples'][0]})")
+        warnings.append(
+            f"--groups {config.groups_file}: {len(users.unknown_paths)} path(s) "
+            f"match no kept image (e.g. {groups['unknown_path_examples'][0]})"
+        )
     return warnings
 
 

@@ -42,9 +42,15 @@ class Decision:
     decided_at: str = ""
 
     def to_row(self) -> dict:
-        return {"source": self.source, "sha256": self.sha256, "path": self.path,
-                "given": self.given, "action": self.action, "label": self.label,
-                "decided_at": self.decided_at}
+        return {
+            "source": self.source,
+            "sha256": self.sha256,
+            "path": self.path,
+            "given": self.given,
+            "action": self.action,
+            "label": self.label,
+            "decided_at": self.decided_at,
+        }
 
     def to_dict(self) -> dict:
         return self.to_row()
@@ -57,27 +63,37 @@ def now_iso() -> str:
 def parse_decisions(text: str, where: str = "decisions.csv") -> list[Decision]:
     """Rows of a decisions file; a malformed file is an error that names the line."""
     reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in ("source", "sha256", "given", "action") if c not in
-               (reader.fieldnames or [])]
+    missing = [
+        c for c in ("source", "sha256", "given", "action") if c not in (reader.fieldnames or [])
+    ]
     if missing:
-        raise PrepareError(f"{where}: not a decisions file (missing column(s) "
-                           f"{', '.join(missing)}; expected {', '.join(DECISIONS_COLUMNS)})")
+        raise PrepareError(
+            f"{where}: not a decisions file (missing column(s) "
+            f"{', '.join(missing)}; expected {', '.join(DECISIONS_COLUMNS)})"
+        )
     decisions = []
     for line, row in enumerate(reader, start=2):
         action = (row.get("action") or "").strip()
         label = (row.get("label") or "").strip()
         if action not in ACTIONS:
-            raise PrepareError(f"{where} line {line}: action {action!r} is not one of "
-                               f"{', '.join(ACTIONS)}")
+            raise PrepareError(
+                f"{where} line {line}: action {action!r} is not one of {', '.join(ACTIONS)}"
+            )
         if action == "relabel" and not label:
             raise PrepareError(f"{where} line {line}: a relabel needs the new class in 'label'")
         if not row.get("source") or len(row.get("sha256") or "") != 64:
             raise PrepareError(f"{where} line {line}: needs a source path and a 64-hex sha256")
-        decisions.append(Decision(
-            source=row["source"], sha256=row["sha256"].lower(), given=row["given"] or "",
-            action=action, label=label, path=row.get("path") or "",
-            decided_at=row.get("decided_at") or "",
-        ))
+        decisions.append(
+            Decision(
+                source=row["source"],
+                sha256=row["sha256"].lower(),
+                given=row["given"] or "",
+                action=action,
+                label=label,
+                path=row.get("path") or "",
+                decided_at=row.get("decided_at") or "",
+            )
+        )
     return decisions
 
 
@@ -111,12 +127,19 @@ class DecisionOutcome:
     refused: list[dict]
 
     def to_dict(self) -> dict:
-        return {"file": self.file, "applied": self.applied, "refused": self.refused,
-                "counts": {"applied": len(self.applied), "refused": len(self.refused)}}
+        return {
+            "file": self.file,
+            "applied": self.applied,
+            "refused": self.refused,
+            "counts": {"applied": len(self.applied), "refused": len(self.refused)},
+        }
 
 
 def apply_decisions(
-    processed: list, skipped: list[Skipped], classes: list[str], decisions: list[Decision],
+    processed: list,
+    skipped: list[Skipped],
+    classes: list[str],
+    decisions: list[Decision],
     file: str,
 ) -> tuple[list, list[Skipped], DecisionOutcome]:
     """Relabel or drop decoded photos (`prepare.process.Processed`) as decided.
@@ -130,8 +153,9 @@ def apply_decisions(
     outcome = DecisionOutcome(file=file, applied=[], refused=[])
     changes: dict[str, Decision] = {}
     for d in decisions:
-        problem = _refusal(d, by_source.get(d.source), skipped_by_source.get(d.source),
-                          class_of_shown)
+        problem = _refusal(
+            d, by_source.get(d.source), skipped_by_source.get(d.source), class_of_shown
+        )
         if problem:
             outcome.refused.append({**d.to_dict(), "reason": problem[0], "detail": problem[1]})
             continue
@@ -143,8 +167,14 @@ def apply_decisions(
         if change is None or change.action == "keep":
             kept.append(it)
         elif change.action == "exclude":
-            excluded.append(Skipped(it.source.path, it.source.label, EXCLUDED_REASON,
-                                    f"excluded in review ({d.decided_at or 'no date'})"))
+            excluded.append(
+                Skipped(
+                    it.source.path,
+                    it.source.label,
+                    EXCLUDED_REASON,
+                    f"excluded in review ({d.decided_at or 'no date'})",
+                )
+            )
         else:
             label = class_of_shown[d.label]
             kept.append(replace(it, source=replace(it.source, label=label)))
@@ -160,14 +190,17 @@ def _refusal(
             return "not_usable", f"the file is skipped by prepare ({skip.reason}: {skip.detail})"
         return "vanished", "no file with this path in RAW any more"
     if item.sha256 != d.sha256:
-        return "changed", (f"the file's content changed since the review (sha256 "
-                           f"{d.sha256[:12]}... then, {item.sha256[:12]}... now)")
+        return "changed", (
+            f"the file's content changed since the review (sha256 "
+            f"{d.sha256[:12]}... then, {item.sha256[:12]}... now)"
+        )
     now = display_text(item.source.label)
     if d.given and now != d.given:
         return "moved", f"the file is now in class {now!r}, it was reviewed in {d.given!r}"
     if d.action == "relabel" and d.label not in class_of_shown:
-        return "unknown_class", (f"class {d.label!r} is not a class folder of RAW "
-                                 f"({', '.join(sorted(class_of_shown))})")
+        return "unknown_class", (
+            f"class {d.label!r} is not a class folder of RAW ({', '.join(sorted(class_of_shown))})"
+        )
     return None
 
 
@@ -175,9 +208,11 @@ def decisions_summary(outcome: dict) -> str:
     """Lines for the terminal: what was applied, and each refused decision with its reason."""
     applied = outcome["applied"]
     actions = {a: sum(1 for d in applied if d["action"] == a) for a in ACTIONS}
-    lines = [f"decisions {outcome['file']}: {len(applied)} applied ("
-             + ", ".join(f"{n} {a}" for a, n in actions.items()) + f"), "
-             f"{len(outcome['refused'])} refused"]
-    lines += [f"  refused {d['source']}: {d['reason']} ({d['detail']})"
-              for d in outcome["refused"]]
+    lines = [
+        f"decisions {outcome['file']}: {len(applied)} applied ("
+        + ", ".join(f"{n} {a}" for a, n in actions.items())
+        + f"), "
+        f"{len(outcome['refused'])} refused"
+    ]
+    lines += [f"  refused {d['source']}: {d['reason']} ({d['detail']})" for d in outcome["refused"]]
     return "\n".join(lines)

@@ -184,8 +184,9 @@ def dedupe(items: list[Processed], mode: str, threshold: int) -> DedupeResult:
     for pos in range(len(items)):
         members[uf.find(pos)].append(pos)
 
-    result = DedupeResult(kept=[], skipped=[], group_of={}, unconfirmed_matches=unconfirmed,
-                          low_detail=low_detail)
+    result = DedupeResult(
+        kept=[], skipped=[], group_of={}, unconfirmed_matches=unconfirmed, low_detail=low_detail
+    )
     for root, group in sorted(members.items()):
         labels = {items[p].source.label for p in group}
         if len(labels) > 1:
@@ -198,8 +199,12 @@ def dedupe(items: list[Processed], mode: str, threshold: int) -> DedupeResult:
             if p in exact_twins:
                 twin = items[exact_twins[p]].source.path
                 result.skipped.append(
-                    Skipped(items[p].source.path, items[p].source.label, "duplicate",
-                            f"exact copy of {twin}")
+                    Skipped(
+                        items[p].source.path,
+                        items[p].source.label,
+                        "duplicate",
+                        f"exact copy of {twin}",
+                    )
                 )
             else:
                 kept_here.append(p)
@@ -222,5 +227,9 @@ def _conflict_skip(items: list[Processed], p: int, group: list[int], direct: set
     names = [items[q].source.path for q in partners[:CONFLICT_PARTNERS_SHOWN]]
     more = len(partners) - len(names)
     tail = f" and {more} more (report.json label_conflicts)" if more > 0 else ""
-    return Skipped(items[p].source.path, label, "label_conflict",
-                   f"same photo filed under another class{via}: {', '.join(names)}{tail}")
+    return Skipped(
+        items[p].source.path,
+        label,
+        "label_conflict",
+        f"same photo filed under another class{via}: {', '.join(names)}{tail}",
+    )

@@ -51,10 +51,13 @@ def compile_group_by(pattern: str) -> re.Pattern:
         regex = re.compile(pattern)
     except re.error as exc:
         raise PrepareError(
-            f"--group-by {pattern!r} is not a valid regular expression: {exc}") from exc
+            f"--group-by {pattern!r} is not a valid regular expression: {exc}"
+        ) from exc
     if regex.groups < 1:
-        raise PrepareError(f"--group-by {pattern!r} needs a capture group, e.g. "
-                           r"'^(V_[A-Z]+_\d+)_' (the group is its first parenthesis)")
+        raise PrepareError(
+            f"--group-by {pattern!r} needs a capture group, e.g. "
+            r"'^(V_[A-Z]+_\d+)_' (the group is its first parenthesis)"
+        )
     return regex
 
 
@@ -78,8 +81,9 @@ def read_groups_csv(path: Path) -> dict[str, str]:
     return mapping
 
 
-def user_groups(kept: list[Processed], group_by: str | None,
-                groups_file: Path | None) -> UserGroups:
+def user_groups(
+    kept: list[Processed], group_by: str | None, groups_file: Path | None
+) -> UserGroups:
     """The user's group of each kept image (images without one are their own group)."""
     result = UserGroups()
     if group_by:
@@ -124,8 +128,9 @@ class _UnionFind:
             self.parent[max(ra, rb, key=str)] = min(ra, rb, key=str)
 
 
-def split_units(kept: list[Processed], near_group_of: dict[int, int],
-                users: UserGroups) -> dict[int, str]:
+def split_units(
+    kept: list[Processed], near_group_of: dict[int, int], users: UserGroups
+) -> dict[int, str]:
     """Processed.index -> split unit name: near-duplicate groups joined with user groups.
 
     The unit is named after its (first) user group when it has one, else `near-<id>`.
@@ -151,8 +156,9 @@ def split_units(kept: list[Processed], near_group_of: dict[int, int],
     return units
 
 
-def group_summary(kept: list[Processed], units: dict[int, str], users: UserGroups,
-                  pattern: str | None) -> dict:
+def group_summary(
+    kept: list[Processed], units: dict[int, str], users: UserGroups, pattern: str | None
+) -> dict:
     """What report.json says about the groups: how many, how big, what was not grouped."""
     sizes = Counter(units[it.index] for it in kept)
     multi = sorted(sizes.values(), reverse=True)
@@ -162,12 +168,14 @@ def group_summary(kept: list[Processed], units: dict[int, str], users: UserGroup
         "split_units": len(sizes),
         "user_groups": len(set(users.of.values())),
         "sizes": {
-            "min": min(multi, default=0), "median": statistics.median(multi) if multi else 0,
+            "min": min(multi, default=0),
+            "median": statistics.median(multi) if multi else 0,
             "max": max(multi, default=0),
             "histogram": {str(k): v for k, v in sorted(Counter(multi).items())},
         },
-        "largest": [{"group": display_text(str(name)), "images": n}
-                    for name, n in sizes.most_common(5)],
+        "largest": [
+            {"group": display_text(str(name)), "images": n} for name, n in sizes.most_common(5)
+        ],
         "ungrouped": len(users.ungrouped),
         "ungrouped_examples": [display_text(p) for p in users.ungrouped[:5]],
     }
@@ -193,8 +201,10 @@ def burst_warning(kept: list[Processed]) -> dict | None:
     return {
         "images_in_bursts": in_bursts,
         "prefixes": len(bursts),
-        "examples": [{"class": display_text(label), "prefix": display_text(prefix),
-                      "files": len(files)} for (label, prefix), files in examples],
+        "examples": [
+            {"class": display_text(label), "prefix": display_text(prefix), "files": len(files)}
+            for (label, prefix), files in examples
+        ],
         "message": (
             f"{in_bursts} of {len(kept)} images share a name prefix with a running number "
             f"({len(bursts)} prefixes, e.g. {display_text(examples[0][0][1])}*): "

@@ -147,8 +147,10 @@ def process_source(
     fitted = resize_image(img, config.size, "fit")
     grey = fitted.convert("L")
     dihedral = dihedral_phashes(grey)
-    out_img = fitted if config.resize == "fit" else resize_image(
-        fitted if config.resize == "pad" else img, config.size, config.resize
+    out_img = (
+        fitted
+        if config.resize == "fit"
+        else resize_image(fitted if config.resize == "pad" else img, config.size, config.resize)
     )
     spool_file = os.path.join(spool, f"{index}.{'jpg' if config.format == 'jpeg' else 'png'}")
     Path(spool_file).write_bytes(encode_image(out_img, config.format, config.quality))

@@ -191,11 +191,16 @@ def _last_of_each_name(infos: list[zipfile.ZipInfo], result: ScanResult) -> list
             kept.append(info)
             continue
         count = counts[key]
-        result.skipped.append(Skipped(
-            display_text(info.filename), None, "duplicate_zip_entry",
-            f"entry {i + 1} of the zip; the zip holds {count} entries named "
-            f"{display_text('/'.join(key))!r}: the last one (entry {last[key] + 1}) is used, "
-            "as unzip would leave it"))
+        result.skipped.append(
+            Skipped(
+                display_text(info.filename),
+                None,
+                "duplicate_zip_entry",
+                f"entry {i + 1} of the zip; the zip holds {count} entries named "
+                f"{display_text('/'.join(key))!r}: the last one (entry {last[key] + 1}) is used, "
+                "as unzip would leave it",
+            )
+        )
     return kept
 
 

@@ -37,8 +37,12 @@ def _targets(total: int, fractions: dict[str, float]) -> dict[str, int]:
 
 
 def split_groups(
-    kept: list[Processed], group_of: Mapping[int, object], *, val_fraction: float,
-    test_fraction: float, seed: int,
+    kept: list[Processed],
+    group_of: Mapping[int, object],
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
 ) -> dict[int, str]:
     """Map each Processed.index to 'train', 'val' or 'test'.
 

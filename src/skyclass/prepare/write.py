@@ -93,7 +93,7 @@ def _owner(name: str, out: Path) -> int | None:
     """PID of the run that made temp file `name` next to `out`, or None if not ours."""
     for prefix, suffix in ((SPOOL_PREFIX, ""), (f".{out.name}.", ".partial")):
         if name.startswith(prefix) and name.endswith(suffix):
-            pid = name[len(prefix):].split("-", 1)[0]
+            pid = name[len(prefix) :].split("-", 1)[0]
             return int(pid) if pid.isdigit() else None
     return None
 
@@ -134,8 +134,11 @@ def write_zip(out: Path, rows: list[dict], spool_of: dict[str, str], report: dic
                 # Images are already compressed: STORED keeps random access cheap for training.
                 zf.write(spool_of[row["path"]], row["path"], compress_type=zipfile.ZIP_STORED)
             zf.writestr(MANIFEST_NAME, _csv_bytes(rows), compress_type=zipfile.ZIP_DEFLATED)
-            zf.writestr(REPORT_NAME, json.dumps(report, indent=2, ensure_ascii=True),
-                        compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(
+                REPORT_NAME,
+                json.dumps(report, indent=2, ensure_ascii=True),
+                compress_type=zipfile.ZIP_DEFLATED,
+            )
 
     atomic_write(out, write, prefix=partial_prefix(out), suffix=".partial")
 
@@ -148,7 +151,8 @@ def summary_text(report: dict) -> str:
     """The human summary printed at the end of `prepare`."""
     splits = [s for s in SPLIT_NAMES if s in report["totals"]]
     lines = [
-        f"{'class':<24}{'found':>7}{'kept':>7}" + "".join(f"{s:>7}" for s in splits)
+        f"{'class':<24}{'found':>7}{'kept':>7}"
+        + "".join(f"{s:>7}" for s in splits)
         + f"{'skipped':>9}{'dup':>6}{'near':>6}{'conflict':>10}",
     ]
     for label, c in report["classes"].items():
@@ -160,13 +164,17 @@ def summary_text(report: dict) -> str:
         )
     t = report["totals"]
     lines.append(
-        f"{'total':<24}{t['found']:>7}{t['kept']:>7}" + "".join(f"{t[s]:>7}" for s in splits)
+        f"{'total':<24}{t['found']:>7}{t['kept']:>7}"
+        + "".join(f"{t[s]:>7}" for s in splits)
         + f"{t['skipped']:>9}"
     )
     if report["skipped_by_reason"]:
-        lines.append("skipped by reason: " + ", ".join(
-            f"{reason} {n}" for reason, n in sorted(report["skipped_by_reason"].items())
-        ))
+        lines.append(
+            "skipped by reason: "
+            + ", ".join(
+                f"{reason} {n}" for reason, n in sorted(report["skipped_by_reason"].items())
+            )
+        )
     nd = report["near_duplicates"]
     lines.append(
         f"near-duplicate groups: {nd['groups']} ({nd['images']} images, kept on one side "

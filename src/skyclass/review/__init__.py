@@ -68,8 +68,9 @@ def manifest_rows(dataset: PreparedDataset) -> list[dict]:
 
 def group_ids(rows: list[dict]) -> np.ndarray:
     """The manifest's group of each row; a row without one is a group of its own."""
-    return np.asarray([f"g:{r[GROUP_COLUMN]}" if r.get(GROUP_COLUMN) else f"p:{r['path']}"
-                       for r in rows])
+    return np.asarray(
+        [f"g:{r[GROUP_COLUMN]}" if r.get(GROUP_COLUMN) else f"p:{r['path']}" for r in rows]
+    )
 
 
 def load_previous(config: ReviewConfig, dataset_sha: str) -> dict | None:
@@ -81,9 +82,12 @@ def load_previous(config: ReviewConfig, dataset_sha: str) -> dict | None:
         summary = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    same = (summary.get("dataset_sha256") == dataset_sha
-            and summary.get("backbone") == config.backbone and summary.get("folds_wanted")
-            == config.folds and summary.get("seed") == config.seed)
+    same = (
+        summary.get("dataset_sha256") == dataset_sha
+        and summary.get("backbone") == config.backbone
+        and summary.get("folds_wanted") == config.folds
+        and summary.get("seed") == config.seed
+    )
     return summary if same else None
 
 
@@ -119,11 +123,16 @@ def review(config: ReviewConfig) -> dict:
     groups = group_ids(rows_ok)
     t0 = time.perf_counter()
     probs, n_folds, first_pass = two_pass_probs(
-        embeddings[usable], labels, groups, len(dataset.classes), label_issue_indices,
-        config.folds, config.seed)
+        embeddings[usable],
+        labels,
+        groups,
+        len(dataset.classes),
+        label_issue_indices,
+        config.folds,
+        config.seed,
+    )
     heads_s = time.perf_counter() - t0
-    issues, ood, flagged = find_issues(rows_ok, labels, probs, embeddings[usable],
-                                       dataset.classes)
+    issues, ood, flagged = find_issues(rows_ok, labels, probs, embeddings[usable], dataset.classes)
     conflicts = conflict_issues(dataset.report)
     all_issues = conflicts + issues
     typical = typical_examples(labels, probs, flagged, len(dataset.classes))
@@ -142,15 +151,19 @@ def review(config: ReviewConfig) -> dict:
         "images": len(rows),
         "unreadable": failed,
         "out_of_sample_accuracy": round(float((probs.argmax(1) == labels).mean()), 4),
-        "issues": {kind: sum(1 for it in all_issues if kind in it.kind.split("+"))
-                   for kind in ("wrong_label", "outlier", "cross_class_copy")},
+        "issues": {
+            kind: sum(1 for it in all_issues if kind in it.kind.split("+"))
+            for kind in ("wrong_label", "outlier", "cross_class_copy")
+        },
         "issues_total": len(all_issues),
         # cleanlab's flagged share: its estimate of the label-noise rate of the whole set.
         "estimated_noise_rate": round(
-            sum(1 for it in issues if "wrong_label" in it.kind) / len(labels), 4),
+            sum(1 for it in issues if "wrong_label" in it.kind) / len(labels), 4
+        ),
         "classes": class_noise(labels, probs, dataset.classes),
-        "typical": {dataset.classes[c]: [rows_ok[i]["path"] for i in idx]
-                    for c, idx in typical.items()},
+        "typical": {
+            dataset.classes[c]: [rows_ok[i]["path"] for i in idx] for c, idx in typical.items()
+        },
         "embeddings_from_cache": from_cache,
         "seconds": {"embed": round(embed_s, 2), "heads": round(heads_s, 2)},
         **config.extra,
@@ -161,9 +174,13 @@ def review(config: ReviewConfig) -> dict:
     summary["seconds"]["total"] = round(time.perf_counter() - started, 2)
     data = json.dumps(summary, indent=2).encode("utf-8")
     atomic_write(config.out / SUMMARY_NAME, lambda fh: fh.write(data))
-    np.savez_compressed(config.out / "scores.npz", paths=np.asarray([r["path"] for r in rows_ok]),
-                        probs=probs.astype(np.float32), ood=ood.astype(np.float32),
-                        labels=labels)
+    np.savez_compressed(
+        config.out / "scores.npz",
+        paths=np.asarray([r["path"] for r in rows_ok]),
+        probs=probs.astype(np.float32),
+        ood=ood.astype(np.float32),
+        labels=labels,
+    )
     return summary
 
 
@@ -188,8 +205,12 @@ def _load_cache(path: Path, meta: str) -> dict[str, np.ndarray]:
 def _save_cache(path: Path, meta: str, cache: dict[str, np.ndarray]) -> None:
     keys = list(cache)
     buf = io.BytesIO()
-    np.savez(buf, meta=np.asarray(meta), keys=np.asarray(keys),
-             vectors=np.stack([cache[k] for k in keys]).astype(np.float32))
+    np.savez(
+        buf,
+        meta=np.asarray(meta),
+        keys=np.asarray(keys),
+        vectors=np.stack([cache[k] for k in keys]).astype(np.float32),
+    )
     data = buf.getvalue()
     atomic_write(path, lambda fh: fh.write(data))
 
@@ -215,8 +236,9 @@ def _embed(config: ReviewConfig, dataset: PreparedDataset, rows: list[dict]):
     if todo:
         if features is None:
             features = imagenet_backbone(config.weights)
-        vectors, failed = embed(dataset, [rows[i]["path"] for i in todo], features, spec,
-                                config.quiet)
+        vectors, failed = embed(
+            dataset, [rows[i]["path"] for i in todo], features, spec, config.quiet
+        )
         for j, i in enumerate(todo):
             if not np.isnan(vectors[j]).any():
                 cache[keys[i]] = vectors[j]

@@ -46,7 +46,10 @@ def _pooled(features: nn.Module, batch: np.ndarray) -> np.ndarray:
 
 
 def embed(
-    dataset: PreparedDataset, paths: Sequence[str], features: nn.Module, spec: PreprocessSpec,
+    dataset: PreparedDataset,
+    paths: Sequence[str],
+    features: nn.Module,
+    spec: PreprocessSpec,
     quiet: bool = False,
 ) -> tuple[np.ndarray, list[str]]:
     """(N, D) float32 embeddings of the zip members `paths`, in order, and the paths that could

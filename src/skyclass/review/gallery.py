@@ -45,14 +45,19 @@ display:flex;align-items:center;justify-content:center;background:#eee;color:#77
 
 def _card(rank: int, issue, uri: str) -> str:
     e = html.escape
-    img = (f'<img src="{uri}" alt="{e(issue.path)}">' if uri
-           else '<div class="noimg">not in the zip</div>')
+    img = (
+        f'<img src="{uri}" alt="{e(issue.path)}">'
+        if uri
+        else '<div class="noimg">not in the zip</div>'
+    )
     suggestion = f" → <b>{e(issue.suggested)}</b>" if issue.suggested else ""
     prob = "" if issue.p_given is None else f" (p={issue.p_given:.2f})"
     detail = f"<br>{e(issue.detail)}" if issue.detail else ""
-    return (f'<div class="card">{img}<div>#{rank} <span class="kind">{e(issue.kind)}</span> '
-            f"score {issue.score:.3f}</div><div>{e(issue.given)}{prob}{suggestion}</div>"
-            f"<div>{e(issue.source)}</div>{detail}</div>")
+    return (
+        f'<div class="card">{img}<div>#{rank} <span class="kind">{e(issue.kind)}</span> '
+        f"score {issue.score:.3f}</div><div>{e(issue.given)}{prob}{suggestion}</div>"
+        f"<div>{e(issue.source)}</div>{detail}</div>"
+    )
 
 
 def render_gallery(dataset: PreparedDataset, issues: list, summary: dict) -> str:
@@ -60,16 +65,19 @@ def render_gallery(dataset: PreparedDataset, issues: list, summary: dict) -> str
     noise_rows = "".join(
         f"<tr><td>{e(c['class'])}</td><td>{c['images']}</td><td>{c['estimated_label_issues']}"
         f"</td><td>{c['estimated_noise_rate']:.1%}</td><td>{c['label_quality']:.3f}</td></tr>"
-        for c in summary["classes"])
+        for c in summary["classes"]
+    )
     counts = ", ".join(f"{n} {k}" for k, n in summary["issues"].items())
-    cards = "".join(_card(rank, it, _data_uri(dataset, it.path) if it.path else "")
-                    for rank, it in enumerate(issues, start=1))
+    cards = "".join(
+        _card(rank, it, _data_uri(dataset, it.path) if it.path else "")
+        for rank, it in enumerate(issues, start=1)
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8">
-<title>skyclass review: {e(Path(summary['dataset']).name)}</title><style>{_STYLE}</style></head>
-<body><h1>Review of {e(Path(summary['dataset']).name)}</h1>
-<p>{summary['images']} images, scored out of sample by {summary['folds']}-fold linear heads on
-{e(summary['backbone'])} embeddings (out-of-sample accuracy
-{summary['out_of_sample_accuracy']:.1%}). {len(issues)} suspects: {e(counts)}.
+<title>skyclass review: {e(Path(summary["dataset"]).name)}</title><style>{_STYLE}</style></head>
+<body><h1>Review of {e(Path(summary["dataset"]).name)}</h1>
+<p>{summary["images"]} images, scored out of sample by {summary["folds"]}-fold linear heads on
+{e(summary["backbone"])} embeddings (out-of-sample accuracy
+{summary["out_of_sample_accuracy"]:.1%}). {len(issues)} suspects: {e(counts)}.
 Fix them with <code>skyclass review … --serve</code>, then
 <code>skyclass prepare RAW --decisions decisions.csv --out NEW.zip</code>.</p>
 <h2>Estimated label noise per class (cleanlab)</h2>

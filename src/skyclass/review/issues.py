@@ -57,8 +57,9 @@ ISSUE_COLUMNS = list(Issue.__dataclass_fields__)
 
 def label_issue_indices(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Indices of likely label errors, most likely first (lowest self-confidence)."""
-    return find_label_issues(labels, probs, filter_by="prune_by_noise_rate",
-                             return_indices_ranked_by="self_confidence")
+    return find_label_issues(
+        labels, probs, filter_by="prune_by_noise_rate", return_indices_ranked_by="self_confidence"
+    )
 
 
 def suggested_classes(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
@@ -71,8 +72,7 @@ def suggested_classes(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
 def outlier_scores(embeddings: np.ndarray) -> np.ndarray:
     """cleanlab OOD scores in [0, 1], lower = more unusual (kNN distance to the rest)."""
     ood = OutOfDistribution()
-    return ood.fit_score(features=np.ascontiguousarray(embeddings, dtype=np.float32),
-                         verbose=False)
+    return ood.fit_score(features=np.ascontiguousarray(embeddings, dtype=np.float32), verbose=False)
 
 
 def outlier_mask(scores: np.ndarray, share: float = OUTLIER_SHARE) -> np.ndarray:
@@ -85,23 +85,27 @@ def outlier_mask(scores: np.ndarray, share: float = OUTLIER_SHARE) -> np.ndarray
 
 def class_noise(labels: np.ndarray, probs: np.ndarray, class_names: list[str]) -> list[dict]:
     """cleanlab's per-class estimates: label issues, noise rate, label quality."""
-    table = rank_classes_by_label_quality(labels=labels, pred_probs=probs,
-                                          class_names=class_names)
+    table = rank_classes_by_label_quality(labels=labels, pred_probs=probs, class_names=class_names)
     rows = []
     for rec in table.sort_values("Class Index").to_dict("records"):
-        rows.append({
-            "class": rec["Class Name"],
-            "images": int((labels == rec["Class Index"]).sum()),
-            "estimated_label_issues": int(rec["Label Issues"]),
-            "estimated_noise_rate": round(float(rec["Label Noise"]), 4),
-            "estimated_inverse_noise_rate": round(float(rec["Inverse Label Noise"]), 4),
-            "label_quality": round(float(rec["Label Quality Score"]), 4),
-        })
+        rows.append(
+            {
+                "class": rec["Class Name"],
+                "images": int((labels == rec["Class Index"]).sum()),
+                "estimated_label_issues": int(rec["Label Issues"]),
+                "estimated_noise_rate": round(float(rec["Label Noise"]), 4),
+                "estimated_inverse_noise_rate": round(float(rec["Inverse Label Noise"]), 4),
+                "label_quality": round(float(rec["Label Quality Score"]), 4),
+            }
+        )
     return rows
 
 
 def find_issues(
-    rows: list[dict], labels: np.ndarray, probs: np.ndarray, embeddings: np.ndarray,
+    rows: list[dict],
+    labels: np.ndarray,
+    probs: np.ndarray,
+    embeddings: np.ndarray,
     class_names: list[str],
 ) -> tuple[list[Issue], np.ndarray, np.ndarray]:
     """Issues of the images in the zip, worst first; also the OOD scores and the flag mask."""
@@ -116,37 +120,58 @@ def find_issues(
         kinds = [k for k, flag in ((WRONG_LABEL, wrong[i]), (OUTLIER, far[i])) if flag]
         p_given = float(probs[i, labels[i]])
         score = max(1.0 - p_given if wrong[i] else 0.0, 1.0 - float(ood[i]) if far[i] else 0.0)
-        issues.append(Issue(
-            path=rows[i]["path"], source=rows[i]["source"], sha256=rows[i]["sha256"],
-            split=rows[i]["split"], given=class_names[labels[i]],
-            suggested=class_names[suggested[i]] if wrong[i] else "",
-            score=score, kind="+".join(kinds), p_given=p_given,
-            p_suggested=float(probs[i, suggested[i]]) if wrong[i] else None,
-            detail=f"outlier score {ood[i]:.3f}" if far[i] else "",
-        ))
+        issues.append(
+            Issue(
+                path=rows[i]["path"],
+                source=rows[i]["source"],
+                sha256=rows[i]["sha256"],
+                split=rows[i]["split"],
+                given=class_names[labels[i]],
+                suggested=class_names[suggested[i]] if wrong[i] else "",
+                score=score,
+                kind="+".join(kinds),
+                p_given=p_given,
+                p_suggested=float(probs[i, suggested[i]]) if wrong[i] else None,
+                detail=f"outlier score {ood[i]:.3f}" if far[i] else "",
+            )
+        )
     issues.sort(key=lambda it: -it.score)
     return issues, ood, wrong | far
 
 
 def conflict_issues(report: dict) -> list[Issue]:
     """prepare's label conflicts (same photo in two classes): every copy, not in the zip."""
-    class_of = {s["path"]: s.get("class") or "" for s in report.get("skipped", [])
-                if s.get("reason") == "label_conflict"}
+    class_of = {
+        s["path"]: s.get("class") or ""
+        for s in report.get("skipped", [])
+        if s.get("reason") == "label_conflict"
+    }
     issues = []
     for group in report.get("label_conflicts", []):
         for path in group:
             others = ", ".join(p for p in group if p != path)
-            issues.append(Issue(
-                path="", source=path, sha256="", split="", given=class_of.get(path, ""),
-                suggested="", score=1.0, kind=CROSS_CLASS_COPY,
-                detail=f"same photo as {others}; prepare left all copies out: move or delete "
-                       "the wrong copy in the raw folder",
-            ))
+            issues.append(
+                Issue(
+                    path="",
+                    source=path,
+                    sha256="",
+                    split="",
+                    given=class_of.get(path, ""),
+                    suggested="",
+                    score=1.0,
+                    kind=CROSS_CLASS_COPY,
+                    detail=f"same photo as {others}; prepare left all copies out: move or delete "
+                    "the wrong copy in the raw folder",
+                )
+            )
     return issues
 
 
 def typical_examples(
-    labels: np.ndarray, probs: np.ndarray, flagged: np.ndarray, num_classes: int,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    flagged: np.ndarray,
+    num_classes: int,
     per_class: int = TYPICAL_PER_CLASS,
 ) -> dict[int, list[int]]:
     """Per class, the unflagged images the heads were most sure about: what the class looks

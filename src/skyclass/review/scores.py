@@ -42,8 +42,13 @@ def usable_folds(labels: np.ndarray, groups: np.ndarray, wanted: int) -> int:
 
 
 def out_of_sample_probs(
-    embeddings: np.ndarray, labels: np.ndarray, groups: np.ndarray, num_classes: int,
-    folds: int = DEFAULT_FOLDS, seed: int = 0, c: float = DEFAULT_C,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    num_classes: int,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    c: float = DEFAULT_C,
     leave_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """(N, num_classes) probabilities, each row from the head of the fold that held it out.
@@ -69,8 +74,14 @@ def out_of_sample_probs(
 
 
 def two_pass_probs(
-    embeddings: np.ndarray, labels: np.ndarray, groups: np.ndarray, num_classes: int,
-    suspects, folds: int = DEFAULT_FOLDS, seed: int = 0, c: float = DEFAULT_C,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    num_classes: int,
+    suspects,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    c: float = DEFAULT_C,
 ) -> tuple[np.ndarray, int, int]:
     """Out-of-sample probabilities from heads trained without the first pass's suspects.
 
@@ -84,6 +95,7 @@ def two_pass_probs(
     first, n_folds = out_of_sample_probs(embeddings, labels, groups, num_classes, folds, seed, c)
     mask = np.zeros(len(labels), dtype=bool)
     mask[suspects(labels, first)] = True
-    probs, _ = out_of_sample_probs(embeddings, labels, groups, num_classes, folds, seed, c,
-                                   leave_out=mask)
+    probs, _ = out_of_sample_probs(
+        embeddings, labels, groups, num_classes, folds, seed, c, leave_out=mask
+    )
     return probs, n_folds, int(mask.sum())

@@ -40,8 +40,10 @@ class ReviewSession:
             self.summary = json.loads((self.dir / SUMMARY_NAME).read_text())
             rows = read_issues(self.dir)
         except (OSError, ValueError) as exc:
-            raise SkyclassError(f"{self.dir} holds no review (run `skyclass review DATASET.zip "
-                                f"--out {self.dir}` first): {exc}") from exc
+            raise SkyclassError(
+                f"{self.dir} holds no review (run `skyclass review DATASET.zip "
+                f"--out {self.dir}` first): {exc}"
+            ) from exc
         self.dataset = PreparedDataset(self.summary["dataset"])
         self.classes: list[str] = list(self.summary["class_names"])
         # Only photos in the zip can be decided here (prepare's conflicts are not in it).
@@ -94,9 +96,15 @@ class ReviewSession:
                 action, label = "keep", ""
         else:
             label = ""
-        decision = Decision(source=issue["source"], sha256=issue["sha256"], given=issue["given"],
-                            action=action, label=label, path=issue["path"],
-                            decided_at=now_iso())
+        decision = Decision(
+            source=issue["source"],
+            sha256=issue["sha256"],
+            given=issue["given"],
+            action=action,
+            label=label,
+            path=issue["path"],
+            decided_at=now_iso(),
+        )
         with self.lock:
             self.history.append((issue["source"], self.decisions.get(issue["source"])))
             self._set(issue["source"], decision)
@@ -156,9 +164,9 @@ def make_handler(session: ReviewSession, quiet: bool = False) -> type[BaseHTTPRe
 
         def do_POST(self) -> None:
             routes: dict[str, Callable[[dict], Any]] = {
-                "/api/decide": lambda b: session.decide(int(b.get("id", -1)),
-                                                        str(b.get("action", "")),
-                                                        str(b.get("label") or "")),
+                "/api/decide": lambda b: session.decide(
+                    int(b.get("id", -1)), str(b.get("action", "")), str(b.get("label") or "")
+                ),
                 "/api/undo": lambda b: session.undo(),
             }
             route = routes.get(urlsplit(self.path).path)
@@ -172,8 +180,9 @@ def make_handler(session: ReviewSession, quiet: bool = False) -> type[BaseHTTPRe
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if not isinstance(body, dict):
                     raise ValueError("send a JSON object")
-                self._json(200, {"decisions": route(body)} if "decide" in self.path
-                           else route(body))
+                self._json(
+                    200, {"decisions": route(body)} if "decide" in self.path else route(body)
+                )
             except (ValueError, TypeError) as exc:
                 self.close_connection = True
                 self._json(400, {"error": "bad_request", "message": str(exc)})
@@ -187,9 +196,11 @@ def make_handler(session: ReviewSession, quiet: bool = False) -> type[BaseHTTPRe
             self.send_header("content-length", str(len(data)))
             self.send_header("cache-control", "max-age=3600" if cache else "no-store")
             # The page may talk only to this server.
-            self.send_header("content-security-policy",
-                             "default-src 'self'; img-src 'self'; style-src 'self' "
-                             "'unsafe-inline'; script-src 'self' 'unsafe-inline'")
+            self.send_header(
+                "content-security-policy",
+                "default-src 'self'; img-src 'self'; style-src 'self' "
+                "'unsafe-inline'; script-src 'self' 'unsafe-inline'",
+            )
             self.end_headers()
             self.wfile.write(data)
 
@@ -200,8 +211,9 @@ def make_handler(session: ReviewSession, quiet: bool = False) -> type[BaseHTTPRe
     return Handler
 
 
-def make_server(review_dir: str | Path, host: str = "127.0.0.1", port: int = 8001,
-                quiet: bool = False) -> ThreadingHTTPServer:
+def make_server(
+    review_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, quiet: bool = False
+) -> ThreadingHTTPServer:
     session = ReviewSession(review_dir)
     try:
         server = ThreadingHTTPServer((host, port), make_handler(session, quiet))
@@ -211,13 +223,17 @@ def make_server(review_dir: str | Path, host: str = "127.0.0.1", port: int = 800
     return server
 
 
-def serve(review_dir: str | Path, host: str = "127.0.0.1", port: int = 8001,
-          quiet: bool = False) -> None:
+def serve(
+    review_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, quiet: bool = False
+) -> None:
     server = make_server(review_dir, host, port, quiet)
     bound_host, bound_port = server.server_address[:2]
     if isinstance(bound_host, bytes):  # typeshed allows it; AF_INET gives str
         bound_host = bound_host.decode()
-    print(f"skyclass review page on http://{bound_host}:{bound_port}/ (keys: a accept, k keep, "
-          f"x exclude, 1-9 class, u undo, arrows move; Ctrl-C to stop; decisions are saved to "
-          f"{Path(review_dir) / DECISIONS_NAME} as you go)", flush=True)
+    print(
+        f"skyclass review page on http://{bound_host}:{bound_port}/ (keys: a accept, k keep, "
+        f"x exclude, 1-9 class, u undo, arrows move; Ctrl-C to stop; decisions are saved to "
+        f"{Path(review_dir) / DECISIONS_NAME} as you go)",
+        flush=True,
+    )
     serve_until_interrupted(server)

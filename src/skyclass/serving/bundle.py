@@ -59,21 +59,25 @@ def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{where} is not valid JSON: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{where} is not a skyclass bundle manifest (create one with "
-                          "`skyclass export RUN_DIR --out BUNDLE_DIR`)")
+        raise BundleError(
+            f"{where} is not a skyclass bundle manifest (create one with "
+            "`skyclass export RUN_DIR --out BUNDLE_DIR`)"
+        )
     for key in ("class_names", "preprocess", "files", "model"):
         if key not in manifest:
             raise BundleError(f"{where} has no {key!r} entry")
     problems = manifest_problems(manifest)
     if problems:
-        raise BundleError(f"{where} is not a valid bundle manifest: " + "; ".join(problems)
-                          + " (re-export it with `skyclass export`)")
+        raise BundleError(
+            f"{where} is not a valid bundle manifest: "
+            + "; ".join(problems)
+            + " (re-export it with `skyclass export`)"
+        )
     return manifest
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
-        value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _triple(pre: dict[str, Any], key: str, low: float, high: float) -> list[str]:
@@ -81,8 +85,10 @@ def _triple(pre: dict[str, Any], key: str, low: float, high: float) -> list[str]
     if not (isinstance(value, list) and len(value) == 3 and all(map(_number, value))):
         return [f"preprocess.{key} must be a list of 3 finite numbers, got {value!r:.60}"]
     if not all(low <= v <= high for v in value) or (key == "std" and min(value) <= 0):
-        return [f"preprocess.{key} values must lie in {'(0' if key == 'std' else f'[{low}'}, "
-                f"{high}], got {value!r:.60}"]
+        return [
+            f"preprocess.{key} values must lie in {'(0' if key == 'std' else f'[{low}'}, "
+            f"{high}], got {value!r:.60}"
+        ]
     return []
 
 
@@ -92,10 +98,15 @@ def manifest_problems(manifest: dict[str, Any]) -> list[str]:
 
     problems: list[str] = []
     names = manifest.get("class_names")
-    if not (isinstance(names, list) and 1 <= len(names) <= MAX_CLASSES
-            and all(isinstance(n, str) and 0 < len(n) <= MAX_CLASS_NAME_CHARS for n in names)):
-        problems.append(f"class_names must be a list of 1 to {MAX_CLASSES:,} non-empty names "
-                        f"of at most {MAX_CLASS_NAME_CHARS} characters")
+    if not (
+        isinstance(names, list)
+        and 1 <= len(names) <= MAX_CLASSES
+        and all(isinstance(n, str) and 0 < len(n) <= MAX_CLASS_NAME_CHARS for n in names)
+    ):
+        problems.append(
+            f"class_names must be a list of 1 to {MAX_CLASSES:,} non-empty names "
+            f"of at most {MAX_CLASS_NAME_CHARS} characters"
+        )
     elif len(set(names)) != len(names):
         problems.append("class_names holds the same name twice")
     pre = manifest.get("preprocess")
@@ -103,27 +114,43 @@ def manifest_problems(manifest: dict[str, Any]) -> list[str]:
         problems.append("preprocess must be an object")
     else:
         size = pre.get("size")
-        if not (isinstance(size, int) and not isinstance(size, bool)
-                and SIZE_RANGE[0] <= size <= SIZE_RANGE[1]):
-            problems.append(f"preprocess.size must be an integer from {SIZE_RANGE[0]} to "
-                            f"{SIZE_RANGE[1]}, got {size!r:.40}")
+        if not (
+            isinstance(size, int)
+            and not isinstance(size, bool)
+            and SIZE_RANGE[0] <= size <= SIZE_RANGE[1]
+        ):
+            problems.append(
+                f"preprocess.size must be an integer from {SIZE_RANGE[0]} to "
+                f"{SIZE_RANGE[1]}, got {size!r:.40}"
+            )
         if pre.get("resize") not in RESIZE_MODES:
-            problems.append(f"preprocess.resize must be one of {', '.join(RESIZE_MODES)}, "
-                            f"got {pre.get('resize')!r:.40}")
+            problems.append(
+                f"preprocess.resize must be one of {', '.join(RESIZE_MODES)}, "
+                f"got {pre.get('resize')!r:.40}"
+            )
         problems += _triple(pre, "mean", 0.0, 1.0) + _triple(pre, "std", 0.0, 10.0)
-        if "version" in pre and not (isinstance(pre["version"], int)
-                                     and not isinstance(pre["version"], bool)):
+        if "version" in pre and not (
+            isinstance(pre["version"], int) and not isinstance(pre["version"], bool)
+        ):
             problems.append("preprocess.version must be an integer")
     files = manifest.get("files")
-    if not (isinstance(files, dict) and all(
-            isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
-            and _SHA256.fullmatch(entry["sha256"]) for entry in files.values())):
-        problems.append("files must map each file name to {\"sha256\": 64 hex digits}")
+    if not (
+        isinstance(files, dict)
+        and all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("sha256"), str)
+            and _SHA256.fullmatch(entry["sha256"])
+            for entry in files.values()
+        )
+    ):
+        problems.append('files must map each file name to {"sha256": 64 hex digits}')
     elif ONNX_NAME not in files:
         problems.append(f"files lists no {ONNX_NAME}")
     model = manifest.get("model")
-    if not (isinstance(model, dict) and all(
-            model.get(k) is None or isinstance(model.get(k), str) for k in ("name", "version"))):
+    if not (
+        isinstance(model, dict)
+        and all(model.get(k) is None or isinstance(model.get(k), str) for k in ("name", "version"))
+    ):
         problems.append("model must be an object whose name and version are strings")
     return problems
 
@@ -136,8 +163,9 @@ def served_model_name(manifest: dict[str, Any]) -> str:
     serving = manifest.get("serving")
     name = serving.get("model_file", ONNX_NAME) if isinstance(serving, dict) else ONNX_NAME
     if not isinstance(name, str) or not _MODEL_FILE_RE.fullmatch(name):
-        raise BundleError(f"{MANIFEST_NAME}: serving.model_file {name!r} is not a plain .onnx "
-                          "file name")
+        raise BundleError(
+            f"{MANIFEST_NAME}: serving.model_file {name!r} is not a plain .onnx file name"
+        )
     if name not in manifest["files"]:
         raise BundleError(f"{MANIFEST_NAME} serves {name} but lists no such file")
     return name
@@ -183,7 +211,7 @@ def open_local(bundle: str | Path, names: tuple[str, ...] | None = None) -> Path
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    rest = uri[len("s3://"):]
+    rest = uri[len("s3://") :]
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise BundleError(f"bad MODEL_URI {uri!r}: expected s3://bucket/prefix")
@@ -214,8 +242,9 @@ def _s3_client() -> Any:
     try:
         import boto3
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise BundleError("MODEL_URI is an s3:// URI but boto3 is not installed "
-                          "(pip install 'skyclass[s3]')") from exc
+        raise BundleError(
+            "MODEL_URI is an s3:// URI but boto3 is not installed (pip install 'skyclass[s3]')"
+        ) from exc
     # boto3 reads AWS_ENDPOINT_URL itself, which is how tests point it at a local S3 server.
     return boto3.client("s3")
 

@@ -73,8 +73,10 @@ class Classifier:
         self.input_name = self.session.get_inputs()[0].name
         n_out = self.session.get_outputs()[0].shape[-1]
         if isinstance(n_out, int) and n_out != len(self.class_names):
-            raise BundleError(f"{Path(onnx_path).name} has {n_out} outputs but {MANIFEST_NAME} "
-                              f"lists {len(self.class_names)} classes")
+            raise BundleError(
+                f"{Path(onnx_path).name} has {n_out} outputs but {MANIFEST_NAME} "
+                f"lists {len(self.class_names)} classes"
+            )
 
     @classmethod
     def from_bundle(cls, bundle: str | Path, threads: int = 0) -> Classifier:
@@ -102,14 +104,19 @@ class Classifier:
         return softmax(logits.astype(np.float64)).astype(np.float32)
 
     def preprocess(
-        self, data: bytes | str | Path, max_pixels: int = DEFAULT_MAX_PIXELS,
+        self,
+        data: bytes | str | Path,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         limits: DecodeLimits | None = None,
     ) -> np.ndarray:
         """Image file or bytes -> CHW tensor, with the bundle's spec (raises images.ImageError)."""
         return preprocess(data, self.spec, max_pixels=max_pixels, limits=limits)
 
     def predict_image(
-        self, data: bytes | str | Path, top_k: int = 3, max_pixels: int = DEFAULT_MAX_PIXELS,
+        self,
+        data: bytes | str | Path,
+        top_k: int = 3,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         limits: DecodeLimits | None = None,
     ) -> list[Prediction]:
         """One encoded image (its bytes, or the path of its file) -> its top classes."""

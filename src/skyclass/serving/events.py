@@ -34,8 +34,9 @@ _LINE_ENDS = (b"\n", b"\r")
 class HttpError(Exception):
     """An error answered to the client as JSON: {"error": code, "message": message}."""
 
-    def __init__(self, status: int, code: str, message: str,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -95,19 +96,21 @@ def _decode_body(event: Mapping[str, Any]) -> bytes:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise HttpError(400, "bad_body", "isBase64Encoded is true but the body is not "
-                            "valid base64") from exc
+            raise HttpError(
+                400, "bad_body", "isBase64Encoded is true but the body is not valid base64"
+            ) from exc
     # API Gateway hands text bodies over as text; their bytes are the UTF-8 encoding.
     try:
         return str(body).encode("utf-8", errors="surrogateescape")
     except UnicodeEncodeError as exc:  # a lone surrogate (U+D800...) has no UTF-8 bytes
-        raise HttpError(400, "bad_body", "the body text is not valid Unicode: send binary "
-                        "bodies base64-encoded") from exc
+        raise HttpError(
+            400, "bad_body", "the body text is not valid Unicode: send binary bodies base64-encoded"
+        ) from exc
 
 
 def _strip_stage(path: str, stage: str | None) -> str:
     if stage and stage != "$default" and (path == f"/{stage}" or path.startswith(f"/{stage}/")):
-        path = path[len(stage) + 1:]
+        path = path[len(stage) + 1 :]
     return path or "/"
 
 
@@ -119,8 +122,11 @@ def parse_event(event: Mapping[str, Any], context: Any = None) -> Request:
         return _parse_http_event(event, context)
     except (AttributeError, TypeError, ValueError) as exc:
         # `aws lambda invoke` can send any JSON: a field of the wrong type is the caller's error.
-        raise HttpError(400, "bad_event", f"the event is not a valid API Gateway / Function URL "
-                        f"event ({type(exc).__name__})") from exc
+        raise HttpError(
+            400,
+            "bad_event",
+            f"the event is not a valid API Gateway / Function URL event ({type(exc).__name__})",
+        ) from exc
 
 
 def _parse_http_event(event: Mapping[str, Any], context: Any) -> Request:
@@ -156,8 +162,11 @@ def parse_content_length(value: str | None) -> int | None:
         return None
     text = value.strip()
     if not (text.isascii() and text.isdigit()) or len(text) > MAX_LENGTH_DIGITS:
-        raise HttpError(400, "bad_content_length", "the Content-Length header is not a "
-                        f"number of at most {MAX_LENGTH_DIGITS} digits")
+        raise HttpError(
+            400,
+            "bad_content_length",
+            f"the Content-Length header is not a number of at most {MAX_LENGTH_DIGITS} digits",
+        )
     return int(text)
 
 
@@ -187,18 +196,19 @@ def _check_form_shape(body: bytes, content_type_header: str) -> None:
     parts, pos = 0, body.find(delimiter)
     while pos >= 0:
         # Only a delimiter at a line start counts; a line may end in CRLF, CR or LF.
-        if pos == 0 or body[pos - 1:pos] in _LINE_ENDS:
+        if pos == 0 or body[pos - 1 : pos] in _LINE_ENDS:
             parts += 1
             if parts > MAX_FORM_PARTS + 1:  # n parts have n + 1 delimiters
                 raise _bad_form(f"the form has more than {MAX_FORM_PARTS} parts")
-            head = body[pos:pos + MAX_PART_HEADER_BYTES + 4]
+            head = body[pos : pos + MAX_PART_HEADER_BYTES + 4]
             blank = _BLANK_LINE.search(head)
             end = blank.start() if blank else -1
             if end < 0 and len(head) > MAX_PART_HEADER_BYTES:
                 raise _bad_form(f"a part's headers are over {MAX_PART_HEADER_BYTES} bytes")
-            if b"multipart/" in head[:end if end >= 0 else None].lower():
-                raise _bad_form("nested multipart parts are not supported: send the image as "
-                                "a plain file part")
+            if b"multipart/" in head[: end if end >= 0 else None].lower():
+                raise _bad_form(
+                    "nested multipart parts are not supported: send the image as a plain file part"
+                )
         pos = body.find(delimiter, pos + len(delimiter))
 
 
@@ -211,8 +221,9 @@ def _multipart_file(body: bytes, content_type_header: str) -> tuple[bytes, str]:
         return _parse_form_file(body, content_type_header)
     except (RecursionError, LookupError, ValueError, TypeError, AttributeError) as exc:
         # The stdlib parser's own failures on hostile input: a client error, not a 500.
-        raise _bad_form(f"the multipart/form-data body could not be parsed "
-                        f"({type(exc).__name__})") from exc
+        raise _bad_form(
+            f"the multipart/form-data body could not be parsed ({type(exc).__name__})"
+        ) from exc
 
 
 def _parse_form_file(body: bytes, content_type_header: str) -> tuple[bytes, str]:
@@ -230,8 +241,9 @@ def _parse_form_file(body: bytes, content_type_header: str) -> tuple[bytes, str]
             first_file = part
     chosen = named or first_file
     if chosen is None:
-        raise HttpError(400, "no_image", f"the form has no file: send the image in a field "
-                        f"named {FILE_FIELD!r}")
+        raise HttpError(
+            400, "no_image", f"the form has no file: send the image in a field named {FILE_FIELD!r}"
+        )
     payload = chosen.get_payload(decode=True)
     if isinstance(payload, str):
         payload = payload.encode("utf-8", errors="surrogateescape")
@@ -242,8 +254,12 @@ def extract_image(request: Request) -> bytes:
     """The image bytes of a POST: multipart form, or a raw image/* / octet-stream body."""
     ctype = request.content_type
     if not request.body:
-        raise HttpError(400, "empty_body", "the request has no body: POST an image (raw, or as "
-                        f"multipart/form-data in a field named {FILE_FIELD!r})")
+        raise HttpError(
+            400,
+            "empty_body",
+            "the request has no body: POST an image (raw, or as "
+            f"multipart/form-data in a field named {FILE_FIELD!r})",
+        )
     if ctype == "multipart/form-data":
         data, _ = _multipart_file(request.body, request.headers.get("content-type", ""))
         if not data:
@@ -251,6 +267,9 @@ def extract_image(request: Request) -> bytes:
         return data
     if ctype.startswith("image/") or ctype in RAW_TYPES:
         return request.body
-    raise HttpError(415, "unsupported_media_type",
-                    f"content type {ctype or '(none)'!r} is not supported: send "
-                    "multipart/form-data, image/* or application/octet-stream")
+    raise HttpError(
+        415,
+        "unsupported_media_type",
+        f"content type {ctype or '(none)'!r} is not supported: send "
+        "multipart/form-data, image/* or application/octet-stream",
+    )

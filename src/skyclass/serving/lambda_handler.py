@@ -45,13 +45,20 @@ LOG = logging.getLogger("skyclass.serving")
 LOG.setLevel(logging.INFO)  # Lambda's root logger is at WARNING; the request line is INFO
 MAX_TOP_K = 100
 JSON_TYPE = "application/json"
-CORS_HEADERS = {"access-control-allow-headers": "content-type",
-                "access-control-allow-methods": "GET, POST, OPTIONS", "vary": "origin"}
+CORS_HEADERS = {
+    "access-control-allow-headers": "content-type",
+    "access-control-allow-methods": "GET, POST, OPTIONS",
+    "vary": "origin",
+}
 # Seconds kept back from Lambda's remaining time: enough to answer before it kills the call.
 DEADLINE_MARGIN_S = 3.0
 # ImageError reasons -> (status, error code) of the answer; any other reason is a 400.
-IMAGE_ERRORS = {"too_large": (413, "image_too_large"), "too_costly": (413, "image_too_costly"),
-                "too_slow": (503, "decode_timeout"), "cancelled": (503, "client_gone")}
+IMAGE_ERRORS = {
+    "too_large": (413, "image_too_large"),
+    "too_costly": (413, "image_too_costly"),
+    "too_slow": (503, "decode_timeout"),
+    "cancelled": (503, "client_gone"),
+}
 
 
 class Model(Protocol):
@@ -62,8 +69,9 @@ class Model(Protocol):
     @property
     def model_info(self) -> dict[str, Any]: ...
 
-    def predict_image(self, data: bytes, top_k: int = 3, max_pixels: int = ...,
-                      limits: DecodeLimits | None = None) -> list[Any]: ...
+    def predict_image(
+        self, data: bytes, top_k: int = 3, max_pixels: int = ..., limits: DecodeLimits | None = None
+    ) -> list[Any]: ...
 
 
 def load_model(settings: ServingSettings) -> Model:
@@ -85,14 +93,22 @@ def cors_headers(origin: str) -> dict[str, str]:
     return {"access-control-allow-origin": origin, **CORS_HEADERS} if origin else {}
 
 
-def _response(status: int, payload: Any, headers: Mapping[str, str] | None = None,
-              content_type: str = JSON_TYPE) -> dict[str, Any]:
+def _response(
+    status: int,
+    payload: Any,
+    headers: Mapping[str, str] | None = None,
+    content_type: str = JSON_TYPE,
+) -> dict[str, Any]:
     try:  # NaN/Infinity are not JSON: a browser's JSON.parse fails on them
         body = payload if isinstance(payload, str) else json.dumps(payload, allow_nan=False)
     except ValueError:
         LOG.error("an answer held a non-finite number; answered 500 instead")
-        status, body = 500, json.dumps({"error": "internal_error",
-                                        "message": "the answer held a non-finite number"})
+        status, body = (
+            500,
+            json.dumps(
+                {"error": "internal_error", "message": "the answer held a non-finite number"}
+            ),
+        )
     return {
         "statusCode": status,
         "headers": {"content-type": content_type, **(headers or {})},
@@ -114,21 +130,28 @@ def decode_limits(settings: ServingSettings, context: Any = None) -> DecodeLimit
     if callable(remaining):
         with contextlib.suppress(Exception):
             budget = min(budget, max(0.1, remaining() / 1000.0 - DEADLINE_MARGIN_S))
-    return DecodeLimits(max_pixels=settings.max_pixels, max_bytes=settings.max_decode_bytes,
-                        deadline=time.monotonic() + budget,
-                        cancelled=getattr(context, "client_gone", None))
+    return DecodeLimits(
+        max_pixels=settings.max_pixels,
+        max_bytes=settings.max_decode_bytes,
+        deadline=time.monotonic() + budget,
+        cancelled=getattr(context, "client_gone", None),
+    )
 
 
 def _image_error(exc: ImageError) -> HttpError:
     status, code = IMAGE_ERRORS.get(exc.reason, (400, "bad_image"))
     if status == 503:
-        return HttpError(503, code, f"the image was not classified: {exc.detail}",
-                         headers={"retry-after": "1"})
+        return HttpError(
+            503, code, f"the image was not classified: {exc.detail}", headers={"retry-after": "1"}
+        )
     if status == 413:
-        return HttpError(413, code, "the image is too large or too costly to decode "
-                         f"(decompression-bomb guard): {exc.detail}")
-    return HttpError(status, code, f"the upload is not a usable image "
-                     f"({exc.reason}: {exc.detail})")
+        return HttpError(
+            413,
+            code,
+            "the image is too large or too costly to decode "
+            f"(decompression-bomb guard): {exc.detail}",
+        )
+    return HttpError(status, code, f"the upload is not a usable image ({exc.reason}: {exc.detail})")
 
 
 def _parse_top_k(query: Mapping[str, str], default: int) -> int:
@@ -151,8 +174,9 @@ def index_html() -> str:
 class App:
     """Routing, limits and error handling around a lazily loaded model (one per process)."""
 
-    def __init__(self, loader: Callable[[], Model] | None = None,
-                 settings: ServingSettings | None = None) -> None:
+    def __init__(
+        self, loader: Callable[[], Model] | None = None, settings: ServingSettings | None = None
+    ) -> None:
         """`settings` default to the environment's, read now; `loader` to loading
         `settings.model_uri` (tests and benchmarks hand in a model of their own)."""
         self.settings = ServingSettings.from_env() if settings is None else settings
@@ -171,15 +195,20 @@ class App:
 
     def health(self) -> dict[str, Any]:
         model = self.model
-        return {"status": "ok", "model": model.model_info, "classes": list(model.class_names),
-                "skyclass_version": __version__}
+        return {
+            "status": "ok",
+            "model": model.model_info,
+            "classes": list(model.class_names),
+            "skyclass_version": __version__,
+        }
 
     def predict(self, request: Request, context: Any = None) -> dict[str, Any]:
         limit = self.settings.max_body_bytes
         declared_size = parse_content_length(request.headers.get("content-length")) or 0
         if len(request.body) > limit or declared_size > limit:
-            raise HttpError(413, "payload_too_large",
-                            f"the body is over the limit of {limit:,} bytes")
+            raise HttpError(
+                413, "payload_too_large", f"the body is over the limit of {limit:,} bytes"
+            )
         top_k = _parse_top_k(request.query, self.settings.top_k)
         data = extract_image(request)
         model = self.model
@@ -191,8 +220,12 @@ class App:
             raise _image_error(exc) from exc
         if not all(math.isfinite(p.probability) for p in predictions):
             LOG.error("model output is not finite (NaN/Infinity): the bundle is broken")
-            raise HttpError(503, "model_output_invalid", "the model produced a non-finite "
-                            "probability: its weights are broken; re-export the model")
+            raise HttpError(
+                503,
+                "model_output_invalid",
+                "the model produced a non-finite "
+                "probability: its weights are broken; re-export the model",
+            )
         return {
             "predictions": [p.to_dict() for p in predictions],
             "model": model.model_info,
@@ -212,11 +245,17 @@ class App:
             return _response(200, self.health())
         if request.method == "POST" and segment != "health":
             return _response(200, self.predict(request, context))
-        allowed = "POST, OPTIONS" if segment == "predict" else (
-            "GET, HEAD, OPTIONS" if segment == "health" else "GET, HEAD, POST, OPTIONS")
-        raise HttpError(405, "method_not_allowed",
-                        f"{request.method} is not allowed on {request.path}; use {allowed}",
-                        headers={"allow": allowed})
+        allowed = (
+            "POST, OPTIONS"
+            if segment == "predict"
+            else ("GET, HEAD, OPTIONS" if segment == "health" else "GET, HEAD, POST, OPTIONS")
+        )
+        raise HttpError(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.path}; use {allowed}",
+            headers={"allow": allowed},
+        )
 
     def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         start = time.perf_counter()
@@ -232,19 +271,31 @@ class App:
             LOG.error("model unavailable (request %s): %s", request_id, exc)
             response = error_response(
                 HttpError(503, "model_unavailable", f"the model could not be loaded: {exc}"),
-                request_id)
+                request_id,
+            )
         except Exception:  # any bug: log it, answer 500 without internals
             LOG.exception("internal error (request %s)", request_id)
             response = error_response(
-                HttpError(500, "internal_error", "internal error; quote the request id when "
-                          "reporting it"), request_id)
+                HttpError(
+                    500, "internal_error", "internal error; quote the request id when reporting it"
+                ),
+                request_id,
+            )
         status = response["statusCode"]
         response["headers"].update(self._cors)  # on every answer, errors included
         response["headers"]["x-request-id"] = request_id
         # One line per request: never the body, which may be a private photo.
-        LOG.info(json.dumps({"request_id": request_id, "method": method, "path": path,
-                             "status": status,
-                             "ms": round((time.perf_counter() - start) * 1000.0, 1)}))
+        LOG.info(
+            json.dumps(
+                {
+                    "request_id": request_id,
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "ms": round((time.perf_counter() - start) * 1000.0, 1),
+                }
+            )
+        )
         return response
 
 

@@ -34,8 +34,9 @@ from skyclass.serving.lambda_handler import App
 from skyclass.serving.settings import DEFAULT_MAX_PREDICTIONS, ServeConfig, ServingSettings
 
 
-def build_v2_event(method: str, target: str, headers: dict[str, str], body: bytes,
-                   source_ip: str = "127.0.0.1") -> dict[str, Any]:
+def build_v2_event(
+    method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str = "127.0.0.1"
+) -> dict[str, Any]:
     """An API Gateway HTTP API (payload format 2.0) event, as Lambda receives it."""
     url = urlsplit(target)
     now = time.time()
@@ -55,10 +56,19 @@ def build_v2_event(method: str, target: str, headers: dict[str, str], body: byte
         "headers": lowered,
         "queryStringParameters": query or None,
         "requestContext": {
-            "accountId": "local", "apiId": "local", "domainName": lowered.get("host", "local"),
-            "http": {"method": method, "path": url.path or "/", "protocol": "HTTP/1.1",
-                     "sourceIp": source_ip, "userAgent": lowered.get("user-agent", "")},
-            "requestId": request_id, "routeKey": "$default", "stage": "$default",
+            "accountId": "local",
+            "apiId": "local",
+            "domainName": lowered.get("host", "local"),
+            "http": {
+                "method": method,
+                "path": url.path or "/",
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": "$default",
+            "stage": "$default",
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
         },
@@ -108,8 +118,10 @@ IDLE_TIMEOUT_S = 30.0
 BUSY_WAIT_S = 0.5
 
 
-def make_request_handler(app: App, max_predictions: int = DEFAULT_MAX_PREDICTIONS,
-                         ) -> type[BaseHTTPRequestHandler]:
+def make_request_handler(
+    app: App,
+    max_predictions: int = DEFAULT_MAX_PREDICTIONS,
+) -> type[BaseHTTPRequestHandler]:
     max_body = app.settings.max_body_bytes
     slots = threading.BoundedSemaphore(max(1, max_predictions))
 
@@ -121,8 +133,13 @@ def make_request_handler(app: App, max_predictions: int = DEFAULT_MAX_PREDICTION
         def _dispatch(self) -> None:
             headers = dict(self.headers.items())
             if "chunked" in self.headers.get("transfer-encoding", "").lower():
-                self._send_json(411, {"error": "length_required",
-                                      "message": "send a Content-Length (no chunked bodies)"})
+                self._send_json(
+                    411,
+                    {
+                        "error": "length_required",
+                        "message": "send a Content-Length (no chunked bodies)",
+                    },
+                )
                 return
             try:
                 length = parse_content_length(self.headers.get("content-length")) or 0
@@ -131,8 +148,9 @@ def make_request_handler(app: App, max_predictions: int = DEFAULT_MAX_PREDICTION
                 self._send_json(err.status, {"error": err.code, "message": err.message})
                 return
             except ValueError as exc:  # urlsplit: "http://[::1/x" is not a URL
-                self._send_json(400, {"error": "bad_request",
-                                      "message": f"malformed request target ({exc})"})
+                self._send_json(
+                    400, {"error": "bad_request", "message": f"malformed request target ({exc})"}
+                )
                 return
             # Over the limit: do not read it, the handler answers 413 from Content-Length.
             body = self.rfile.read(length) if length <= max_body else b""
@@ -145,9 +163,14 @@ def make_request_handler(app: App, max_predictions: int = DEFAULT_MAX_PREDICTION
                 return
             # Slow senders do not hold a slot: it is taken once the whole body is here.
             if not slots.acquire(timeout=BUSY_WAIT_S):
-                self._send_json(503, {"error": "busy", "message": "the server is busy with "
-                                      "other predictions; retry in a moment"},
-                                {"retry-after": "1"})
+                self._send_json(
+                    503,
+                    {
+                        "error": "busy",
+                        "message": "the server is busy with other predictions; retry in a moment",
+                    },
+                    {"retry-after": "1"},
+                )
                 return
             try:
                 result = app(event, context)
@@ -168,11 +191,17 @@ def make_request_handler(app: App, max_predictions: int = DEFAULT_MAX_PREDICTION
             if self.command != "HEAD":
                 self.wfile.write(data)
 
-        def _send_json(self, status: int, payload: dict[str, Any],
-                       headers: dict[str, str] | None = None) -> None:
+        def _send_json(
+            self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             self.close_connection = True
-            self._send({"statusCode": status, "body": json.dumps(payload),
-                        "headers": {"content-type": "application/json", **(headers or {})}})
+            self._send(
+                {
+                    "statusCode": status,
+                    "body": json.dumps(payload),
+                    "headers": {"content-type": "application/json", **(headers or {})},
+                }
+            )
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
 
@@ -182,22 +211,35 @@ def make_request_handler(app: App, max_predictions: int = DEFAULT_MAX_PREDICTION
     return Handler
 
 
-def make_server(bundle: str, host: str = "127.0.0.1", port: int = 8000,
-                quiet: bool = False, cors: str | None = None,
-                max_predictions: int = DEFAULT_MAX_PREDICTIONS,
-                settings: ServingSettings | None = None) -> ThreadingHTTPServer:
+def make_server(
+    bundle: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    quiet: bool = False,
+    cors: str | None = None,
+    max_predictions: int = DEFAULT_MAX_PREDICTIONS,
+    settings: ServingSettings | None = None,
+) -> ThreadingHTTPServer:
     """A server for BUNDLE (a folder or s3:// URI) with the model already loaded (fail fast).
 
     `settings`: the handler's (default: the environment's, read now), with BUNDLE as the model
     and `cors` (the origin, or '*', allowed to call it from other pages) when given.
     """
-    config = ServeConfig(bundle=str(bundle), host=host, port=port, quiet=quiet, cors=cors,
-                         max_predictions=max_predictions)
+    config = ServeConfig(
+        bundle=str(bundle),
+        host=host,
+        port=port,
+        quiet=quiet,
+        cors=cors,
+        max_predictions=max_predictions,
+    )
     return server_for(config, settings)
 
 
-def server_for(config: ServeConfig, settings: ServingSettings | None = None,
-               ) -> ThreadingHTTPServer:
+def server_for(
+    config: ServeConfig,
+    settings: ServingSettings | None = None,
+) -> ThreadingHTTPServer:
     """`make_server` for a `ServeConfig` (what `skyclass serve` parsed)."""
     app = App(settings=config.settings(settings))
     _ = app.model
@@ -207,8 +249,12 @@ def server_for(config: ServeConfig, settings: ServingSettings | None = None,
     try:
         server = ThreadingHTTPServer((config.host, config.port), handler)
     except OSError as exc:
-        hint = (f"; another program is using port {config.port}: choose another with --port N, "
-                "or --port 0 for any free one" if exc.errno == errno.EADDRINUSE else "")
+        hint = (
+            f"; another program is using port {config.port}: choose another with --port N, "
+            "or --port 0 for any free one"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
         raise SkyclassError(
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}{hint}",
         ) from exc
@@ -220,8 +266,10 @@ def serve(config: ServeConfig) -> None:
     """`skyclass serve`: serve until Ctrl-C."""
     server = server_for(config)
     bound_host, bound_port = str(server.server_address[0]), server.server_address[1]
-    print(f"skyclass serving {config.bundle} on http://{bound_host}:{bound_port}/ "
-          "(Ctrl-C to stop)", flush=True)
+    print(
+        f"skyclass serving {config.bundle} on http://{bound_host}:{bound_port}/ (Ctrl-C to stop)",
+        flush=True,
+    )
     serve_until_interrupted(server)
 
 

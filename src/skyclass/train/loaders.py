@@ -18,25 +18,42 @@ from skyclass.train.distributed import DistContext
 from skyclass.train.runtime import CPU
 
 
-def make_loaders(config: TrainConfig, dataset: PreparedDataset, ctx: DistContext,
-                 generator: torch.Generator,
-                 device: torch.device = CPU) -> tuple[DataLoader, DataLoader]:
+def make_loaders(
+    config: TrainConfig,
+    dataset: PreparedDataset,
+    ctx: DistContext,
+    generator: torch.Generator,
+    device: torch.device = CPU,
+) -> tuple[DataLoader, DataLoader]:
     """The training loader and the test loader (see `eval_loader` for the validation one)."""
     train_ds = ZipImageDataset(dataset, "train", TrainTransform(config.augment, dataset.spec))
     feeds_gpu = device.type == "cuda"
-    workers = (config.workers if config.workers >= 0
-               else default_workers(ctx, len(train_ds), feeds_gpu))
-    common: dict[str, Any] = {"num_workers": workers, "pin_memory": feeds_gpu,
-              "worker_init_fn": seed_worker, "persistent_workers": False}
+    workers = (
+        config.workers if config.workers >= 0 else default_workers(ctx, len(train_ds), feeds_gpu)
+    )
+    common: dict[str, Any] = {
+        "num_workers": workers,
+        "pin_memory": feeds_gpu,
+        "worker_init_fn": seed_worker,
+        "persistent_workers": False,
+    }
     if workers:
         common["prefetch_factor"] = 4
     sampler: Sampler[int] | None = None
     if ctx.enabled and config.balance == "sampler":
-        raise TrainError("--balance sampler cannot be combined with torchrun's "
-                         "DistributedSampler; use --balance loss for multi-process training")
+        raise TrainError(
+            "--balance sampler cannot be combined with torchrun's "
+            "DistributedSampler; use --balance loss for multi-process training"
+        )
     if ctx.enabled:
-        sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank,
-                                     shuffle=True, seed=config.seed, drop_last=True)
+        sampler = DistributedSampler(
+            train_ds,
+            num_replicas=ctx.world_size,
+            rank=ctx.rank,
+            shuffle=True,
+            seed=config.seed,
+            drop_last=True,
+        )
     elif config.balance == "sampler":
         balanced = balanced_sampler(train_ds.targets, len(dataset.classes), config.seed)
         balanced.generator = generator
@@ -45,20 +62,30 @@ def make_loaders(config: TrainConfig, dataset: PreparedDataset, ctx: DistContext
     # epoch); drop it only when it would hold one image, which BatchNorm cannot train on.
     per_rank = len(cast(Sized, sampler)) if sampler is not None else len(train_ds)
     train_loader = DataLoader(
-        train_ds, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
-        drop_last=per_rank % config.batch_size == 1, generator=generator, **common)
+        train_ds,
+        batch_size=config.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=per_rank % config.batch_size == 1,
+        generator=generator,
+        **common,
+    )
     return train_loader, eval_loader(config, dataset, "test", ctx, common)
 
 
-def eval_loader(config: TrainConfig, dataset: PreparedDataset, split: str, ctx: DistContext,
-                common: dict | None = None) -> DataLoader:
+def eval_loader(
+    config: TrainConfig,
+    dataset: PreparedDataset,
+    split: str,
+    ctx: DistContext,
+    common: dict | None = None,
+) -> DataLoader:
     """A split in the serving preprocessing, sharded over the ranks, in a fixed order."""
     ds = ZipImageDataset(dataset, split, EvalTransform(dataset.spec))
     if common is None:
         common = {"num_workers": 0}
     shard = list(range(ctx.rank, len(ds), ctx.world_size))
-    return DataLoader(Subset(ds, shard), batch_size=config.batch_size * 2, shuffle=False,
-                      **common)
+    return DataLoader(Subset(ds, shard), batch_size=config.batch_size * 2, shuffle=False, **common)
 
 
 def default_workers(ctx: DistContext, n_train: int, feeds_gpu: bool = False) -> int:
@@ -90,8 +117,12 @@ def seed_worker(worker_id: int) -> None:
 
 def loader_options(loader: DataLoader) -> dict:
     """The worker settings of `loader`, for another loader over the same zip."""
-    options = {"num_workers": loader.num_workers, "pin_memory": loader.pin_memory,
-               "worker_init_fn": loader.worker_init_fn, "persistent_workers": False}
+    options = {
+        "num_workers": loader.num_workers,
+        "pin_memory": loader.pin_memory,
+        "worker_init_fn": loader.worker_init_fn,
+        "persistent_workers": False,
+    }
     if loader.num_workers:
         options["prefetch_factor"] = loader.prefetch_factor
     return options

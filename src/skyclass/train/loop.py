@@ -179,16 +179,19 @@ def load_resume_state(config: TrainConfig, dataset: PreparedDataset, fingerprint
     if list(state["class_names"]) != dataset.classes:
         raise TrainError(
             f"cannot resume {config.out}: it was trained on classes {state['class_names']}, "
-            f"{config.data} has {dataset.classes}")
+            f"{config.data} has {dataset.classes}"
+        )
     if state.get("dataset_fingerprint") != fingerprint:
         raise TrainError(
             f"cannot resume {config.out}: {config.data} is not the dataset it was trained on "
-            "(different images or split); start a new run with another --out")
+            "(different images or split); start a new run with another --out"
+        )
     return state
 
 
-def resolve_config(config: TrainConfig, dataset: PreparedDataset,
-                   fingerprint: str) -> tuple[TrainConfig, dict | None]:
+def resolve_config(
+    config: TrainConfig, dataset: PreparedDataset, fingerprint: str
+) -> tuple[TrainConfig, dict | None]:
     """On --resume the saved recipe wins (same epochs, LR...), only runtime options change."""
     run_dir = Path(config.out)
     has_run = (run_dir / "last.pt").is_file()
@@ -196,7 +199,8 @@ def resolve_config(config: TrainConfig, dataset: PreparedDataset,
         if has_run:
             raise RunDirError(
                 f"--out {run_dir} already holds a training run (last.pt); pass --resume to "
-                "continue it or choose another --out")
+                "continue it or choose another --out"
+            )
         return config, None
     if not has_run:
         return config, None  # nothing finished yet: start from epoch 1
@@ -212,11 +216,15 @@ def resume_epochs(config: TrainConfig, saved: TrainConfig, state: dict) -> int:
         return saved.epochs
     done = int(state["epoch"])
     if config.epochs < done:
-        raise TrainError(f"cannot resume {config.out} to --epochs {config.epochs}: it has "
-                         f"already trained {done} epochs")
+        raise TrainError(
+            f"cannot resume {config.out} to --epochs {config.epochs}: it has "
+            f"already trained {done} epochs"
+        )
     if saved.scheduler == "onecycle":
-        raise TrainError(f"cannot change the epochs of {config.out} on --resume: its onecycle "
-                         "schedule is fixed to the original count; start a new run")
+        raise TrainError(
+            f"cannot change the epochs of {config.out} on --resume: its onecycle "
+            "schedule is fixed to the original count; start a new run"
+        )
     return config.epochs
 
 
@@ -232,9 +240,13 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
     torch.set_num_threads(config.threads or max(1, cores // ctx.world_size))
     torch.manual_seed(config.seed)
 
-    model = build_model(len(dataset.classes), width_mult=config.width_mult,
-                        pretrained=config.pretrained, weights=config.weights,
-                        dropout=config.dropout)
+    model = build_model(
+        len(dataset.classes),
+        width_mult=config.width_mult,
+        pretrained=config.pretrained,
+        weights=config.weights,
+        dropout=config.dropout,
+    )
     freeze_backbone(model, config.unfreeze_from, train_bn=config.frozen_bn == "train")
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(device=device)
@@ -261,12 +273,27 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
     criterion = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
     dtype = amp_dtype(config, device)
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    run = Run(config=config, ctx=ctx, device=device, run_dir=run_dir, dataset=dataset,
-              fingerprint=fingerprint, model=model, prefix=prefix, head=head,
-              optimizer=optimizer, scheduler=scheduler, criterion=criterion,
-              train_loader=train_loader, test_loader=test_loader, generator=generator,
-              dtype=dtype, scaler=scaler, val_loader=val_loader,
-              ema=build_ema(model, config.ema, len(train_loader)))
+    run = Run(
+        config=config,
+        ctx=ctx,
+        device=device,
+        run_dir=run_dir,
+        dataset=dataset,
+        fingerprint=fingerprint,
+        model=model,
+        prefix=prefix,
+        head=head,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        criterion=criterion,
+        train_loader=train_loader,
+        test_loader=test_loader,
+        generator=generator,
+        dtype=dtype,
+        scaler=scaler,
+        val_loader=val_loader,
+        ema=build_ema(model, config.ema, len(train_loader)),
+    )
     if val_loader is None:
         run.warnings.append(NO_VAL_WARNING.format(data=config.data))
         if ctx.is_main and not config.quiet:
@@ -279,7 +306,8 @@ def setup(config: TrainConfig, ctx: DistContext, device: torch.device) -> Run:
 NO_VAL_WARNING = (
     "{data} has no validation split (a two-way zip from an older skyclass): best.pt and the "
     "LR schedule were chosen on the test split, so the test accuracy is optimistic. Prepare "
-    "the data again (70:15:15 by default) for an honest figure")
+    "the data again (70:15:15 by default) for an honest figure"
+)
 
 
 def restore(run: Run, state: dict) -> None:
@@ -354,7 +382,8 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
         if not torch.isfinite(total).item():
             raise TrainError(
                 f"the loss became {total.item()} in epoch {epoch} at LR {run.lr():.3g}: "
-                "training diverged; lower --lr (or the L1/L2 penalties) and start again")
+                "training diverged; lower --lr (or the L1/L2 penalties) and start again"
+            )
         run.optimizer.zero_grad(set_to_none=True)
         if run.scaler is not None:
             run.scaler.scale(total).backward()
@@ -385,9 +414,14 @@ def train_one_epoch(run: Run, epoch: int) -> dict:
     seconds = time.perf_counter() - start
     average_buffers(run.ctx, run.model)
     loss_sum, correct, seen = all_reduce_sum(run.ctx, [loss_sum, correct, seen], run.device)
-    return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-            "train_images": int(seen), "images_per_s": seen / seconds if seconds else 0.0,
-            "train_seconds": seconds, "lr": last_lr}
+    return {
+        "train_loss": loss_sum / max(seen, 1),
+        "train_acc": correct / max(seen, 1),
+        "train_images": int(seen),
+        "images_per_s": seen / seconds if seconds else 0.0,
+        "train_seconds": seconds,
+        "lr": last_lr,
+    }
 
 
 @torch.no_grad()
@@ -414,11 +448,16 @@ def evaluate_split(run: Run, split: str = "val") -> dict:
     values = all_reduce_sum(run.ctx, [loss_sum, *per_class.flatten().tolist()], run.device)
     loss_sum, counts = values[0], torch.tensor(values[1:]).view(2, k)
     seen = counts[1].sum().item()
-    recall = {name: (counts[0, i] / counts[1, i]).item() if counts[1, i] else None
-              for i, name in enumerate(run.class_names)}
-    return {f"{split}_loss": loss_sum / max(seen, 1),
-            f"{split}_acc": counts[0].sum().item() / max(seen, 1),
-            f"{split}_recall": recall, f"{split}_images": int(seen)}
+    recall = {
+        name: (counts[0, i] / counts[1, i]).item() if counts[1, i] else None
+        for i, name in enumerate(run.class_names)
+    }
+    return {
+        f"{split}_loss": loss_sum / max(seen, 1),
+        f"{split}_acc": counts[0].sum().item() / max(seen, 1),
+        f"{split}_recall": recall,
+        f"{split}_images": int(seen),
+    }
 
 
 # --------------------------------------------------------------------------- saving
@@ -452,8 +491,12 @@ def save_epoch(run: Run, epoch: int, row: dict, lr_dropped: bool) -> None:
     improved = row["val_acc"] > run.best_acc
     if improved:
         run.best_acc, run.best_epoch = row["val_acc"], epoch
-    metrics = {**row, "validation_split": run.validation_split, "best_val_acc": run.best_acc,
-               "best_epoch": run.best_epoch}
+    metrics = {
+        **row,
+        "validation_split": run.validation_split,
+        "best_val_acc": run.best_acc,
+        "best_epoch": run.best_epoch,
+    }
     if not run.ctx.is_main:
         return
     state = checkpoint_state(run, epoch, metrics)
@@ -481,10 +524,12 @@ def stopped_early(run: Run) -> bool:
 
 
 def summary_line(row: dict, epochs: int) -> str:
-    return (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} "
-            f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} "
-            f"acc {row['val_acc']:.4f}  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  "
-            f"{row['epoch_seconds']:.1f} s")
+    return (
+        f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} "
+        f"acc {row['train_acc']:.4f}  val loss {row['val_loss']:.4f} "
+        f"acc {row['val_acc']:.4f}  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  "
+        f"{row['epoch_seconds']:.1f} s"
+    )
 
 
 def run_epoch(run: Run, epoch: int) -> dict:
@@ -494,10 +539,15 @@ def run_epoch(run: Run, epoch: int) -> dict:
     val_metrics = evaluate_split(run, "val")
     if isinstance(run.scheduler, ReduceLROnPlateau):
         run.scheduler.step(val_metrics["val_loss"])
-    lr_dropped = broadcast_flag(run.ctx, run.lr() < lr_before * 0.999 and
-                                not run.per_step_schedule, run.device)
-    row = {"epoch": epoch, **train_metrics, **val_metrics,
-           "epoch_seconds": time.perf_counter() - start}
+    lr_dropped = broadcast_flag(
+        run.ctx, run.lr() < lr_before * 0.999 and not run.per_step_schedule, run.device
+    )
+    row = {
+        "epoch": epoch,
+        **train_metrics,
+        **val_metrics,
+        "epoch_seconds": time.perf_counter() - start,
+    }
     save_epoch(run, epoch, row, lr_dropped)
     if run.ctx.is_main and not run.config.quiet:
         print(summary_line(row, run.config.epochs), file=sys.stderr, flush=True)
@@ -515,15 +565,25 @@ def final_test(run: Run) -> dict:
     barrier(run.ctx)
     best = load_checkpoint(run.run_dir / "best.pt")
     run.eval_model.load_state_dict(best["model"])
-    metrics = {**evaluate_split(run, "test"), "epoch": run.best_epoch,
-               "validation_split": run.validation_split, "warnings": list(run.warnings)}
+    metrics = {
+        **evaluate_split(run, "test"),
+        "epoch": run.best_epoch,
+        "validation_split": run.validation_split,
+        "warnings": list(run.warnings),
+    }
     if run.ctx.is_main:
         best["metrics"] = {**best["metrics"], **metrics}
-        save_checkpoint(run.run_dir / "best.pt", {k: v for k, v in best.items()
-                                                  if k not in ("format", "version")})
+        save_checkpoint(
+            run.run_dir / "best.pt",
+            {k: v for k, v in best.items() if k not in ("format", "version")},
+        )
         write_json(run.run_dir / TEST_METRICS_NAME, metrics)
-        model = build_model(len(run.class_names), width_mult=run.config.width_mult,
-                            pretrained=False, dropout=run.config.dropout)
+        model = build_model(
+            len(run.class_names),
+            width_mult=run.config.width_mult,
+            pretrained=False,
+            dropout=run.config.dropout,
+        )
         model.load_state_dict(best["model"])
         save_traced_cpu(model, run.run_dir / TRACED_NAME, run.dataset.spec.size)
     barrier(run.ctx)
@@ -535,14 +595,22 @@ def finish(run: Run, wall: float, images: int) -> dict:
     test = final_test(run)
     last = run.history[-1] if run.history else {}
     return {
-        "run_dir": str(run.run_dir), "epochs": run.config.epochs,
-        "best_val_acc": run.best_acc, "best_epoch": run.best_epoch,
-        "validation_split": run.validation_split, "warnings": list(run.warnings),
-        "test_acc": test.get("test_acc"), "test_recall": test.get("test_recall"),
-        "final_val_acc": last.get("val_acc"), "final_val_recall": last.get("val_recall"),
-        "wall_seconds": wall, "images_per_s": images / wall if wall else 0.0,
-        "class_names": list(run.class_names), "recipe": run.config.recipe,
-        "resumed_from_epoch": run.start_epoch, "world_size": run.ctx.world_size,
+        "run_dir": str(run.run_dir),
+        "epochs": run.config.epochs,
+        "best_val_acc": run.best_acc,
+        "best_epoch": run.best_epoch,
+        "validation_split": run.validation_split,
+        "warnings": list(run.warnings),
+        "test_acc": test.get("test_acc"),
+        "test_recall": test.get("test_recall"),
+        "final_val_acc": last.get("val_acc"),
+        "final_val_recall": last.get("val_recall"),
+        "wall_seconds": wall,
+        "images_per_s": images / wall if wall else 0.0,
+        "class_names": list(run.class_names),
+        "recipe": run.config.recipe,
+        "resumed_from_epoch": run.start_epoch,
+        "world_size": run.ctx.world_size,
         "model_sha256": state_digest(run.eval_model),
         "stopped_early": stopped_early(run),
     }
@@ -572,8 +640,11 @@ def train(config: TrainConfig) -> dict:
 def interrupted_message(run_dir: Path, saved_epoch: int, epochs: int) -> str:
     """Which epoch is saved and the exact command that continues from it."""
     resume = f"skyclass train --out {shlex.quote(str(run_dir))} --resume"
-    saved = (f"epoch {saved_epoch}/{epochs} is saved in {run_dir / 'last.pt'}" if saved_epoch
-             else "no epoch had finished, so no weights are saved yet")
+    saved = (
+        f"epoch {saved_epoch}/{epochs} is saved in {run_dir / 'last.pt'}"
+        if saved_epoch
+        else "no epoch had finished, so no weights are saved yet"
+    )
     return f"training interrupted: {saved}; continue with: {resume}"
 
 
@@ -591,23 +662,32 @@ def _train(config: TrainConfig) -> dict:
         if run.ctx.is_main and run.start_epoch == 0:
             truncate_history(run.run_dir, 0)  # a run killed before its first epoch
         if run.ctx.is_main:  # (again on --resume: --epochs may have grown)
-            write_config(run.run_dir, run.config.to_dict(), run.class_names, run.fingerprint,
-                         run.dataset.spec.to_dict())
+            write_config(
+                run.run_dir,
+                run.config.to_dict(),
+                run.class_names,
+                run.fingerprint,
+                run.dataset.spec.to_dict(),
+            )
         start, images = time.perf_counter(), 0
         for epoch in range(run.start_epoch + 1, run.config.epochs + 1):
             try:
                 images += run_epoch(run, epoch)["train_images"]
                 if stopped_early(run):
                     if run.ctx.is_main and not run.config.quiet:
-                        print(f"early stop after epoch {epoch}: no lower validation loss in "
-                              f"{run.config.patience} epochs (--patience)", file=sys.stderr)
+                        print(
+                            f"early stop after epoch {epoch}: no lower validation loss in "
+                            f"{run.config.patience} epochs (--patience)",
+                            file=sys.stderr,
+                        )
                     break
             except KeyboardInterrupt as exc:
                 if run.bar is not None:
                     run.bar.close()
                 saved = run.history[-1]["epoch"] if run.history else run.start_epoch
                 raise TrainInterrupted(
-                    interrupted_message(run.run_dir, saved, run.config.epochs)) from exc
+                    interrupted_message(run.run_dir, saved, run.config.epochs)
+                ) from exc
         return finish(run, time.perf_counter() - start, images)
     finally:
         cleanup_distributed(ctx)

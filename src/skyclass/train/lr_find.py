@@ -42,8 +42,13 @@ def valley(lrs: list[float], losses: list[float]) -> int:
     return min(n - 1, start + int(third) + int(third / 2))
 
 
-def lr_range_test(config: TrainConfig, start_lr: float = 1e-5, end_lr: float = 1.0,
-                  steps: int = 100, diverge_factor: float = 4.0) -> dict:
+def lr_range_test(
+    config: TrainConfig,
+    start_lr: float = 1e-5,
+    end_lr: float = 1.0,
+    steps: int = 100,
+    diverge_factor: float = 4.0,
+) -> dict:
     """Run the test; returns {lrs, losses (smoothed), suggested_lr, ...} (rank 0, one process)."""
     config = config.replace(scheduler="constant", warmup_epochs=0.0, ema=0.0, resume=False)
     device = pick_device(config.device)
@@ -79,16 +84,27 @@ def lr_range_test(config: TrainConfig, start_lr: float = 1e-5, end_lr: float = 1
         lrs.append(lr)
         losses.append(value)
         if not config.quiet:
-            print(f"\rlr {lr:.2e}  loss {value:.4f}  ({step + 1}/{steps})", end="",
-                  file=sys.stderr, flush=True)
+            print(
+                f"\rlr {lr:.2e}  loss {value:.4f}  ({step + 1}/{steps})",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
     print(file=sys.stderr)
     if len(lrs) < 5:
         return {"lrs": lrs, "losses": losses, "suggested_lr": None, "steps_run": len(lrs)}
     pick = valley(lrs, losses)
-    return {"lrs": lrs, "losses": losses, "suggested_lr": lrs[pick],
-            "min_loss_lr": lrs[losses.index(min(losses))], "steps_run": len(lrs),
-            "start_lr": start_lr, "end_lr": end_lr, "recipe": config.recipe,
-            "batch_size": config.batch_size}
+    return {
+        "lrs": lrs,
+        "losses": losses,
+        "suggested_lr": lrs[pick],
+        "min_loss_lr": lrs[losses.index(min(losses))],
+        "steps_run": len(lrs),
+        "start_lr": start_lr,
+        "end_lr": end_lr,
+        "recipe": config.recipe,
+        "batch_size": config.batch_size,
+    }
 
 
 def plot_lr_find(result: dict, path: Path) -> None:

@@ -37,24 +37,38 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
     param_groups = []
     for (part, decay), params in sorted(groups.items()):
         lr = config.lr * (config.backbone_lr_mult if part == "backbone" else 1.0)
-        param_groups.append({"params": params, "lr": lr, "initial_lr": lr,
-                             "weight_decay": config.weight_decay if decay else 0.0})
+        param_groups.append(
+            {
+                "params": params,
+                "lr": lr,
+                "initial_lr": lr,
+                "weight_decay": config.weight_decay if decay else 0.0,
+            }
+        )
     if config.optimizer == "adamw":
         return torch.optim.AdamW(param_groups, lr=config.lr)
-    return torch.optim.SGD(param_groups, lr=config.lr, momentum=config.momentum,
-                           nesterov=config.nesterov and config.momentum > 0)
+    return torch.optim.SGD(
+        param_groups,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov and config.momentum > 0,
+    )
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
     """Per-step schedules (cosine/onecycle/constant, with linear warm-up) or epoch plateau."""
     if config.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience)
+            optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience
+        )
     total = max(1, config.epochs * steps_per_epoch)
     if config.scheduler == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
-            pct_start=0.25)
+            optimizer,
+            max_lr=[g["lr"] for g in optimizer.param_groups],
+            total_steps=total,
+            pct_start=0.25,
+        )
     warmup = int(config.warmup_epochs * steps_per_epoch)
     cosine = config.scheduler == "cosine"
 
@@ -69,8 +83,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def build_ema(model: nn.Module, half_life_epochs: float,
-              steps_per_epoch: int) -> AveragedModel | None:
+def build_ema(
+    model: nn.Module, half_life_epochs: float, steps_per_epoch: int
+) -> AveragedModel | None:
     """An exponential moving average of weights and BatchNorm statistics (--ema), or None.
 
     The decay comes from a half-life in epochs, so one setting means the same on 700 photos

@@ -63,21 +63,30 @@ def recorded_dataset(run_dir: Path) -> str:
     if not isinstance(recorded, str) or not recorded:
         raise RunDirError(
             f"--resume without DATASET.zip: {path} does not record the dataset (is {run_dir} "
-            f"a training run?); give it: `skyclass train DATASET.zip --out {run_dir} --resume`")
+            f"a training run?); give it: `skyclass train DATASET.zip --out {run_dir} --resume`"
+        )
     for candidate in (Path(recorded), Path(run_dir) / recorded, Path(run_dir).parent / recorded):
         if candidate.is_file():
             return str(candidate)
     raise RunDirError(
         f"{run_dir} was trained on {recorded}, which does not exist here; give its new place: "
-        f"`skyclass train DATASET.zip --out {run_dir} --resume`")
+        f"`skyclass train DATASET.zip --out {run_dir} --resume`"
+    )
 
 
-def write_config(run_dir: Path, config: dict, class_names: list[str], fingerprint: str,
-                 spec: dict) -> None:
-    write_json(run_dir / CONFIG_NAME, {
-        "config": config, "class_names": class_names, "dataset": config["data"],
-        "dataset_fingerprint": fingerprint, "preprocess": spec,
-    })
+def write_config(
+    run_dir: Path, config: dict, class_names: list[str], fingerprint: str, spec: dict
+) -> None:
+    write_json(
+        run_dir / CONFIG_NAME,
+        {
+            "config": config,
+            "class_names": class_names,
+            "dataset": config["data"],
+            "dataset_fingerprint": fingerprint,
+            "preprocess": spec,
+        },
+    )
 
 
 def append_history(run_dir: Path, row: dict) -> None:
@@ -100,10 +109,13 @@ def capture_rng() -> dict:
     py_state = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
-        "python": {"version": py_state[0], "state": list(py_state[1]),
-                   "gauss": py_state[2]},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "gauss": float(np_state[4]),
+        },
+        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss": py_state[2]},
     }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -113,8 +125,9 @@ def capture_rng() -> dict:
 def restore_rng(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["gauss"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
+    )
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
