@@ -60,8 +60,7 @@ node: $(STAMP)
 demo: $(STAMP)
 	$(SKYCLASS) run $(DATA) --out $(DEMO_OUT) --epochs $(DEMO_EPOCHS)
 
-test: $(STAMP) browser fonts node
-	$(PY) -m ruff check src tests bench
+test: $(STAMP) browser fonts node lint
 	$(PY) -m pytest
 
 # Coverage-guided fuzzing of the request parser and image decoder (not part of `make test`).
