@@ -101,7 +101,10 @@ class TrainConfig:
             "help": "BatchNorm of the frozen blocks: frozen = ImageNet statistics; adapt = "
             "re-estimated on your photos (the reference notebook's train mode); train = "
             "also learn their scale/shift (fastai's train_bn; the backward pass then "
-            "crosses the whole backbone, several times slower on a CPU)",
+            "crosses the whole backbone, several times slower on a CPU). Measured "
+            "(bench/results/recipe_search_*.json, validation split only): adapt vs frozen on "
+            "ddd_visible, 12 epochs, 2 seeds: best accuracy 86.1% vs 81.9%, lowest loss "
+            "0.53 vs 0.57; on bird_drone, 3 epochs: 97.4% vs 98.1%",
         },
     )
     ema: float = field(
@@ -109,7 +112,10 @@ class TrainConfig:
         metadata={
             "metavar": "EPOCHS",
             "help": "validate, save and export an exponential moving average "
-            "of the weights with this half-life in epochs (0 = off)",
+            "of the weights with this half-life in epochs (0 = off). Measured on "
+            "ddd_visible (12 epochs, with --frozen-bn adapt, one seed, validation split): "
+            "best accuracy 81.9% vs 84.7% without, mean of the last 3 epochs 80.6% vs "
+            "81.3%",
         },
     )
     patience: int = field(
