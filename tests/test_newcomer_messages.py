@@ -145,6 +145,9 @@ def test_ctrl_c_says_what_is_saved_and_resume_needs_no_dataset(eva4_zip, tmp_pat
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # A shell's background job inherits SIGINT ignored (POSIX); the user's Ctrl-C is the
+        # default action, so give the child that whatever launched the tests.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 240
     while not (run / "history.jsonl").is_file() or not (run / "history.jsonl").read_text():

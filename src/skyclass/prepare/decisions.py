@@ -172,11 +172,11 @@ def apply_decisions(
                     it.source.path,
                     it.source.label,
                     EXCLUDED_REASON,
-                    f"excluded in review ({d.decided_at or 'no date'})",
+                    f"excluded in review ({change.decided_at or 'no date'})",
                 )
             )
         else:
-            label = class_of_shown[d.label]
+            label = class_of_shown[change.label]
             kept.append(replace(it, source=replace(it.source, label=label)))
     return kept, excluded, outcome
 
