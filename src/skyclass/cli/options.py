@@ -65,7 +65,8 @@ def field_default(f: dataclasses.Field) -> Any:
     return None
 
 
-def _unwrap_optional(annotation: Any) -> Any:
+def unwrap_optional(annotation: Any) -> Any:
+    """`float | None` -> float (the type the option parses); other annotations unchanged."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(args) == 1:
@@ -106,7 +107,7 @@ def add_option(target: ArgTarget, f: dataclasses.Field, annotation: Any) -> argp
     default = field_default(f)
     if isinstance(default, (int, float)) and not isinstance(default, bool) and unit != 1:
         default = default // unit
-    kind = _unwrap_optional(annotation)
+    kind = unwrap_optional(annotation)
     flag = meta.get("flag", "--" + f.name.replace("_", "-"))
     kwargs: dict[str, Any] = {"help": _help(f, default)}
     for key in ("choices", "metavar", "required"):

@@ -9,7 +9,7 @@ import typing
 from typing import Any
 
 from skyclass.cli.helpfmt import HelpFormatter, examples
-from skyclass.cli.options import ArgTarget, add_option, cli_fields
+from skyclass.cli.options import ArgTarget, add_option, cli_fields, unwrap_optional
 from skyclass.errors import SkyclassError
 
 
@@ -18,27 +18,18 @@ def _recipe_option(target: ArgTarget, f: dataclasses.Field, annotation: Any) -> 
     shows for every recipe (helpfmt reads `recipe_field`)."""
     meta = f.metadata
     flag = meta.get("flag", "--" + f.name.replace("_", "-"))
-    if annotation is bool and flag.startswith("--no-"):
-        action = target.add_argument(
-            flag,
-            dest=f.name,
-            action="store_const",
-            const=False,
-            default=None,
-            help=meta.get("help", "").replace("%", "%%"),
+    text = meta.get("help", "").replace("%", "%%")  # helpfmt appends each recipe's value
+    if annotation is bool:
+        switch: dict[str, Any] = (
+            {"action": "store_const", "const": False}
+            if flag.startswith("--no-")
+            else {"action": argparse.BooleanOptionalAction}
         )
-    elif annotation is bool:
-        action = target.add_argument(
-            flag,
-            dest=f.name,
-            action=argparse.BooleanOptionalAction,
-            default=None,
-            help=meta.get("help", "").replace("%", "%%"),
-        )
+        action = target.add_argument(flag, dest=f.name, default=None, help=text, **switch)
     else:
         action = add_option(target, f, annotation)
         action.default = None
-        action.help = meta.get("help", "").replace("%", "%%")  # helpfmt adds the defaults
+        action.help = text
     if meta.get("recipe", True):
         action.recipe_field = action.dest  # type: ignore[attr-defined]
     return action
@@ -70,13 +61,11 @@ def add_train_options(parser: argparse.ArgumentParser, common: bool = True) -> N
         if f.metadata.get("common") and not common:
             continue
         group = groups[f.metadata.get("group", "train")]
-        if f.name == "augment":
-            continue
-        _recipe_option(group, f, _unwrap(hints[f.name]))
+        _recipe_option(group, f, unwrap_optional(hints[f.name]))
         if f.name == "balance":  # the augmentation options follow the train group's
             aug_hints = typing.get_type_hints(AugmentConfig)
             for a in cli_fields(AugmentConfig):
-                _recipe_option(groups["augmentation"], a, _unwrap(aug_hints[a.name]))
+                _recipe_option(groups["augmentation"], a, unwrap_optional(aug_hints[a.name]))
     groups["runtime"].add_argument(
         "--resume",
         action="store_true",
@@ -84,12 +73,6 @@ def add_train_options(parser: argparse.ArgumentParser, common: bool = True) -> N
         "continue a finished run to N epochs; DATASET.zip may be left out: config.json "
         "records it)",
     )
-
-
-def _unwrap(annotation: Any) -> Any:
-    """`float | None` -> float: the option parses the value, None stays 'the recipe's'."""
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return args[0] if len(args) == 1 else annotation
 
 
 def train_config_from_args(args: argparse.Namespace, data: str, out: str):
