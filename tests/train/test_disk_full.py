@@ -26,28 +26,9 @@ import skyclass.checkpoint as checkpoint
 from skyclass.checkpoint import load_checkpoint, read_history
 from skyclass.train import TrainConfig, train
 
-ARGS = [
-    "--epochs",
-    "2",
-    "--width-mult",
-    "0.25",
-    "--no-pretrained",
-    "--lr",
-    "0.05",
-    "--unfreeze-from",
-    "0",
-    "--batch-size",
-    "8",
-    "--workers",
-    "0",
-    "--threads",
-    "1",
-    "--seed",
-    "0",
-    "--amp",
-    "off",
-    "--quiet",
-]
+from .tiny_cli import tiny_train_args
+
+ARGS = tiny_train_args(2)
 FSIZE_LIMIT = 64 * 1024  # above config.json / history.jsonl, far below a checkpoint
 
 

@@ -21,31 +21,11 @@ import pytest
 
 from skyclass.checkpoint import load_checkpoint, read_history
 
+from .tiny_cli import tiny_train_args
+
 EPOCHS = 10
 KILLS = 4
-ARGS = [
-    "--epochs",
-    str(EPOCHS),
-    "--width-mult",
-    "0.25",
-    "--no-pretrained",
-    "--lr",
-    "0.05",
-    "--unfreeze-from",
-    "0",
-    "--batch-size",
-    "8",
-    "--workers",
-    "0",
-    "--threads",
-    "1",
-    "--seed",
-    "0",
-    "--amp",
-    "off",
-    "--quiet",
-    "--resume",
-]
+ARGS = [*tiny_train_args(EPOCHS), "--resume"]
 
 
 def assert_consistent(run: Path) -> int:

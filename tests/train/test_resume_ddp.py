@@ -17,29 +17,10 @@ from skyclass.checkpoint import load_checkpoint, read_history
 from skyclass.dataset_zip import PreparedDataset
 from skyclass.train import TrainConfig, train
 
+from .tiny_cli import tiny_train_args
+
 EPOCHS = 3
-ARGS = [
-    "--epochs",
-    str(EPOCHS),
-    "--width-mult",
-    "0.25",
-    "--no-pretrained",
-    "--lr",
-    "0.05",
-    "--unfreeze-from",
-    "0",
-    "--batch-size",
-    "8",
-    "--workers",
-    "0",
-    "--threads",
-    "1",
-    "--seed",
-    "0",
-    "--amp",
-    "off",
-    "--quiet",
-]
+ARGS = tiny_train_args(EPOCHS)
 
 
 def _env() -> dict:
