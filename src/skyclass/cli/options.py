@@ -9,7 +9,7 @@ default, choices and help live. `add_options` turns its fields into argparse opt
   already says `%(default)s` or the default is None/False;
 - `flag`: the option string when it is not `--` + the field name in kebab case
   (`--rotate` for `rotate_limit`); `positional: True` makes it an argument instead;
-- `choices`, `metavar`, `required`;
+- `choices`, `metavar`, `required`, `nargs` (`"?"`: a positional that may be left out);
 - `type`: the function that parses the text (default: from the annotation; paths stay `str`,
   the config converts them, so messages show the path as the user typed it);
 - `unit`: the option is given in units of this many config units (`--max-file-mb` for a
@@ -18,7 +18,8 @@ default, choices and help live. `add_options` turns its fields into argparse opt
 - `cli: False`: not an option (set by the API or by another option).
 
 Booleans: default False gives a plain `--x` switch; default True gives `--x/--no-x`
-(`argparse.BooleanOptionalAction`), or only `--no-x` when that is the field's `flag`.
+(`argparse.BooleanOptionalAction`), or only `--no-x` when that is the field's `flag` (its help
+then shows no default: the switch only turns the field off).
 Importing this module costs nothing; the config modules it reads must stay as light (no torch).
 """
 
@@ -90,6 +91,8 @@ def _help(f: dataclasses.Field, default: Any) -> str | None:
     text = f.metadata.get("help")
     if text is None:
         return None
+    if default is True and f.metadata.get("flag", "").startswith("--no-"):
+        return text  # `--no-x` only turns x off: "(default on)" would read as the switch's
     shown = f.metadata.get("default_help")
     if shown is not None:
         shown = f": {shown}"
@@ -110,7 +113,7 @@ def add_option(target: ArgTarget, f: dataclasses.Field, annotation: Any) -> argp
     kind = unwrap_optional(annotation)
     flag = meta.get("flag", "--" + f.name.replace("_", "-"))
     kwargs: dict[str, Any] = {"help": _help(f, default)}
-    for key in ("choices", "metavar", "required"):
+    for key in ("choices", "metavar", "required", "nargs"):
         if key in meta:
             kwargs[key] = meta[key]
     if kind is bool:

@@ -1,6 +1,6 @@
 """What `skyclass deploy` is asked to do, the limits it checks, and its pre-flight checks.
 
-Standard library only (the CLI imports the architecture list from here to build --help).
+Standard library only: the CLI builds `skyclass deploy`'s options from `DeployConfig`'s fields.
 """
 
 from __future__ import annotations
@@ -35,25 +35,92 @@ def default_service_dir() -> Path:
 
 @dataclass
 class DeployConfig:
-    """Everything `skyclass deploy` needs; built from the CLI options."""
+    """Everything `skyclass deploy` needs. Each field's metadata is its command-line option
+    (`skyclass.cli.options`); paths may be given as text, they are made `Path`s here."""
 
-    bundle: Path | None = None
-    bucket: str | None = None
-    prefix: str | None = None  # default: models/<model name>/<model version> from skyclass.json
-    stage: str = "dev"
-    region: str | None = None
-    memory: int = DEFAULT_MEMORY_MB
-    timeout: int = MAX_TIMEOUT_S
-    private: bool = False
-    package_only: bool = False
-    remove: bool = False
-    upload: bool = True
-    wheelhouse: Path | None = None  # install the Lambda's wheels from here only (offline)
-    arch: str = DEFAULT_ARCH  # Lambda architecture: x86_64 or arm64 (Graviton)
-    service_dir: Path = field(default_factory=default_service_dir)
-    python: str = sys.executable
+    bundle: Path | None = field(
+        default=None,
+        metadata={
+            "positional": True,
+            "nargs": "?",
+            "metavar": "BUNDLE_DIR",
+            "help": "bundle folder written by `skyclass export`",
+        },
+    )
+    bucket: str | None = field(
+        default=None, metadata={"help": "S3 bucket for the model (must exist)"}
+    )
+    prefix: str | None = field(
+        default=None,
+        metadata={
+            "default_help": "models/<model name>/<model version> from skyclass.json",
+            "help": "key prefix in the bucket",
+        },
+    )
+    stage: str = field(default="dev", metadata={"help": "Serverless stage"})
+    region: str | None = field(
+        default=None,
+        metadata={"default_help": "AWS_REGION or us-east-1", "help": "AWS region"},
+    )
+    memory: int = field(
+        default=DEFAULT_MEMORY_MB,
+        metadata={"help": "Lambda memory in MB; CPU grows with it"},
+    )
+    timeout: int = field(
+        default=MAX_TIMEOUT_S,
+        metadata={
+            "help": f"Lambda timeout in s, at most {MAX_TIMEOUT_S} (API Gateway stops at 29; "
+            "default %(default)s)"
+        },
+    )
+    private: bool = field(
+        default=False,
+        metadata={"help": "require an API key (x-api-key header); the key is printed"},
+    )
+    package_only: bool = field(
+        default=False,
+        metadata={
+            "help": "build the Lambda zip (deploy/.serverless/skyclass.zip) but do not deploy; "
+            "uploads the bundle only if AWS credentials are set"
+        },
+    )
+    upload: bool = field(
+        default=True,
+        metadata={"flag": "--no-upload", "help": "do not upload the bundle (it is already in S3)"},
+    )
+    remove: bool = field(
+        default=False,
+        metadata={"help": "remove the deployed stack (the bundle stays in S3)"},
+    )
+    arch: str = field(
+        default=DEFAULT_ARCH,
+        metadata={
+            "choices": tuple(ARCHITECTURES),
+            "help": "Lambda architecture: x86_64 or arm64 (Graviton, ~20% cheaper per "
+            "GB-second); picks the manylinux wheels, so give --wheelhouse of that architecture",
+        },
+    )
+    wheelhouse: Path | None = field(
+        default=None,
+        metadata={
+            "metavar": "DIR",
+            "help": "install the Lambda's Python wheels from DIR only (offline)",
+        },
+    )
+    service_dir: Path = field(
+        default_factory=default_service_dir,
+        metadata={
+            "metavar": "DIR",
+            "default_help": "deploy/ of this checkout",
+            "help": "the Serverless service folder",
+        },
+    )
+    python: str = field(default=sys.executable, metadata={"cli": False})
 
     def __post_init__(self) -> None:
+        self.bundle = None if self.bundle is None else Path(self.bundle)
+        self.wheelhouse = None if self.wheelhouse is None else Path(self.wheelhouse)
+        self.service_dir = Path(self.service_dir)
         if not MIN_MEMORY_MB <= self.memory <= MAX_MEMORY_MB:
             raise DeployError(
                 f"--memory must be {MIN_MEMORY_MB}..{MAX_MEMORY_MB} MB, not {self.memory}"
@@ -81,7 +148,6 @@ class DeployConfig:
             raise DeployError("give the BUNDLE_DIR to deploy (or --remove to tear down)")
         if not self.bucket:
             raise DeployError("--bucket is required: the S3 bucket that holds the model")
-        self.bundle = Path(self.bundle)
 
     @property
     def command(self) -> str:
