@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from skyclass.cli.options import add_command
+from skyclass.cli.options import add_command, add_options, config_from_args
+from skyclass.review.config import ReviewConfig, ReviewPage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,55 +29,30 @@ def register(sub: argparse._SubParsersAction) -> None:
             "skyclass prepare my_photos --decisions review/decisions.csv --out data-reviewed.zip",
         ),
     )
-    parser.add_argument("dataset", metavar="DATASET.zip", help="a zip written by `prepare`")
-    parser.add_argument("--out", required=True, metavar="REVIEW_DIR", help="output folder")
-    parser.add_argument(
-        "--run",
-        metavar="RUN_DIR",
-        help="embed with this training run's fine-tuned backbone (default: ImageNet MobileNetV2)",
-    )
-    parser.add_argument("--weights", metavar="PATH", help="ImageNet MobileNetV2 weights file")
-    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0)")
-    parser.add_argument(
-        "--recompute",
-        action="store_true",
-        help="score again even if REVIEW_DIR holds a review of this dataset",
-    )
-    parser.add_argument(
-        "--serve", action="store_true", help="then open the review page on http://127.0.0.1:PORT/"
-    )
-    parser.add_argument("--port", type=int, default=8001, help="port of the page (default 8001)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    add_options(parser, ReviewConfig, skip=("quiet",))
+    add_options(parser, ReviewPage)
+    add_options(parser, ReviewConfig, only=("quiet",))
 
 
 def run_review(args: argparse.Namespace) -> int:
-    from skyclass.review import GALLERY_NAME, ISSUES_NAME, ReviewConfig, review
+    from skyclass.review import DECISIONS_NAME, GALLERY_NAME, ISSUES_NAME, review
 
-    config = ReviewConfig(
-        dataset=Path(args.dataset),
-        out=Path(args.out),
-        run=args.run,
-        folds=args.folds,
-        seed=args.seed,
-        weights=args.weights,
-        recompute=args.recompute,
-        quiet=args.quiet,
-    )
+    config = config_from_args(ReviewConfig, args)
+    page = config_from_args(ReviewPage, args)
     summary = review(config)
-    if not args.quiet:
+    if not config.quiet:
         if summary.get("reused"):
             print(f"{args.out} already holds the review of this dataset (--recompute to redo)")
         print(summary_text(summary))
-        print(f"wrote {Path(args.out) / ISSUES_NAME}, {Path(args.out) / GALLERY_NAME}")
-    if args.serve:
+        print(f"wrote {config.out / ISSUES_NAME}, {config.out / GALLERY_NAME}")
+    if page.serve:
         from skyclass.review.server import serve
 
-        serve(Path(args.out), port=args.port)
-    elif not args.quiet:
+        serve(config.out, port=page.port)
+    elif not config.quiet:
         print(
             f"next: skyclass review {args.dataset} --out {args.out} --serve   (decide), then "
-            f"skyclass prepare RAW --decisions {Path(args.out) / 'decisions.csv'} --out NEW.zip"
+            f"skyclass prepare RAW --decisions {config.out / DECISIONS_NAME} --out NEW.zip"
         )
     return 0
 

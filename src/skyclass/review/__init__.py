@@ -13,7 +13,6 @@ import io
 import json
 import time
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from skyclass import __version__
 from skyclass.dataset_zip import MANIFEST_NAME, PreparedDataset
 from skyclass.errors import ReviewError
 from skyclass.fileio import atomic_write, atomic_write_csv, sha256_file
+from skyclass.review.config import ReviewConfig  # light: the CLI builds its options from it
 
 ISSUES_NAME = "issues.csv"
 SUMMARY_NAME = "summary.json"
@@ -30,33 +30,6 @@ DECISIONS_NAME = "decisions.csv"
 EMBEDDINGS_NAME = "embeddings.npz"
 SUMMARY_FORMAT = "skyclass-review"
 GROUP_COLUMN = "group"
-
-
-@dataclass
-class ReviewConfig:
-    dataset: Path
-    out: Path
-    run: Path | None = None  # embed with this run's fine-tuned backbone instead of ImageNet's
-    folds: int = 5
-    seed: int = 0
-    weights: Path | None = None  # explicit ImageNet weights file
-    recompute: bool = False  # ignore earlier results for the same dataset in `out`
-    cache: Path | None = None  # embeddings cache (default: out/embeddings.npz)
-    quiet: bool = False
-    extra: dict = field(default_factory=dict)  # facts a caller wants in summary.json
-
-    def __post_init__(self) -> None:
-        self.dataset, self.out = Path(self.dataset), Path(self.out)
-        self.run = None if self.run is None else Path(self.run)
-        self.cache = None if self.cache is None else Path(self.cache)
-        if self.folds < 2:
-            raise ReviewError(f"--folds must be at least 2, got {self.folds}")
-        if self.out.exists() and not self.out.is_dir():
-            raise ReviewError(f"--out {self.out} is a file; give a folder")
-
-    @property
-    def backbone(self) -> str:
-        return f"run:{self.run}" if self.run else "imagenet"
 
 
 def manifest_rows(dataset: PreparedDataset) -> list[dict]:

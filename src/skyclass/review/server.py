@@ -22,6 +22,7 @@ from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import SkyclassError
 from skyclass.prepare.decisions import Decision, now_iso, read_decisions, write_decisions
 from skyclass.review import DECISIONS_NAME, SUMMARY_NAME, read_issues
+from skyclass.review.config import DEFAULT_PORT
 from skyclass.review.gallery import thumbnail_jpeg
 from skyclass.serving.local_server import IDLE_TIMEOUT_S, serve_until_interrupted
 
@@ -212,7 +213,7 @@ def make_handler(session: ReviewSession, quiet: bool = False) -> type[BaseHTTPRe
 
 
 def make_server(
-    review_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, quiet: bool = False
+    review_dir: str | Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, quiet: bool = False
 ) -> ThreadingHTTPServer:
     session = ReviewSession(review_dir)
     try:
@@ -224,7 +225,7 @@ def make_server(
 
 
 def serve(
-    review_dir: str | Path, host: str = "127.0.0.1", port: int = 8001, quiet: bool = False
+    review_dir: str | Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT, quiet: bool = False
 ) -> None:
     server = make_server(review_dir, host, port, quiet)
     bound_host, bound_port = server.server_address[:2]
