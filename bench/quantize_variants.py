@@ -47,8 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "quantize_variants.json"
 sys.path.insert(0, str(ROOT / "src"))
 
+from skyclass.export_config import DEFAULT_CALIBRATION_IMAGES  # noqa: E402
 from skyclass.quantize import (  # noqa: E402  (bench scripts import the checkout's sources)
-    DEFAULT_CALIBRATION_IMAGES,
     QuantizeOptions,
     QuantRecipe,
     calibration_entries,

@@ -23,78 +23,19 @@ from __future__ import annotations
 import random
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from skyclass.dataset_zip import Entry, PreparedDataset
+from skyclass.export_config import DEFAULT_RECIPE, QuantizeOptions, QuantRecipe
 from skyclass.images import ImageError, PreprocessSpec, preprocess
 from skyclass.progress import progress
 from skyclass.serving.bundle import INT8_NAME, ONNX_NAME
 
-QUANTIZE_CHOICES = ("int8", "none")
-# FP32 is the default, by measurement (bench/results/serve_latency.json): INT8 was ~1.5x faster
-# and a quarter of the size, but the accuracy gate refused it on both benchmark runs (bird_drone:
-# 98.7% top-1 agreement, under the 99% bar; ddd_visible: 49%), so by default it would only add
-# calibration time to every export. `--quantize int8` opts in, behind the same gate.
-DEFAULT_QUANTIZE = "none"
-DEFAULT_CALIBRATION_IMAGES = 300
-DEFAULT_MIN_AGREEMENT = 0.99
-DEFAULT_MAX_ACCURACY_DROP = 0.005  # 0.5 accuracy points
 _EVAL_BATCH = 32
-
-
-@dataclass(frozen=True)
-class QuantRecipe:
-    """How the INT8 model is made: the onnxruntime `quantize_static` settings, in one place.
-
-    The default is chosen by measurement (bench/quantize_variants.py, results in
-    bench/results/quantize_variants.json); the bench builds its variants from this class too.
-    """
-
-    activations: str = "uint8"  # uint8 | int8
-    weights: str = "int8"  # int8 | uint8
-    reduce_range: bool = False  # 7-bit weights: no VPMADDUBSW saturation on AVX2 without VNNI
-    per_channel: bool = True
-    calibration: str = "minmax"  # minmax | percentile | entropy
-    percentile: float = 99.999  # with calibration="percentile": the share of values kept
-    fp32_nodes: str = "stem+head"  # none | stem+head | stem+head+depthwise
-    quant_format: str = "qdq"  # qdq | qoperator
-
-
-DEFAULT_RECIPE = QuantRecipe()
-
-
-@dataclass(frozen=True)
-class QuantizeOptions:
-    """What `export --quantize` was asked for, with the gate's thresholds."""
-
-    mode: str = DEFAULT_QUANTIZE
-    calibration_images: int = DEFAULT_CALIBRATION_IMAGES
-    min_agreement: float = DEFAULT_MIN_AGREEMENT
-    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP
-    seed: int = 0
-    recipe: QuantRecipe = DEFAULT_RECIPE
-
-    def problems(self) -> list[str]:
-        """Option values that make no sense, as messages (empty when all are fine)."""
-        found = []
-        if self.mode not in QUANTIZE_CHOICES:
-            found.append(
-                f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {self.mode!r}"
-            )
-        if self.calibration_images < 1:
-            found.append("--calibration-images must be at least 1")
-        if not 0.0 <= self.min_agreement <= 1.0:
-            found.append("--min-agreement must be a fraction in 0..1 (0.99 = 99%)")
-        if not -1.0 <= self.max_accuracy_drop <= 1.0:
-            found.append(
-                "--max-accuracy-drop must be a fraction in -1..1 (0.005 = 0.5 points; "
-                "negative demands that INT8 gain accuracy)"
-            )
-        return found
 
 
 # --- images ----------------------------------------------------------------------------------

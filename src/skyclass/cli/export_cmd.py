@@ -6,7 +6,7 @@ import argparse
 import json
 
 from skyclass.cli.options import add_command, add_options, config_from_args
-from skyclass.export_config import ExportConfig
+from skyclass.export_config import ExportConfig, QuantizeOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,44 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
-    from skyclass.quantize import (
-        DEFAULT_CALIBRATION_IMAGES,
-        DEFAULT_MAX_ACCURACY_DROP,
-        DEFAULT_MIN_AGREEMENT,
-        DEFAULT_QUANTIZE,
-        QUANTIZE_CHOICES,
-    )
+    """`QuantizeOptions`' fields as the "quantization (served model)" option group."""
+    add_options(parser.add_argument_group("quantization (served model)"), QuantizeOptions)
 
-    group = parser.add_argument_group("quantization (served model)")
-    group.add_argument(
-        "--quantize",
-        choices=QUANTIZE_CHOICES,
-        default=DEFAULT_QUANTIZE,
-        help="int8: also write model.int8.onnx (static INT8, ~1/4 the size) and "
-        "serve it if it passes the accuracy gate on the test split; none: "
-        f"serve FP32 model.onnx (default {DEFAULT_QUANTIZE})",
-    )
-    group.add_argument(
-        "--calibration-images",
-        type=int,
-        default=DEFAULT_CALIBRATION_IMAGES,
-        help="training images that calibrate the INT8 ranges "
-        f"(default {DEFAULT_CALIBRATION_IMAGES})",
-    )
-    group.add_argument(
-        "--min-agreement",
-        type=float,
-        default=DEFAULT_MIN_AGREEMENT,
-        help="gate: least share of test images, overall and per class, where "
-        f"INT8 and FP32 give the same top-1 (default {DEFAULT_MIN_AGREEMENT})",
-    )
-    group.add_argument(
-        "--max-accuracy-drop",
-        type=float,
-        default=DEFAULT_MAX_ACCURACY_DROP,
-        help="gate: most accuracy INT8 may lose, overall and per class, as a "
-        f"fraction (default {DEFAULT_MAX_ACCURACY_DROP} = 0.5 points)",
-    )
+
+def export_config_from_args(args: argparse.Namespace) -> ExportConfig:
+    """The ExportConfig of the parsed options, its `quantize` from the quantization group."""
+    return config_from_args(ExportConfig, args, quantize=config_from_args(QuantizeOptions, args))
 
 
 def serving_summary(serving: dict) -> str:
@@ -94,21 +63,10 @@ def serving_summary(serving: dict) -> str:
 def run_export(args: argparse.Namespace) -> int:
     from skyclass.export import export_bundle
     from skyclass.inputs import CHECKPOINT, RUN_DIR, require
-    from skyclass.quantize import QuantizeOptions
     from skyclass.serving.bundle import read_manifest
 
     require(args.run, (RUN_DIR, CHECKPOINT), "export", "a run folder from `skyclass train`")
-    config = config_from_args(
-        ExportConfig,
-        args,
-        quantize=QuantizeOptions(
-            mode=args.quantize,
-            calibration_images=args.calibration_images,
-            min_agreement=args.min_agreement,
-            max_accuracy_drop=args.max_accuracy_drop,
-        ),
-    )
-    out = export_bundle(config)
+    out = export_bundle(export_config_from_args(args))
     if not args.quiet:
         manifest = read_manifest(out)
         parity = manifest["parity"]
