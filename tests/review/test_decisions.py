@@ -25,7 +25,13 @@ def tree_state(root: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def _manifest(zip_path: Path) -> dict[str, dict]:
+def prepare_with_decisions(raw: Path, decisions: Path, out: Path) -> int:
+    """`skyclass prepare RAW --decisions DECISIONS --out OUT` (small and on one core); exit code."""
+    argv = ["prepare", str(raw), "--decisions", str(decisions), "--out", str(out)]
+    return main([*argv, "--size", "64", "--workers", "1", "--quiet"])
+
+
+def _manifest(zip_path: Path) -> tuple[dict[str, dict], dict]:
     with zipfile.ZipFile(zip_path) as zf:
         rows = csv.DictReader(io.StringIO(zf.read("manifest.csv").decode()))
         report = json.loads(zf.read("report.json"))
@@ -59,24 +65,7 @@ def test_decisions_round_trip_and_apply(review_copy, flipped_raw, tmp_path):
 
     before = tree_state(raw)
     out = tmp_path / "fixed.zip"
-    assert (
-        main(
-            [
-                "prepare",
-                str(raw),
-                "--decisions",
-                str(review_copy / "decisions.csv"),
-                "--out",
-                str(out),
-                "--size",
-                "64",
-                "--workers",
-                "1",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert prepare_with_decisions(raw, review_copy / "decisions.csv", out) == 0
     assert tree_state(raw) == before, "prepare --decisions must never touch RAW"
     rows, report = _manifest(out)
     conflicts = {
@@ -115,24 +104,7 @@ def test_changed_or_vanished_files_are_reported_not_applied(review_copy, flipped
         fh.write(b"edited")
     (raw / vanished).unlink()
     out = tmp_path / "fixed.zip"
-    assert (
-        main(
-            [
-                "prepare",
-                str(raw),
-                "--decisions",
-                str(review_copy / "decisions.csv"),
-                "--out",
-                str(out),
-                "--size",
-                "64",
-                "--workers",
-                "1",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    assert prepare_with_decisions(raw, review_copy / "decisions.csv", out) == 0
     rows, report = _manifest(out)
     refused = {d["source"]: d["reason"] for d in report["decisions"]["refused"]}
     assert refused == {changed: "changed", vanished: "vanished"}
