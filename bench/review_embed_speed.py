@@ -6,6 +6,8 @@ prepared zip (ratios hold on a loaded machine better than absolute seconds):
 - decode: zip read + JPEG decode + normalise (what every runtime pays),
 - torch eager, channels_last (review's runtime before this measurement) and contiguous,
 - torch.jit freeze + optimize_for_inference (conv-BN folding),
+- what `skyclass review` runs: BatchNorm folded into the convolutions, channels_last
+  (skyclass.review.embed.inference_module; eager PyTorch, no deprecated TorchScript),
 - ONNX Runtime (the features + pooling exported once to ONNX, in memory).
 CPU seconds of this process per image, threads 1 and 2, and the largest difference of the
 embeddings from torch eager's.
@@ -16,6 +18,7 @@ Run: nice -n 10 .venv/bin/python bench/review_embed_speed.py DATASET.zip [--imag
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import os
@@ -30,11 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
 from skyclass.dataset_zip import PreparedDataset  # noqa: E402
 from skyclass.images import decode_image, to_model_input  # noqa: E402
-from skyclass.review.embed import imagenet_backbone  # noqa: E402
+from skyclass.review.embed import Pooled, imagenet_backbone, inference_module  # noqa: E402
 
 BATCH = 32
 
@@ -42,15 +44,6 @@ BATCH = 32
 def cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
-
-
-class Pooled(nn.Module):
-    def __init__(self, features: nn.Module) -> None:
-        super().__init__()
-        self.features = features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1)
 
 
 def timed(fn, batches: list[np.ndarray]) -> tuple[np.ndarray, float, float]:
@@ -82,7 +75,9 @@ def main() -> None:
     model = Pooled(imagenet_backbone()).eval()
 
     def eager(channels_last: bool):
-        m = model.to(memory_format=torch.channels_last) if channels_last else model
+        m = copy.deepcopy(model)
+        if channels_last:
+            m = m.to(memory_format=torch.channels_last)
 
         def run(b: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
@@ -102,6 +97,15 @@ def main() -> None:
         def run(b: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
                 return opt(torch.from_numpy(b)).numpy()
+
+        return run
+
+    def review_runtime():
+        m = inference_module(imagenet_backbone())
+
+        def run(b: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return m(torch.from_numpy(b).contiguous(memory_format=torch.channels_last)).numpy()
 
         return run
 
@@ -142,6 +146,7 @@ def main() -> None:
             ("torch_eager_channels_last", lambda: eager(True)),
             ("torch_eager_contiguous", lambda: eager(False)),
             ("torch_jit_optimize_for_inference", frozen),
+            ("review_bn_folded_channels_last", review_runtime),
             ("onnxruntime", lambda t=threads: onnxruntime_session(t)),
         ]:
             out, cpu, wall = timed(make(), batches)

@@ -7,12 +7,14 @@ heads that never saw its label; fine-tuning the whole network k times would take
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from skyclass.dataset_zip import PreparedDataset
 from skyclass.images import ImageError, PreprocessSpec, decode_image, to_model_input
@@ -38,11 +40,38 @@ def run_backbone(run: str | Path) -> tuple[nn.Module, PreprocessSpec, Path]:
     return feature_blocks(trained.model).eval(), trained.spec, trained.path
 
 
-def _pooled(features: nn.Module, batch: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
-        x = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
-        fmap = features(x)
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(fmap, 1), 1).numpy()
+class Pooled(nn.Module):
+    """Backbone features -> global average pool -> (N, D)."""
+
+    def __init__(self, features: nn.Module) -> None:
+        super().__init__()
+        self.features = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1)
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """A copy of an eval-mode network with every BatchNorm that directly follows a convolution
+    in a Sequential folded into that convolution's weights (MobileNetV2: all 52 of them)."""
+    folded = copy.deepcopy(module).eval()
+    for seq in folded.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(conv, bn)
+                seq[i + 1] = nn.Identity()
+    return folded
+
+
+def inference_module(features: nn.Module) -> nn.Module:
+    """The pooled backbone ready for fast CPU inference: BatchNorm folded, channels-last.
+    Why: embedding is nearly all of a fresh review's time, and this halves it
+    (bench/review_embed_speed.py, MobileNetV2 at 224 px, 1 thread: about 0.035 CPU-s per
+    image against 0.07 for the network as trained; vectors equal to ~1e-5)."""
+    return Pooled(fold_batchnorm(features)).to(memory_format=torch.channels_last)
 
 
 def embed(
@@ -54,7 +83,7 @@ def embed(
 ) -> tuple[np.ndarray, list[str]]:
     """(N, D) float32 embeddings of the zip members `paths`, in order, and the paths that could
     not be decoded (their rows are NaN)."""
-    features = features.to(memory_format=torch.channels_last)
+    model = inference_module(features)
     out: np.ndarray | None = None
     failed: list[str] = []
     batch: list[np.ndarray] = []
@@ -62,7 +91,9 @@ def embed(
 
     def flush() -> None:
         nonlocal out
-        vectors = _pooled(features, np.stack(batch))
+        x = torch.from_numpy(np.stack(batch)).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            vectors = model(x).numpy()
         if out is None:
             out = np.full((len(paths), vectors.shape[1]), np.nan, dtype=np.float32)
         out[rows] = vectors
