@@ -10,7 +10,10 @@ covers the whole prepare -> train -> export -> serve chain without them.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -262,6 +265,45 @@ def int8_bundle(tmp_path_factory: pytest.TempPathFactory, gated_run: Path) -> Pa
     )
     assert (bundle / "model.int8.onnx").is_file(), (bundle / "skyclass.json").read_text()
     return bundle
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_export_once_per_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run the ONNX exporter once per distinct model in a session.
+
+    torch's exporter (torch.export + decompositions, with a symbolic batch size) costs ~20 s of
+    CPU per call even for the tests' tiny model, and several tests export weights another test
+    already exported (a run copied elsewhere, the same run with other quantization options).
+    The exporter is deterministic in what it is given, so a second export of the same module
+    (structure, every parameter and buffer), example shape and opset gets the first export's
+    file. Every check after it (the parity check against PyTorch, INT8 calibration, the gate,
+    the manifest) runs for real on that file; a model not exported before goes to the exporter.
+    """
+    from skyclass import export as export_mod
+
+    exporter = export_mod.write_onnx
+    store = tmp_path_factory.mktemp("onnx_exports")
+
+    def key(model, example, opset: int) -> str:
+        digest = hashlib.sha256(repr(model).encode())
+        digest.update(repr((tuple(example.shape), str(example.dtype), opset)).encode())
+        for name, tensor in model.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def write_onnx_once(model, example, path: Path, opset: int) -> None:
+        done = store / f"{key(model, example, opset)}.onnx"
+        if not done.exists():
+            exporter(model, example, path, opset)
+            shutil.copyfile(path, done)
+        else:
+            shutil.copyfile(done, path)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(export_mod, "write_onnx", write_onnx_once)
+    yield
+    patch.undo()
 
 
 @pytest.hookimpl(hookwrapper=True)
