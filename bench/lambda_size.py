@@ -27,6 +27,7 @@ Results: bench/results/lambda_size.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -57,6 +58,7 @@ def mib(n: int) -> float:
     return round(n / 2**20, 2)
 
 
+@functools.cache  # the same libraries come back in many candidates
 def deflated(data: bytes) -> int:
     """Bytes `data` takes in the zip: raw deflate at level 9, as JSZip (pako) writes it."""
     packer = zlib.compressobj(9, zlib.DEFLATED, -15)
