@@ -39,6 +39,8 @@ from typing import Any
 
 import requests
 
+from skyclass.deploy import GOAL_UNZIPPED_BYTES, GOAL_ZIPPED_BYTES
+
 REPO = Path(__file__).resolve().parents[1]
 SERVICE = REPO / "deploy"
 VENV_BIN = Path(sys.executable).parent
@@ -104,12 +106,9 @@ def package(
         "zipped_bytes": summary["zipped_bytes"],
         "unzipped_bytes": summary["unzipped_bytes"],
         "skyclass_deploy_package_seconds": round(seconds, 1),
-        "goal_mib": {"zipped": ZIP_GOAL_MIB[0], "unzipped": ZIP_GOAL_MIB[1]},
+        "goal_mib": {"zipped": mib(GOAL_ZIPPED_BYTES), "unzipped": mib(GOAL_UNZIPPED_BYTES)},
         "what_is_big": what_is_big(SERVICE / ".serverless" / "skyclass.zip"),
     }
-
-
-ZIP_GOAL_MIB = (25, 75)  # issue 17: zipped / unzipped, both architectures
 
 
 def mib(n: int) -> float:

@@ -6,7 +6,8 @@ measurements). Not run end to end here, because they need hours, ../shared or ot
 train_accuracy (trains full recipes), cpu_memory (four fresh processes training width 1.0),
 dedupe_quality and ddd_honest_accuracy (ground truth of the real data sets: video names,
 augmented copies), serve_load (minutes of load), reliability (runs the others and pytest),
-review_quality, serve_latency and deploy_offline (their own heavy set-ups).
+review_quality, serve_latency, deploy_offline and lambda_size (their own heavy set-ups:
+lambda_size builds both Lambda packages).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_DIR = REPO / "deploy"
@@ -38,12 +39,39 @@ def need_wheelhouse(arch: str = "x86_64") -> Path:
     """Tests never reach the internet: the Lambda wheels come from `make node`'s wheelhouse."""
     wheelhouse = WHEELHOUSES[arch]
     machine = "aarch64" if arch == "arm64" else "x86_64"
-    if not any(wheelhouse.glob(f"onnxruntime-*-cp312-*{machine}.whl")):
+    versions = [
+        w.name.split("-")[1] for w in wheelhouse.glob(f"onnxruntime-*-cp312-*{machine}.whl")
+    ]
+    if not versions:
         pytest.skip(
             f"no {arch} Lambda wheels in {wheelhouse}: run `make node` (it downloads "
             f"them once with `skyclass deploy --download-wheels DIR --arch {arch}`)"
         )
+    pin = lambda_requirement("onnxruntime")
+    if pin is not None and not any(pin.specifier.contains(v) for v in versions):
+        pytest.fail(
+            f"{wheelhouse} holds onnxruntime {', '.join(versions)} but pyproject.toml's serve "
+            f"extra asks for {pin.specifier}: run `make node` (it downloads again when "
+            "pyproject.toml is newer than the wheelhouse)"
+        )
     return wheelhouse
+
+
+def lambda_requirement(name: str) -> Requirement | None:
+    """The serve extra's requirement on `name` as the Lambda's CPython 3.12 reads it (None
+    on Python 3.10, which has no tomllib to read pyproject.toml with)."""
+    if sys.version_info < (3, 11):
+        return None
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for spec in project["optional-dependencies"]["serve"]:
+        req = Requirement(spec)
+        if req.name == name and (
+            req.marker is None or req.marker.evaluate({"python_version": "3.12"})
+        ):
+            return req
+    raise LookupError(f"pyproject.toml's serve extra does not name {name}")
 
 
 def write_bundle(

@@ -27,7 +27,10 @@ import pytest
 import requests
 
 from skyclass.deploy import (
+    ARCHITECTURES,
     ELF_MACHINES,
+    GOAL_UNZIPPED_BYTES,
+    GOAL_ZIPPED_BYTES,
     MAX_UNZIPPED_BYTES,
     MAX_ZIPPED_BYTES,
     PackageStats,
@@ -211,6 +214,13 @@ STRIPPED = (
 def _check_lean(stats: PackageStats) -> None:
     assert stats.zipped_bytes < MAX_ZIPPED_BYTES
     assert stats.unzipped_bytes < MAX_UNZIPPED_BYTES
+    # Issue 17's goal, for both architectures (bench/lambda_size.py says what takes the room).
+    assert stats.zipped_bytes <= GOAL_ZIPPED_BYTES, (
+        f"{stats.zipped_bytes / 2**20:.2f} MiB zipped, goal {GOAL_ZIPPED_BYTES / 2**20:.0f}"
+    )
+    assert stats.unzipped_bytes <= GOAL_UNZIPPED_BYTES, (
+        f"{stats.unzipped_bytes / 2**20:.2f} MiB unzipped, goal {GOAL_UNZIPPED_BYTES / 2**20:.0f}"
+    )
     names = set(stats.names)
     for name in (
         "skyclass/serving/lambda_handler.py",
@@ -320,6 +330,16 @@ def test_pip_platform_args_match_serverless_yml(arch: str) -> None:
         for arg in config["pythonRequirements"]["pipCmdExtraArgs"]
     ]
     assert [part for arg in args for part in arg.split()] == list(lambda_pip_args(arch))
+
+
+def test_strip_is_set_for_every_architecture() -> None:
+    """`strip: ${self:custom.stripNative.${param:arch}}` resolves for each --arch, to a bool."""
+    import yaml
+
+    config = yaml.safe_load((SERVICE_DIR / "serverless.yml").read_text())["custom"]
+    assert config["pythonRequirements"]["strip"] == "${self:custom.stripNative.${param:arch}}"
+    assert set(config["stripNative"]) == set(ARCHITECTURES)
+    assert all(isinstance(value, bool) for value in config["stripNative"].values())
 
 
 LAMBDA_LIKE_RUN = r"""

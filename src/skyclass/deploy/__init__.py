@@ -39,6 +39,8 @@ from skyclass.deploy.config import (
 )
 from skyclass.deploy.package import (
     ELF_MACHINES,
+    GOAL_UNZIPPED_BYTES,
+    GOAL_ZIPPED_BYTES,
     MAX_UNZIPPED_BYTES,
     MAX_ZIPPED_BYTES,
     PackageStats,
@@ -71,6 +73,8 @@ __all__ = [
     "DEFAULT_ARCH",
     "DEFAULT_MEMORY_MB",
     "ELF_MACHINES",
+    "GOAL_UNZIPPED_BYTES",
+    "GOAL_ZIPPED_BYTES",
     "LAMBDA_PIP_ARGS",
     "MAX_MEMORY_MB",
     "MAX_TIMEOUT_S",
