@@ -9,7 +9,10 @@ On the real `skyclass.train.loop` objects (the `default` recipe unless --recipe)
   epoch     `run_epoch` as `skyclass train` runs it: train pass + test pass + checkpoints;
   test      the test pass (`evaluate_split`) alone.
 The slowest of `input` and `steps` bounds the train pass; `epoch` minus the train pass is the
-test pass and the writing. Prints a table and, with --out, writes the figures as JSON.
+test pass and the writing. Prints a table and, with --out, writes the figures as JSON with the
+machine, the command, the UTC time, the load averages and `--note`. To compare two versions of
+the code, run it once on each with the same --out and `--label before` / `--label after`: the
+file then holds one section per label, each a result as a run without --label writes it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,14 @@ from pathlib import Path
 
 import torch
 
+from _common import (
+    add_note_option,
+    load_average,
+    read_sections,
+    run_record,
+    write_json,
+    write_section,
+)
 from skyclass.train import TrainConfig
 from skyclass.train.distributed import DistContext
 from skyclass.train.loop import evaluate_split, run_epoch, setup, train_one_epoch
@@ -62,7 +73,19 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=-1)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--label",
+        default=None,
+        help="write the result as this named section of --out, keeping its other sections "
+        "(e.g. 'before' and 'after' a code change, one run each)",
+    )
+    add_note_option(parser)
     args = parser.parse_args()
+    if args.label and not args.out:
+        parser.error("--label names a section of the --out file: give --out too")
+    if args.label:
+        read_sections(args.out)  # a file it cannot add a section to fails now, not after the run
+    load_before = load_average()
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as tmp, opencv_threads(1):  # as `train` runs
         config = TrainConfig.from_recipe(
@@ -97,6 +120,7 @@ def main() -> None:
         "epoch_s": round(epoch_s, 2),
         "train_pass_s": round(row["train_seconds"], 2),
         "test_pass_s": round(test_s, 2),
+        **run_record(args.note, load_before),
     }
     print(json.dumps(result, indent=2))
     print("| input pipeline img/s | model steps img/s | train pass s | test pass s | epoch s |")
@@ -105,8 +129,10 @@ def main() -> None:
         f"| {result['input_images_per_s']} | {result['steps_images_per_s']} | "
         f"{result['train_pass_s']} | {result['test_pass_s']} | {result['epoch_s']} |"
     )
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.out and args.label:
+        write_section(args.out, args.label, result)
+    elif args.out:
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -8,20 +8,21 @@ it limited to one thread (`--cv2-threads`; `skyclass train` sets 1 since this be
 albumentations runs on OpenCV, whose pool starts as many threads as there are cores in every
 worker process: with many workers they fight each other for the cores. Tells whether the
 input pipeline or the model bounds an epoch (see also bench/epoch_breakdown.py).
-Prints a table; with --out, writes the rows as JSON.
+Prints a table; with --out, writes the rows as JSON with the machine, the command, the UTC
+time, the load averages and `--note`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import time
 from pathlib import Path
 
 import torch
 
+from _common import add_note_option, load_average, run_record, write_json
 from skyclass.dataset_zip import PreparedDataset
 from skyclass.train import TrainConfig
 from skyclass.train.distributed import DistContext
@@ -60,7 +61,9 @@ def main() -> None:
         help="-1: OpenCV's default pool (one thread per core)",
     )
     parser.add_argument("--out", type=Path, default=None)
+    add_note_option(parser)
     args = parser.parse_args()
+    load_before = load_average()
     rows = []
     for workers in args.workers:
         for threads in args.cv2_threads:
@@ -71,7 +74,8 @@ def main() -> None:
     for r in rows:
         print(f"| {r['workers']} | {r['cv2_threads'] or 'default'} | {r['images_per_s']} |")
     if args.out:
-        args.out.write_text(json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2))
+        result = {"cores": os.cpu_count(), "rows": rows, **run_record(args.note, load_before)}
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

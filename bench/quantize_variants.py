@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -42,6 +41,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+
+from _common import cpu_flags, cpu_model  # bench/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "quantize_variants.json"
@@ -78,27 +79,9 @@ VARIANTS: dict[str, tuple[QuantRecipe, int]] = {
 
 
 def cpu_description() -> dict:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in text.splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    flags = set(
-        next(
-            (
-                line.split(":", 1)[1].split()
-                for line in text.splitlines()
-                if line.startswith("flags")
-            ),
-            [],
-        )
-    )
+    flags = cpu_flags()
     return {
-        "model": model,
+        "model": cpu_model(),
         "cores": os.cpu_count(),
         **{flag: flag in flags for flag in ("avx2", "avx512f", "avx512_vnni", "avx_vnni")},
     }

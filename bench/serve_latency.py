@@ -413,21 +413,12 @@ def summarize(runs: list[dict]) -> dict:
 
 def _cpu_model() -> str:
     """CPU model and whether it has the integer dot-product (VNNI) INT8 kernels profit from."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in text.splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
-        [],
-    )
+    # imported here, not at the top: the timed children's start-up stays as it was
+    from _common import cpu_flags, cpu_model  # bench/ is on sys.path when run as a script
+
+    flags = cpu_flags()
     return (
-        f"{model}; avx2={'avx2' in flags}, avx512_vnni={'avx512_vnni' in flags}, "
+        f"{cpu_model()}; avx2={'avx2' in flags}, avx512_vnni={'avx512_vnni' in flags}, "
         f"avx_vnni={'avx_vnni' in flags}"
     )
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-SCRIPTS = sorted(p.name for p in BENCH.glob("*.py"))
+SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if not p.name.startswith("_"))  # _: helpers
 
 
 def run_script(name: str, *args: str, monkeypatch: pytest.MonkeyPatch) -> int:
@@ -121,12 +121,16 @@ def test_loader_throughput(synthetic_zip: Path, tmp_path: Path, monkeypatch) -> 
             "1",
             "--out",
             str(out),
+            "--note",
+            "smoke run",
             monkeypatch=monkeypatch,
         )
         == 0
     )
-    [row] = json.loads(out.read_text())["rows"]
+    result = json.loads(out.read_text())
+    [row] = result["rows"]
     assert row["images_per_s"] > 0
+    assert_run_recorded(result, "loader_throughput.py", "smoke run")
 
 
 def test_epoch_breakdown(synthetic_zip: Path, tmp_path: Path, monkeypatch) -> None:
@@ -142,12 +146,41 @@ def test_epoch_breakdown(synthetic_zip: Path, tmp_path: Path, monkeypatch) -> No
             "0",
             "--out",
             str(out),
+            "--label",
+            "tiny",
             monkeypatch=monkeypatch,
         )
         == 0
     )
-    result = json.loads(out.read_text())
+    result = json.loads(out.read_text())["sections"]["tiny"]
     assert result["train_images"] > 0 and result["steps_images_per_s"] > 0
+    assert_run_recorded(result, "epoch_breakdown.py", None)
+
+
+def assert_run_recorded(result: dict, script: str, note: str | None) -> None:
+    """The keys bench/_common.run_record writes: a results file says how it was made."""
+    assert result["command"][0].endswith(script)
+    assert result["machine"]["cpus"] >= 1 and result["machine"]["torch"]
+    assert result["utc"].endswith("+00:00") and len(result["load_average_after"]) == 3
+    assert result["note"] == note
+
+
+def test_labelled_sections_keep_each_other_and_never_wrap_a_flat_result(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    from _common import write_json, write_section
+
+    out = tmp_path / "compare.json"
+    write_section(out, "before", {"x": 1})
+    write_section(out, "after", {"x": 2})
+    write_section(out, "before", {"x": 3})  # a rerun replaces its own section only
+    assert json.loads(out.read_text()) == {"sections": {"before": {"x": 3}, "after": {"x": 2}}}
+    flat = tmp_path / "flat.json"
+    write_json(flat, {"x": 1})
+    with pytest.raises(SystemExit, match="not a file of labelled sections"):
+        write_section(flat, "before", {"x": 2})
+    assert json.loads(flat.read_text()) == {"x": 1}
 
 
 def test_fuzz_handler(synthetic_bundle: Path, tmp_path: Path, monkeypatch) -> None:
