@@ -127,17 +127,33 @@ def locked(path: Path):
 # (train selects best.pt on val; its own small test split is not used here: every model is
 # scored with last.pt on the untouched set's hold-out).
 HOLDOUT_SPLIT = {"val_fraction": 0.0, "test_fraction": 0.3}
+# Frames of one video stay on one side of every split (prepare --group-by). bird_drone's drone
+# videos are files <family><frame number>: a thousand-frame bucket (yoto02...) is one group, so
+# frames a few seconds apart (yoto02930 / yoto02901) never straddle the hold-out. ddd_visible:
+# the video id, as its README says.
+GROUP_BY = {"bird_drone": r"^((?:yoto|foto|moto)\d\d)", "ddd_visible": r"^(V_[A-Z]+_\d+)_"}
 TRAINING_SPLIT = {"val_fraction": 0.2, "test_fraction": 0.05}
 
 
 def prepare_zip(
-    raw: Path, out: Path, split: dict, decisions: Path | None = None, size: int | None = None
+    raw: Path,
+    out: Path,
+    split: dict,
+    decisions: Path | None = None,
+    size: int | None = None,
+    group_by: str | None = None,
 ):
     with locked(out):
         if not out.exists():
             prepare(
                 PrepareConfig(
-                    raw=raw, out=out, quiet=True, decisions=decisions, size=size or SIZE, **split
+                    raw=raw,
+                    out=out,
+                    quiet=True,
+                    decisions=decisions,
+                    size=size or SIZE,
+                    group_by=group_by,
+                    **split,
                 )
             )
     return out
@@ -331,7 +347,10 @@ class Flipped:
         self.raw = DATASETS / name
         self.dir = work / name
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.clean_zip = prepare_zip(self.raw, self.dir / "clean.zip", HOLDOUT_SPLIT)
+        self.group_by = GROUP_BY.get(name)
+        self.clean_zip = prepare_zip(
+            self.raw, self.dir / "clean.zip", HOLDOUT_SPLIT, group_by=self.group_by
+        )
         ds = PreparedDataset(self.clean_zip)
         self.classes = ds.classes
         self.holdout_images = len(ds.split("test"))
@@ -343,7 +362,10 @@ class Flipped:
             if not (self.dir / f"flip{self.key}.zip").exists():
                 link_tree(self.raw, self.train_rows, self.raw_flip, label_of)
             self.flipped_zip = prepare_zip(
-                self.raw_flip, self.dir / f"flip{self.key}.zip", TRAINING_SPLIT
+                self.raw_flip,
+                self.dir / f"flip{self.key}.zip",
+                TRAINING_SPLIT,
+                group_by=self.group_by,
             )
         flipped_sources = {new_source(s, lab) for s, lab in self.flips.items()}
         self.in_zip = {e.source for e in PreparedDataset(self.flipped_zip).entries}
@@ -366,6 +388,7 @@ class Flipped:
             self.dir / f"{sized(f'flip{self.key}')}.zip",
             TRAINING_SPLIT,
             size=TRAIN_SIZE,
+            group_by=self.group_by,
         )
 
     def clean_train_zip(self) -> Path:
@@ -446,7 +469,11 @@ def clean_step(f: Flipped, args) -> Path:
         if not (f.dir / "raw_clean").exists():
             link_tree(f.raw, f.train_rows, f.dir / "raw_clean", truth)
     clean_train = prepare_zip(
-        f.dir / "raw_clean", f.clean_train_zip(), TRAINING_SPLIT, size=TRAIN_SIZE
+        f.dir / "raw_clean",
+        f.clean_train_zip(),
+        TRAINING_SPLIT,
+        size=TRAIN_SIZE,
+        group_by=f.group_by,
     )
     train_run(clean_train, f.dir / sized("run_clean"), args.epochs)
     return clean_train
@@ -457,7 +484,9 @@ def fixed_step(f: Flipped, args) -> dict:
     decisions = f.dir / f"decisions{f.key}.csv"
     with locked(decisions):
         accepted = accept_all(f.review_dir, decisions)
-    fixed_zip = prepare_zip(f.raw_flip, f.fixed_zip(), TRAINING_SPLIT, decisions, size=TRAIN_SIZE)
+    fixed_zip = prepare_zip(
+        f.raw_flip, f.fixed_zip(), TRAINING_SPLIT, decisions, size=TRAIN_SIZE, group_by=f.group_by
+    )
     with zipfile.ZipFile(fixed_zip) as zf:
         applied = json.loads(zf.read("report.json"))["decisions"]["counts"]
     summary = train_run(fixed_zip, f.dir / sized(f"run_fixed{f.key}"), args.epochs)
@@ -468,6 +497,9 @@ def fixed_step(f: Flipped, args) -> dict:
 # prepare's hash-based dedupe does not pair frames a few seconds apart, so frames of one
 # video sit on both sides of the split; the strict hold-out leaves these families out.
 VIDEO_FRAME_FAMILY = re.compile(r"^(yoto|foto|moto)\d+_")
+# How prepare names the groups its dedupe finds (manifest.csv `group`); --group-by groups are
+# named by their captured key.
+NEAR_COPY_GROUP = "near-"
 
 
 def holdout_check(f: Flipped, work: Path, training_zips: list[Path]) -> dict:
@@ -510,8 +542,8 @@ def holdout_check(f: Flipped, work: Path, training_zips: list[Path]) -> dict:
     nearest = sims.max(axis=1)
     pool_idx = np.flatnonzero(~is_hold)
     by_group: dict[str, list[int]] = {}
-    for j in pool_idx:
-        if clean_rows[j]["group"]:
+    for j in pool_idx:  # prepare's near-copy groups only, not --group-by's (whole videos)
+        if clean_rows[j]["group"].startswith(NEAR_COPY_GROUP):
             by_group.setdefault(clean_rows[j]["group"], []).append(j)
     copy_sims = [
         float(unit[a] @ unit[b])
@@ -596,7 +628,10 @@ def finetuned_step(f: Flipped, result: dict) -> None:
 def untouched_review(args, work: Path, result: dict, save) -> None:
     """Full bird_drone, fresh embeddings, timed; contact sheet of the top 30."""
     clean_zip = prepare_zip(
-        DATASETS / "bird_drone", work / "bird_drone" / "clean.zip", HOLDOUT_SPLIT
+        DATASETS / "bird_drone",
+        work / "bird_drone" / "clean.zip",
+        HOLDOUT_SPLIT,
+        group_by=GROUP_BY["bird_drone"],
     )
     rev = work / "bird_drone" / "review_untouched"
     shutil.rmtree(rev, ignore_errors=True)
@@ -696,6 +731,9 @@ def main() -> None:
         action="store_true",
         help="review the flipped copies again (embeddings stay cached)",
     )
+    parser.add_argument(
+        "--note", default="", help="what else ran on the machine (written into the results)"
+    )
     args = parser.parse_args()
     if args.only_untouched and args.out == RESULTS / "review_quality.json":
         args.out = RESULTS / "review_untouched_bird_drone.json"
@@ -708,8 +746,8 @@ def main() -> None:
     result["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
-        "note": "shared 2-core machine: 4 other helpers ran jobs at the same "
-        "time; load averages are recorded around the timed review",
+        "load_average_at_start": os.getloadavg(),
+        "note": args.note,
     }
     result["method"] = __doc__
     result["settings"] = {
@@ -721,6 +759,7 @@ def main() -> None:
         "train_workers": WORKERS,
         "seed": args.seed,
         "nice": os.nice(0),
+        "group_by": GROUP_BY,
     }
 
     def save() -> None:
