@@ -1,5 +1,4 @@
-"""Fixtures of the deploy tests: a local S3 (moto server on 127.0.0.1) and its environment, and the
-two Lambda packages (x86_64, arm64) built once per session in the background."""
+"""Fixtures of the deploy tests: a local S3 (moto server on 127.0.0.1) and its environment."""
 
 from __future__ import annotations
 
@@ -10,16 +9,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import (
-    BUCKET,
-    VENV_BIN,
-    WHEELHOUSES,
-    Build,
-    free_port,
-    need_node,
-    need_wheelhouse,
-    start_package,
-)
+from .helpers import VENV_BIN, free_port
 
 
 @pytest.fixture(scope="session")
@@ -72,32 +62,3 @@ def bucket(s3: Any, request: pytest.FixtureRequest) -> str:
     name = "skyclass-" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:12]
     s3.create_bucket(Bucket=name)
     return name
-
-
-# Session scope: started by the first deploy test (test_lambda_packages.py), waited for by the
-# serverless tests, which run last in the session.
-@pytest.fixture(scope="session")
-def builds(
-    tmp_path_factory: pytest.TempPathFactory, aws_env: dict[str, str]
-) -> Iterator[dict[str, Build]]:
-    """Both architectures' packages, each built once, at the same time and in the background:
-    started by the session's first deploy test, so they overlap the rest of the suite."""
-    need_node()
-    need_wheelhouse("x86_64")
-    import boto3
-
-    boto3.client(
-        "s3",
-        endpoint_url=aws_env["AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
-    ).create_bucket(Bucket=BUCKET)
-    started = {"x86_64": start_package(tmp_path_factory.mktemp("pkg-x86_64"), "x86_64", aws_env)}
-    if any(WHEELHOUSES["arm64"].glob("onnxruntime-*aarch64.whl")):
-        started["arm64"] = start_package(
-            tmp_path_factory.mktemp("pkg-arm64"), "arm64", aws_env, "--no-upload"
-        )
-    yield started
-    for build in started.values():
-        build.stop()

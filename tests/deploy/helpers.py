@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -163,89 +157,3 @@ def find_python312() -> str | None:
         if done.returncode == 0 and done.stdout.strip() == "(3, 12)":
             return exe
     return None
-
-
-# The Lambda package builds of the session (conftest's `builds`): where the x86_64 build's CLI run
-# uploads its small bundle, and where the real INT8 bundle is served from.
-PACKAGE_TIMEOUT_S = 1500  # two builds at once took over 900 s at load average 20 on 2 cores
-BUCKET, CLI_PREFIX, SERVED_PREFIX = "skyclass-e2e", "models/e2e/cli", "models/e2e/v1"
-
-
-@dataclass
-class Build:
-    """One `skyclass deploy --package-only` running in the background, in its own deploy/."""
-
-    arch: str
-    service: Path
-    bundle: Path
-    proc: subprocess.Popen
-    log: Path
-
-    def stop(self) -> None:
-        """End the build with everything it started (npx, node, pip): one process group."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def result(self) -> dict[str, Any]:
-        """Wait for the build; its --json summary (the test fails with the output otherwise)."""
-        try:
-            code = self.proc.wait(timeout=PACKAGE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            pytest.fail(
-                f"{self.arch} package took over {PACKAGE_TIMEOUT_S} s:\n"
-                f"{self.log.read_text()[-4000:]}"
-            )
-        output = self.log.read_text()
-        assert code == 0, output[-6000:]
-        return {
-            "summary": json.loads(output[output.rindex("\n{") + 1 :]),
-            "service": self.service,
-            "bundle": self.bundle,
-            "output": output,
-        }
-
-
-def start_package(work: Path, arch: str, aws_env: dict[str, str], *extra: str) -> Build:
-    """Start `skyclass deploy BUNDLE --package-only --arch ARCH` in a private copy of deploy/.
-
-    The zip holds no model, so the bundle this command validates and uploads is a small one
-    in export's layout (write_bundle, serving model.int8.onnx); the real INT8 bundle goes to
-    S3 through the same upload_bundle (the `packaged` fixture) while the builds run.
-    """
-    service = copy_service(work / "deploy")
-    bundle = write_bundle(work / "bundle", b"fp32-onnx" * 500, int8_bytes=b"int8-onnx" * 200)
-    cmd = [
-        str(VENV_BIN / "skyclass"),
-        "deploy",
-        str(bundle),
-        "--bucket",
-        BUCKET,
-        "--prefix",
-        CLI_PREFIX,
-        "--package-only",
-        "--memory",
-        "2048",
-        "--timeout",
-        "20",
-        "--arch",
-        arch,
-        "--wheelhouse",
-        str(need_wheelhouse(arch)),
-        "--service-dir",
-        str(service),
-        "--json",
-        *extra,
-    ]
-    log = work / "package.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            env=aws_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    return Build(arch=arch, service=service, bundle=bundle, proc=proc, log=log)

@@ -19,6 +19,7 @@ import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +41,137 @@ from skyclass.deploy import (
 )
 
 from .helpers import (
-    BUCKET,
-    CLI_PREFIX,
-    SERVED_PREFIX,
     SERVICE_DIR,
     VENV_BIN,
-    Build,
+    WHEELHOUSES,
+    copy_service,
     find_python312,
     free_port,
+    need_node,
     need_wheelhouse,
+    write_bundle,
 )
 
-# Slow, and last in the session (tests/conftest.py orders `last` items at the end): the two Lambda
-# packages build in the background from the session's start (test_lambda_packages.py asks for
-# `builds` first), so by the time these tests run the builds have overlapped everything else.
-pytestmark = [pytest.mark.slow, pytest.mark.last]
+pytestmark = pytest.mark.slow
+PACKAGE_TIMEOUT_S = 1500  # two builds at once took over 900 s at load average 20 on 2 cores
 
 
 @pytest.fixture(scope="module")
 def photo(bird_drone_dir: Path) -> bytes:
     """A real 416x416 JPEG."""
     return sorted((bird_drone_dir / "drone").glob("*.jpg"))[0].read_bytes()
+
+
+@dataclass
+class Build:
+    """One `skyclass deploy --package-only` running in the background, in its own deploy/."""
+
+    arch: str
+    service: Path
+    bundle: Path
+    proc: subprocess.Popen
+    log: Path
+
+    def stop(self) -> None:
+        """End the build with everything it started (npx, node, pip): one process group."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def result(self) -> dict[str, Any]:
+        """Wait for the build; its --json summary (the test fails with the output otherwise)."""
+        try:
+            code = self.proc.wait(timeout=PACKAGE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            pytest.fail(
+                f"{self.arch} package took over {PACKAGE_TIMEOUT_S} s:\n"
+                f"{self.log.read_text()[-4000:]}"
+            )
+        output = self.log.read_text()
+        assert code == 0, output[-6000:]
+        return {
+            "summary": json.loads(output[output.rindex("\n{") + 1 :]),
+            "service": self.service,
+            "bundle": self.bundle,
+            "output": output,
+        }
+
+
+BUCKET, CLI_PREFIX, SERVED_PREFIX = "skyclass-e2e", "models/e2e/cli", "models/e2e/v1"
+
+
+def _start_package(work: Path, arch: str, aws_env: dict[str, str], *extra: str) -> Build:
+    """Start `skyclass deploy BUNDLE --package-only --arch ARCH` in a private copy of deploy/.
+
+    The zip holds no model, so the bundle this command validates and uploads is a small one
+    in export's layout (write_bundle, serving model.int8.onnx); the real INT8 bundle goes to
+    S3 through the same upload_bundle (the `packaged` fixture) while the builds run.
+    """
+    service = copy_service(work / "deploy")
+    bundle = write_bundle(work / "bundle", b"fp32-onnx" * 500, int8_bytes=b"int8-onnx" * 200)
+    cmd = [
+        str(VENV_BIN / "skyclass"),
+        "deploy",
+        str(bundle),
+        "--bucket",
+        BUCKET,
+        "--prefix",
+        CLI_PREFIX,
+        "--package-only",
+        "--memory",
+        "2048",
+        "--timeout",
+        "20",
+        "--arch",
+        arch,
+        "--wheelhouse",
+        str(need_wheelhouse(arch)),
+        "--service-dir",
+        str(service),
+        "--json",
+        *extra,
+    ]
+    log = work / "package.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            env=aws_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return Build(arch=arch, service=service, bundle=bundle, proc=proc, log=log)
+
+
+# Session scope, like int8_bundle: pytest sets up wider-scoped fixtures first, so a module-scoped
+# `builds` would only start after the INT8 bundle's training instead of alongside it.
+@pytest.fixture(scope="session")
+def builds(
+    tmp_path_factory: pytest.TempPathFactory, aws_env: dict[str, str]
+) -> Iterator[dict[str, Build]]:
+    """Both architectures' packages, each built once, at the same time and in the background
+    (so they also overlap the INT8 bundle's training, which `packaged` asks for next)."""
+    need_node()
+    need_wheelhouse("x86_64")
+    import boto3
+
+    boto3.client(
+        "s3",
+        endpoint_url=aws_env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+    ).create_bucket(Bucket=BUCKET)
+    started = {"x86_64": _start_package(tmp_path_factory.mktemp("pkg-x86_64"), "x86_64", aws_env)}
+    if any(WHEELHOUSES["arm64"].glob("onnxruntime-*aarch64.whl")):
+        started["arm64"] = _start_package(
+            tmp_path_factory.mktemp("pkg-arm64"), "arm64", aws_env, "--no-upload"
+        )
+    yield started
+    for build in started.values():
+        build.stop()
 
 
 @pytest.fixture(scope="module")
