@@ -280,10 +280,22 @@ def markdown(result: dict) -> str:
             lines.append(f"| {r['recipe']} | diverged: {r['diverged']} |")
             continue
         recall = " | ".join(f"{r['final_recall'][c]:.4f}" for c in result["classes"])
+        changed = ", ".join(f"{k}={v}" for k, v in r.get("overrides", {}).items())
+        label = f"skyclass `{r['recipe']}`" + (f" with {changed}" if changed else "")
         lines.append(
-            f"| skyclass `{r['recipe']}` | {r['best_test_acc']:.4f} | "
+            f"| {label} | {r['best_test_acc']:.4f} | "
             f"{r['final_test_acc']:.4f} | {recall} | {r['wall_seconds']:.0f} | "
             f"{r['train_images_per_s']:.1f} (per epoch: {per_epoch(r['history'])}) |"
+        )
+    fastai = result.get("fastai")
+    if fastai:
+        recall = " | ".join(
+            f"{fastai['test_recall'].get(c, float('nan')):.4f}" for c in result["classes"]
+        )
+        lines.append(
+            f"| fastai `fine_tune` (1 frozen + {fastai['epochs'] - 1} epochs, its "
+            f"defaults; last epoch) | | {fastai['test_acc']:.4f} | {recall} | "
+            f"{fastai['wall_seconds']:.0f} | {fastai['train_images_per_s']:.1f} |"
         )
     naive = result.get("naive")
     naive_input = NAIVE_INPUT[result.get("naive_input", "raw")]
@@ -302,9 +314,12 @@ def markdown(result: dict) -> str:
             f"{naive['workers']} DataLoader worker(s) each):",
             "",
         ]
+        validated_on = {r["summary"].get("validation_split") for r in result["recipes"]}
+        split = "validation" if "val" in validated_on else "test"
         lines += [
-            f"- skyclass `{name}`: **{ratio:.2f}x** the images/s; test accuracy after "
-            f"epoch {epochs}: {acc:.4f} vs the loop's {naive['final_test_acc']:.4f}"
+            f"- skyclass `{name}`: **{ratio:.2f}x** the images/s; {split} accuracy after "
+            f"epoch {epochs}: {acc:.4f} (the loop's test accuracy: "
+            f"{naive['final_test_acc']:.4f})"
             for name, ratio, acc in speedups(result)
         ]
         lines += [
@@ -317,16 +332,6 @@ def markdown(result: dict) -> str:
             "with PIL and runs the whole fp32 model in train mode (the `reference` "
             "recipe has its hyper-parameters).",
         ]
-    fastai = result.get("fastai")
-    if fastai:
-        recall = " | ".join(
-            f"{fastai['test_recall'].get(c, float('nan')):.4f}" for c in result["classes"]
-        )
-        lines.append(
-            f"| fastai `fine_tune` (1 frozen + {fastai['epochs'] - 1} epochs, its "
-            f"defaults; last epoch) | | {fastai['test_acc']:.4f} | {recall} | "
-            f"{fastai['wall_seconds']:.0f} | {fastai['train_images_per_s']:.1f} |"
-        )
     lines += ablation_lines(result)
     lines += [
         "",
