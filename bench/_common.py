@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 CPUINFO = Path("/proc/cpuinfo")
+# ddd_visible's files are V_<CLASS>_<NNN>_f<frame>.jpg: `prepare --group-by` keeps a video's
+# frames on one side of every split (../shared/README.md).
+DDD_VIDEO_GROUP_BY = r"^(V_[A-Z]+_\d+)_"
 
 
 def _cpuinfo_field(name: str) -> str | None:

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from _common import DDD_VIDEO_GROUP_BY
 from skyclass.dataset_zip import MANIFEST_NAME, REPORT_NAME
 from skyclass.images import decode_image, resize_image
 from skyclass.prepare import PrepareConfig, prepare
@@ -53,7 +54,6 @@ from skyclass.prepare.scan import scan
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
 RESULTS = ROOT / "bench" / "results" / "dedupe_quality.json"
-VIDEO_GROUP_BY = r"^(V_[A-Z]+_\d+)_"
 THRESHOLD = 6  # prepare's default --near-threshold
 AUGMENTED = re.compile(r"_[A-Za-z]+\.rf\.")
 
@@ -63,7 +63,7 @@ def ground_truth(dataset: str, path: str) -> str:
     label, name = path.split("/", 1)
     if dataset == "bird_drone":
         return f"{label}/{AUGMENTED.split(name)[0]}"
-    return re.match(VIDEO_GROUP_BY, name).group(1)
+    return re.match(DDD_VIDEO_GROUP_BY, name).group(1)
 
 
 # --------------------------------------------------------------------------- the old rule
@@ -263,7 +263,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results["ddd_visible_split"] = [
             straddling(Path(tmp) / f"ddd{n}.zip", args.workers, group_by)
-            for n, group_by in enumerate((VIDEO_GROUP_BY, None))
+            for n, group_by in enumerate((DDD_VIDEO_GROUP_BY, None))
         ]
     for row in results["ddd_visible_split"]:
         print(json.dumps(row))

@@ -51,6 +51,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _common import DDD_VIDEO_GROUP_BY  # noqa: E402
 from skyclass.dataset_zip import PreparedDataset  # noqa: E402
 from skyclass.prepare import PrepareConfig, prepare  # noqa: E402
 from skyclass.prepare.decisions import Decision, now_iso, write_decisions  # noqa: E402
@@ -131,7 +132,7 @@ HOLDOUT_SPLIT = {"val_fraction": 0.0, "test_fraction": 0.3}
 # videos are files <family><frame number>: a thousand-frame bucket (yoto02...) is one group, so
 # frames a few seconds apart (yoto02930 / yoto02901) never straddle the hold-out. ddd_visible:
 # the video id, as its README says.
-GROUP_BY = {"bird_drone": r"^((?:yoto|foto|moto)\d\d)", "ddd_visible": r"^(V_[A-Z]+_\d+)_"}
+GROUP_BY = {"bird_drone": r"^((?:yoto|foto|moto)\d\d)", "ddd_visible": DDD_VIDEO_GROUP_BY}
 TRAINING_SPLIT = {"val_fraction": 0.2, "test_fraction": 0.05}
 
 

@@ -280,7 +280,7 @@ def markdown(result: dict) -> str:
             lines.append(f"| {r['recipe']} | diverged: {r['diverged']} |")
             continue
         recall = " | ".join(f"{r['final_recall'][c]:.4f}" for c in result["classes"])
-        changed = ", ".join(f"{k}={v}" for k, v in r.get("overrides", {}).items())
+        changed = overrides_text(r.get("overrides", {}))
         label = f"skyclass `{r['recipe']}`" + (f" with {changed}" if changed else "")
         lines.append(
             f"| {label} | {r['best_test_acc']:.4f} | "
@@ -367,6 +367,11 @@ def speedups(result: dict) -> list[tuple[str, float, float]]:
     return rows
 
 
+def overrides_text(overrides: dict) -> str:
+    """How a run's recipe overrides read in a table: "frozen_bn=adapt, ema=1" ("" for none)."""
+    return ", ".join(f"{k}={v}" for k, v in overrides.items())
+
+
 def per_epoch(history: list[dict]) -> str:
     return "/".join(f"{r['images_per_s']:.0f}" for r in history)
 
@@ -382,7 +387,7 @@ def ablation_lines(result: dict) -> list[str]:
         for r in ablation["recipes"]:
             if r.get("diverged"):
                 continue
-            change = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "none"
+            change = overrides_text(r["overrides"]) or "none"
             rows.append(
                 f"| `{r['recipe']}` with {change} | {r['best_test_acc']:.4f} | "
                 f"{r['final_test_acc']:.4f} |"
