@@ -7,12 +7,14 @@ sha256 must start with the prefix torchvision puts in the file name.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 from typing import cast
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models import mobilenet_v2
 
 from skyclass.errors import SkyclassError, WeightsError
@@ -103,6 +105,24 @@ def build_model(
 def feature_blocks(model: nn.Module) -> nn.Sequential:
     """MobileNetV2's feature blocks (nn.Module attributes are untyped)."""
     return cast(nn.Sequential, model.features)
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """A copy of an eval-mode network with every BatchNorm that directly follows a convolution
+    in a Sequential folded into that convolution's weights (MobileNetV2: all 52 of them).
+    Same outputs (to ~1e-6) for one convolution less a layer's worth of memory traffic: for
+    networks whose weights and statistics no longer change (review's embeddings, training's
+    frozen prefix)."""
+    folded = copy.deepcopy(module).eval()
+    for seq in folded.modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
+        for i in range(len(seq) - 1):
+            conv, bn = seq[i], seq[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                seq[i] = fuse_conv_bn_eval(conv, bn)
+                seq[i + 1] = nn.Identity()
+    return folded
 
 
 def freeze_backbone(model: nn.Module, unfreeze_from: int, train_bn: bool = False) -> None:

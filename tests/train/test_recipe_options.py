@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from skyclass.checkpoint import load_checkpoint, read_history
-from skyclass.model import build_model
+from skyclass.model import build_model, feature_blocks, freeze_backbone, set_train_mode
 from skyclass.train import TrainConfig, train
-from skyclass.train.loop import epochs_without_better_val_loss
+from skyclass.train.loop import epochs_without_better_val_loss, training_prefix
 from skyclass.train.lr_find import find_lr, valley
 
 TINY = {
@@ -60,6 +61,54 @@ def test_adapt_re_estimates_frozen_statistics_but_keeps_frozen_weights(eva4_zip,
         assert torch.equal(initial[name], final[name]), name
     means = _frozen_names(initial, "running_mean")
     assert means and all(not torch.equal(initial[n], final[n]) for n in means)
+
+
+def test_frozen_keeps_the_frozen_blocks_as_built_weights_and_statistics(
+    eva4_zip, tmp_path, initial
+):
+    """The default trains on a BatchNorm-folded copy of the prefix; the model it saves keeps
+    every layer and every frozen value as built."""
+    final = _run(eva4_zip, tmp_path, "frozen", frozen_bn="frozen")["model"]
+    assert set(final) == set(initial)
+    frozen = [n for kind in ("weight", "bias", "running_mean", "running_var") for n in
+              _frozen_names(initial, kind)]  # fmt: skip
+    assert any(n.endswith("running_mean") for n in frozen)
+    for name in frozen:
+        assert torch.equal(initial[name], final[name]), name
+
+
+def _prefix_run(frozen_bn: str) -> SimpleNamespace:
+    """What training_prefix reads of a Run: the config and a prefix in its training state."""
+    torch.manual_seed(0)
+    model = build_model(4, width_mult=0.25, pretrained=False)
+    for m in model.modules():  # statistics and affine values far from the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.2, 3)
+            m.weight.data.uniform_(0.5, 2)
+            m.bias.data.uniform_(-1, 1)
+    freeze_backbone(model, K)
+    set_train_mode(model, K, frozen_bn)
+    config = TrainConfig(data="-", out="-", unfreeze_from=K, frozen_bn=frozen_bn)
+    return SimpleNamespace(config=config, prefix=feature_blocks(model)[:K])
+
+
+def test_frozen_prefix_is_folded_and_computes_the_same_features():
+    run = _prefix_run("frozen")
+    folded = training_prefix(run)
+    assert folded is not run.prefix
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in run.prefix.modules())
+    x = torch.randn(3, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        want, got = run.prefix(x), folded(x)
+    assert torch.allclose(want, got, rtol=1e-4, atol=1e-4), (want - got).abs().max()
+
+
+@pytest.mark.parametrize("frozen_bn", ["adapt", "train"])
+def test_prefix_whose_statistics_change_runs_as_it_is(frozen_bn):
+    run = _prefix_run(frozen_bn)
+    assert training_prefix(run) is run.prefix
 
 
 def test_train_bn_learns_frozen_bn_scale_and_shift_only(eva4_zip, tmp_path, initial):

@@ -7,17 +7,16 @@ heads that never saw its label; fine-tuning the whole network k times would take
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from skyclass.dataset_zip import PreparedDataset
 from skyclass.images import ImageError, PreprocessSpec, decode_image, to_model_input
+from skyclass.model import fold_batchnorm
 from skyclass.progress import progress
 
 EMBED_BATCH = 32
@@ -49,21 +48,6 @@ class Pooled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1)
-
-
-def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """A copy of an eval-mode network with every BatchNorm that directly follows a convolution
-    in a Sequential folded into that convolution's weights (MobileNetV2: all 52 of them)."""
-    folded = copy.deepcopy(module).eval()
-    for seq in folded.modules():
-        if not isinstance(seq, nn.Sequential):
-            continue
-        for i in range(len(seq) - 1):
-            conv, bn = seq[i], seq[i + 1]
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                seq[i] = fuse_conv_bn_eval(conv, bn)
-                seq[i + 1] = nn.Identity()
-    return folded
 
 
 def inference_module(features: nn.Module) -> nn.Module:

@@ -37,7 +37,13 @@ from skyclass.checkpoint import TEST_METRICS_NAME, load_checkpoint, save_checkpo
 from skyclass.cores import usable_cores
 from skyclass.dataset_zip import PreparedDataset
 from skyclass.errors import RunDirError, TrainError
-from skyclass.model import build_model, feature_blocks, freeze_backbone, set_train_mode
+from skyclass.model import (
+    build_model,
+    feature_blocks,
+    fold_batchnorm,
+    freeze_backbone,
+    set_train_mode,
+)
 from skyclass.progress import progress_enabled
 from skyclass.torch_data import (
     TrainTransform,
@@ -133,6 +139,8 @@ class Run:
     start_epoch: int = 0
     best_acc: float = -1.0  # best validation accuracy so far
     best_epoch: int = 0
+    # The prefix as this epoch's forward runs it (`training_prefix`): set per epoch.
+    epoch_prefix: nn.Module | None = None
     history: list[dict] = field(default_factory=list)
     val_loader: DataLoader | None = None  # None: an old two-way zip, validate on test
     warnings: list[str] = field(default_factory=list)
@@ -341,9 +349,23 @@ def _bar(run: Run, total: int, desc: str):
 def forward(run: Run, x: torch.Tensor) -> torch.Tensor:
     """Frozen prefix without an autograd graph, then the trainable head."""
     if len(run.prefix):
+        prefix = run.prefix if run.epoch_prefix is None else run.epoch_prefix
         with torch.no_grad():
-            x = run.prefix(x)
+            x = prefix(x)
     return run.head(x)
+
+
+def training_prefix(run: Run) -> nn.Module:
+    """The frozen prefix for this epoch's forward passes. With --frozen-bn frozen neither its
+    weights nor its BatchNorm statistics can change, so a copy with every BatchNorm folded into
+    its convolution computes the same features with less work: model steps 1.4x faster on 2 CPU
+    cores at 224 px with features[:14] frozen (bench/results/epoch_breakdown_fold.json). The
+    model itself, which checkpoints and export read, keeps its layers as built. "adapt" and
+    "train" change the statistics every batch: their prefix runs as it is."""
+    if run.config.frozen_bn != "frozen" or not len(run.prefix):
+        return run.prefix
+    fmt = torch.channels_last if run.config.channels_last else torch.contiguous_format
+    return fold_batchnorm(run.prefix).to(memory_format=fmt)
 
 
 def to_device(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -366,6 +388,7 @@ def reseed_epoch(run: Run, epoch: int) -> None:
 def train_one_epoch(run: Run, epoch: int) -> dict:
     run.head.train()
     set_train_mode(run.model, run.config.unfreeze_from, run.config.frozen_bn)
+    run.epoch_prefix = training_prefix(run)
     reseed_epoch(run, epoch)
     params = trainable_parameters(run.model)
     c = run.config
