@@ -26,14 +26,20 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from skyclass import cpu_memory
 
-from skyclass.checkpoint import read_history
-from skyclass.dataset_zip import PreparedDataset
-from skyclass.model import build_model
-from skyclass.train import TrainConfig, train
+# What the `skyclass` CLI does before torch loads (PyTorch reads the huge-page switch at its
+# first allocation): without it this script would time a slower skyclass than users run.
+CPU_MEMORY = cpu_memory.tune()
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from skyclass.checkpoint import read_history  # noqa: E402
+from skyclass.dataset_zip import PreparedDataset  # noqa: E402
+from skyclass.model import build_model  # noqa: E402
+from skyclass.train import TrainConfig, train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT.parent / "shared" / "datasets" / "bird_drone"
@@ -203,6 +209,15 @@ def naive_loop(
     }
 
 
+def baseline_env() -> dict[str, str]:
+    """The environment of a baseline's own interpreter (the notebook loop, fastai): torch's own
+    memory behaviour, as a notebook runs it; none of the settings this process made for
+    skyclass's runs (`skyclass.cpu_memory`), which a child would otherwise inherit."""
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    env[cpu_memory.ENV] = "off"
+    return env
+
+
 def naive_in_fresh_process(
     data: Path, raw: Path, epochs: int, workers: int, source: str = "prepared"
 ) -> dict:
@@ -229,6 +244,7 @@ def naive_in_fresh_process(
         check=True,
         capture_output=True,
         text=True,
+        env=baseline_env(),
     )
     print(proc.stderr[-2000:], end="", flush=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -252,6 +268,7 @@ def fastai_in_fresh_process(data: Path, epochs: int, workers: int) -> dict:
         check=True,
         capture_output=True,
         text=True,
+        env=baseline_env(),
     )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -326,9 +343,9 @@ def markdown(result: dict) -> str:
             "",
             "skyclass runs with its defaults: images pre-resized to 224 px by "
             "`prepare`, frozen prefix in eval mode under no_grad, channels_last, "
-            f"mixed precision: {result.get('amp', '?')}, glibc keeping freed memory "
+            f"mixed precision: {result.get('amp', '?')}, {memory_text(result)} "
             "(`skyclass.cpu_memory`); the notebook loop, in a fresh Python process "
-            f"of its own, decodes and transforms {naive_input} "
+            f"of its own with torch's defaults, decodes and transforms {naive_input} "
             "with PIL and runs the whole fp32 model in train mode (the `reference` "
             "recipe has its hyper-parameters).",
         ]
@@ -346,6 +363,16 @@ NAIVE_INPUT = {
     "prepared": "the same prepared 224-px images from the zip",
     "raw": "the raw original photos",
 }
+
+
+def memory_text(result: dict) -> str:
+    """What skyclass.cpu_memory did for the skyclass runs (files before it was recorded: the
+    glibc setting only, which train() always made)."""
+    applied = result.get("cpu_memory", {"malloc": True, "thp": False})
+    parts = ["huge pages"] * bool(applied["thp"]) + ["glibc keeping freed memory"] * bool(
+        applied["malloc"]
+    )
+    return " and ".join(parts) or "torch's default memory behaviour"
 
 
 def speedups(result: dict) -> list[tuple[str, float, float]]:
@@ -508,6 +535,7 @@ def main() -> None:
         "amp": str(amp_dtype(TrainConfig(data="-", out="-"), device) or "off"),
         "workers": workers,
         "naive_input": args.naive_input,
+        "cpu_memory": CPU_MEMORY,
     }
     naive_runs = []
     if args.naive_epochs:  # before the recipes and again after: the CPU load drifts
