@@ -16,16 +16,21 @@ cold  = a fresh `serverless offline` (new handler process), empty model cache: t
         ONNX session and one prediction;
 warm  = the following POSTs (multipart/form-data, a real 416x416 JPEG), as the client sees
         them (HTTP + serverless-offline's own overhead) and as the handler reports them.
+parts = where the cold start goes (--floor-runs): the handler's cold path stage by stage in a
+        fresh process (import, boto3 import, S3 client, download + sha256, session + first
+        prediction), and two first requests through a throwaway serverless-offline service: a
+        no-op Python function (serverless-offline's and a new python3's own cost) and the
+        real handler reading the bundle from disk (everything but S3).
 Results: bench/results/deploy_offline.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -34,11 +39,13 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from _common import add_note_option, load_average, run_record
 from skyclass.deploy import GOAL_UNZIPPED_BYTES, GOAL_ZIPPED_BYTES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,9 +203,10 @@ def post(url: str, photo: bytes) -> tuple[float, dict[str, Any]]:
     return elapsed * 1000.0, resp.json()
 
 
-def offline_run(
-    env: dict[str, str], bucket: str, prefix: str, photo: bytes, warm: int, cache: Path
-) -> dict[str, Any]:
+@contextlib.contextmanager
+def serverless_offline(service: Path, env: dict[str, str], *params: str) -> Iterator[int]:
+    """`serverless offline start` in `service` on free ports; yields the HTTP port once it
+    answers, and stops the whole process group afterwards."""
     port, lambda_port = free_port(), free_port()
     cmd = [
         "npx",
@@ -212,13 +220,12 @@ def offline_run(
         str(port),
         "--lambdaPort",
         str(lambda_port),
-        f"--param=bucket={bucket}",
-        f"--param=prefix={prefix}",
+        *(f"--param={p}" for p in params),
     ]
     proc = subprocess.Popen(
         cmd,
-        cwd=SERVICE,
-        env={**env, "SKYCLASS_CACHE_DIR": str(cache)},
+        cwd=service,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -230,6 +237,21 @@ def offline_run(
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("serverless offline did not start")
             time.sleep(0.1)
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def offline_run(
+    env: dict[str, str], bucket: str, prefix: str, photo: bytes, warm: int, cache: Path
+) -> dict[str, Any]:
+    env = {**env, "SKYCLASS_CACHE_DIR": str(cache)}
+    with serverless_offline(SERVICE, env, f"bucket={bucket}", f"prefix={prefix}") as port:
         url = f"http://127.0.0.1:{port}/predict"
         cold_ms, _ = post(url, photo)
         client_ms, handler_ms = [], []
@@ -238,13 +260,110 @@ def offline_run(
             client_ms.append(ms)
             handler_ms.append(payload["latency_ms"])
         return {"cold_ms": round(cold_ms, 1), "client_ms": client_ms, "handler_ms": handler_ms}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+
+
+# A throwaway service beside the real one (same serverless-offline, same python3): a function
+# that does nothing, and the real handler reading a local bundle (no S3, no boto3).
+FLOOR_SERVICE = """\
+frameworkVersion: "3"
+service: skyclass-floor
+provider:
+  name: aws
+  runtime: python3.12
+  region: us-east-1
+  environment:
+    MODEL_URI: {bundle}
+functions:
+  noop:
+    handler: noop.handler
+    events:
+      - http: {{path: noop, method: any}}
+  local:
+    handler: skyclass.serving.lambda_handler.handler
+    events:
+      - http: {{path: predict, method: any}}
+plugins:
+  - serverless-offline
+custom:
+  serverless-offline: {{noPrependStageInUrl: true}}
+"""
+NOOP_HANDLER = "def handler(event, context):\n    return {'statusCode': 200, 'body': 'ok'}\n"
+
+
+def floor_runs(bundle: Path, env: dict[str, str], photo: bytes, runs: int) -> dict[str, Any]:
+    """First requests, in a fresh `serverless offline` each run, to a no-op Python function
+    (what serverless-offline and a new python3 process cost by themselves) and to the real
+    handler with a local bundle (that plus imports, ONNX session and one prediction, with no
+    S3 download): the part of the cold start no change to skyclass's S3 fetch can remove."""
+    noop, local = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        service = Path(tmp)
+        (service / "serverless.yml").write_text(FLOOR_SERVICE.format(bundle=bundle.resolve()))
+        (service / "noop.py").write_text(NOOP_HANDLER)
+        (service / "node_modules").symlink_to(SERVICE / "node_modules")
+        for _ in range(runs):
+            with serverless_offline(service, env) as port:
+                start = time.perf_counter()
+                requests.get(f"http://127.0.0.1:{port}/noop", timeout=60).raise_for_status()
+                noop.append(round((time.perf_counter() - start) * 1000, 1))
+                local.append(round(post(f"http://127.0.0.1:{port}/predict", photo)[0], 1))
+    return {
+        "noop_function_first_request_ms": {"runs": noop, "median": statistics.median(noop)},
+        "local_bundle_first_request_ms": {"runs": local, "median": statistics.median(local)},
+    }
+
+
+# The handler's cold path stage by stage, in a fresh interpreter like serverless-offline's.
+STAGES = r"""
+import base64, json, os, sys, time
+marks = {}
+t = time.perf_counter()
+def mark(name):
+    global t
+    now = time.perf_counter()
+    marks[name] = round((now - t) * 1000, 1)
+    t = now
+from skyclass.serving.lambda_handler import handler
+mark("import_handler_ms")
+import boto3
+mark("import_boto3_ms")
+boto3.client("s3")
+mark("boto3_client_ms")
+from skyclass.serving.bundle import resolve_bundle
+resolve_bundle(os.environ["MODEL_URI"])
+mark("s3_download_and_sha256_ms")
+event = {"httpMethod": "POST", "path": "/predict", "headers": {"Content-Type": "image/jpeg"},
+         "requestContext": {"requestId": "b"}, "isBase64Encoded": True,
+         "body": base64.b64encode(open(sys.argv[1], "rb").read()).decode()}
+assert handler(event, None)["statusCode"] == 200
+mark("first_call_ms")
+print(json.dumps(marks))
+"""
+
+
+def cold_stages(env: dict[str, str], bucket: str, prefix: str, photo: Path, runs: int) -> dict:
+    """Median milliseconds of each cold-path stage over `runs` fresh processes, each with an
+    empty model cache. first_call = a second client and the cached copy's manifest check,
+    the ONNX session and one prediction (the download is already done)."""
+    samples = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as cache:
+            child_env = {
+                **env,
+                "MODEL_URI": f"s3://{bucket}/{prefix}",
+                "SKYCLASS_CACHE_DIR": cache,
+            }
+            done = subprocess.run(
+                [sys.executable, "-c", STAGES, str(photo)],
+                env=child_env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {
+        stage: statistics.median(sample[stage] for sample in samples) for stage in samples[0]
+    } | {"runs": runs}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -265,8 +384,17 @@ def main() -> int:
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--warm", type=int, default=50)
     parser.add_argument("--no-package", action="store_true", help="skip the package step")
+    parser.add_argument(
+        "--floor-runs",
+        type=int,
+        default=3,
+        help="fresh serverless-offline runs of the no-op function and the local-bundle handler, "
+        "and fresh processes timing the handler's cold path stage by stage (0: skip)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/deploy_offline.json")
+    add_note_option(parser)
     args = parser.parse_args()
+    load_before = load_average()
 
     from moto.server import ThreadedMotoServer
 
@@ -336,6 +464,16 @@ def main() -> int:
                             env, bucket, prefix, photo, args.warm, Path(tmp) / f"cache-{label}-{i}"
                         )
                     )
+            if args.floor_runs:
+                result["cold_start_parts"] = {
+                    label: {
+                        "stages": cold_stages(
+                            env, bucket, prefix, sorted(PHOTO_DIR.glob("*.jpg"))[0], args.floor_runs
+                        ),
+                        **floor_runs(bundle, env, photo, args.floor_runs),
+                    }
+                    for label, (bundle, prefix, _) in labels.items()
+                }
     finally:
         server.stop()
     result["offline"] = {}
@@ -352,19 +490,8 @@ def main() -> int:
             },
             "warm_handler_ms": {"p50": percentile(handler, 0.5), "p99": percentile(handler, 0.99)},
         }
-    result.update(
-        {
-            "image": "416x416 JPEG, multipart/form-data",
-            "machine": {
-                "cpus": os.cpu_count(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-                "loadavg_at_end": os.getloadavg(),
-            },
-            "note": "serverless-offline 13 on 127.0.0.1, model in a moto S3 server; shared "
-            "2-core machine, so absolute numbers are noisy",
-        }
-    )
+    result["image"] = "416x416 JPEG, multipart/form-data"
+    result.update(run_record(args.note, load_before))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
