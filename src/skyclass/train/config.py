@@ -91,7 +91,10 @@ class TrainConfig:
         metadata={
             "metavar": "K",
             "help": "features[K:] and the classifier train, features[:K] stay "
-            "frozen (see --frozen-bn for their BatchNorm layers)",
+            "frozen (see --frozen-bn for their BatchNorm layers). Measured on ddd_visible "
+            "(12 epochs, with --frozen-bn adapt, one seed, validation split): K=10 best "
+            "accuracy 86.1% vs 84.7% for 14, lowest loss 0.51 vs 0.56; the backward pass "
+            "then crosses 4 more blocks",
         },
     )
     frozen_bn: str = field(
@@ -104,7 +107,8 @@ class TrainConfig:
             "crosses the whole backbone, several times slower on a CPU). Measured "
             "(bench/results/recipe_search_*.json, validation split only): adapt vs frozen on "
             "ddd_visible, 12 epochs, 2 seeds: best accuracy 86.1% vs 81.9%, lowest loss "
-            "0.53 vs 0.57; on bird_drone, 3 epochs: 97.4% vs 98.1%",
+            "0.53 vs 0.57 (train, one seed: 78.5%, 0.55); on bird_drone, 3 epochs: 97.4% vs "
+            "98.1%",
         },
     )
     ema: float = field(
@@ -155,7 +159,9 @@ class TrainConfig:
         metadata={
             "choices": BALANCE_MODES,
             "help": "class imbalance: sampler = draw classes equally "
-            "often, loss = inverse-frequency class weights, off",
+            "often, loss = inverse-frequency class weights, off. Measured on ddd_visible "
+            "(41% drones; 12 epochs, with --frozen-bn adapt, one seed, validation split): "
+            "sampler best accuracy 75.7% vs 84.7% off, lowest loss 0.60 vs 0.56",
         },
     )
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"cli": False})
