@@ -128,7 +128,7 @@ def child(args: argparse.Namespace) -> None:
         os.environ["SKYCLASS_THREADS"] = "1"
         from skyclass.serving import lambda_handler as lh
 
-        app = lh.app
+        app = lh.default_app()  # reads MODEL_URI and SKYCLASS_THREADS set above
     else:
         import torch  # noqa: F401 - part of this runtime's cold start
 
@@ -225,7 +225,7 @@ def build_bundle(
             parity_images=parity,
             parity_count=16,
             quiet=True,
-            quantize=QuantizeOptions(mode=quantize, **gate),
+            quantize=QuantizeOptions(**{**gate, "mode": quantize}),
         )
     )
 
