@@ -23,6 +23,16 @@ CPUINFO = Path("/proc/cpuinfo")
 DDD_VIDEO_GROUP_BY = r"^(V_[A-Z]+_\d+)_"
 
 
+def cpu_memory_as_the_cli() -> dict[str, bool]:
+    """`skyclass.cpu_memory.tune()`, which the `skyclass` CLI runs before torch loads: a script
+    that times training calls this before its own `import torch` (PyTorch reads the huge-page
+    switch at its first allocation), or it times a slower skyclass than users run. Returns
+    what took effect."""
+    from skyclass import cpu_memory
+
+    return cpu_memory.tune()
+
+
 def _cpuinfo_field(name: str) -> str | None:
     """The first `name : value` of /proc/cpuinfo (Linux), or None elsewhere."""
     text = CPUINFO.read_text() if CPUINFO.is_file() else ""

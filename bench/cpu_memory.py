@@ -42,14 +42,14 @@ THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 def child(mode: str, data: Path, steps: int, eval_batches: int) -> dict:
     """Runs in a fresh process: apply `mode`, then time training steps and test batches."""
-    os.environ["SKYCLASS_CPU_MEMORY"] = "off"  # this benchmark chooses the setting itself
-    if "thp" in mode:
-        os.environ["THP_MEM_ALLOC_ENABLE"] = "1"  # read by PyTorch at its first allocation
     import resource
     import tempfile
 
     from skyclass import cpu_memory
 
+    os.environ[cpu_memory.ENV] = "off"  # this benchmark chooses the setting itself
+    if "thp" in mode:
+        os.environ[cpu_memory.THP_ENV] = "1"  # read by PyTorch at its first allocation
     if "malloc" in mode:
         cpu_memory.tune_malloc()
     import torch

@@ -24,11 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from skyclass import cpu_memory
+from _common import cpu_memory_as_the_cli
 
-# What the `skyclass` CLI does before torch loads (PyTorch reads the huge-page switch at its
-# first allocation): without it this script would time a slower skyclass than users run.
-cpu_memory.tune()
+cpu_memory_as_the_cli()  # before torch loads
 
 import torch  # noqa: E402
 

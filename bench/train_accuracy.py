@@ -26,11 +26,10 @@ import sys
 import time
 from pathlib import Path
 
+from _common import cpu_memory_as_the_cli
 from skyclass import cpu_memory
 
-# What the `skyclass` CLI does before torch loads (PyTorch reads the huge-page switch at its
-# first allocation): without it this script would time a slower skyclass than users run.
-CPU_MEMORY = cpu_memory.tune()
+CPU_MEMORY = cpu_memory_as_the_cli()  # before torch loads
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -213,7 +212,7 @@ def baseline_env() -> dict[str, str]:
     """The environment of a baseline's own interpreter (the notebook loop, fastai): torch's own
     memory behaviour, as a notebook runs it; none of the settings this process made for
     skyclass's runs (`skyclass.cpu_memory`), which a child would otherwise inherit."""
-    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    env = {k: v for k, v in os.environ.items() if k != cpu_memory.THP_ENV}
     env[cpu_memory.ENV] = "off"
     return env
 

@@ -22,6 +22,7 @@ import os
 import sys
 
 ENV = "SKYCLASS_CPU_MEMORY"
+THP_ENV = "THP_MEM_ALLOC_ENABLE"  # PyTorch's huge-page switch
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc's malloc.h
 MALLOC_SETTINGS = (
     (M_MMAP_THRESHOLD, 32 << 20),
@@ -52,5 +53,5 @@ def tune() -> dict[str, bool]:
         return {"malloc": False, "thp": False}
     thp = "torch" not in sys.modules
     if thp:
-        os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    return {"malloc": tune_malloc(), "thp": thp and os.environ["THP_MEM_ALLOC_ENABLE"] == "1"}
+        os.environ.setdefault(THP_ENV, "1")
+    return {"malloc": tune_malloc(), "thp": thp and os.environ[THP_ENV] == "1"}
