@@ -144,17 +144,27 @@ def what_is_big(zip_path: Path, top: int = 12) -> dict[str, Any]:
     }
 
 
-ZIP_COLD = r"""
+# A Lambda REST event POSTing the JPEG named by the child's last argument (used by both
+# child scripts below).
+EVENT_FROM_ARGV = r"""
+event = {"httpMethod": "POST", "path": "/predict", "headers": {"Content-Type": "image/jpeg"},
+         "requestContext": {"requestId": "b"}, "isBase64Encoded": True,
+         "body": base64.b64encode(open(sys.argv[-1], "rb").read()).decode()}
+"""
+
+ZIP_COLD = (
+    r"""
 import base64, json, sys, time
 start = time.perf_counter()
 sys.path.insert(0, sys.argv[1])
 from skyclass.serving.lambda_handler import handler
-event = {"httpMethod": "POST", "path": "/predict", "headers": {"Content-Type": "image/jpeg"},
-         "requestContext": {"requestId": "b"}, "isBase64Encoded": True,
-         "body": base64.b64encode(open(sys.argv[2], "rb").read()).decode()}
+"""
+    + EVENT_FROM_ARGV
+    + r"""
 assert handler(event, None)["statusCode"] == 200
 print(json.dumps({"seconds": time.perf_counter() - start, "torch": "torch" in sys.modules}))
 """
+)
 
 
 def zip_cold_starts(
@@ -314,7 +324,8 @@ def floor_runs(bundle: Path, env: dict[str, str], photo: bytes, runs: int) -> di
 
 
 # The handler's cold path stage by stage, in a fresh interpreter like serverless-offline's.
-STAGES = r"""
+STAGES = (
+    r"""
 import base64, json, os, sys, time
 marks = {}
 t = time.perf_counter()
@@ -332,13 +343,14 @@ mark("boto3_client_ms")
 from skyclass.serving.bundle import resolve_bundle
 resolve_bundle(os.environ["MODEL_URI"])
 mark("s3_download_and_sha256_ms")
-event = {"httpMethod": "POST", "path": "/predict", "headers": {"Content-Type": "image/jpeg"},
-         "requestContext": {"requestId": "b"}, "isBase64Encoded": True,
-         "body": base64.b64encode(open(sys.argv[1], "rb").read()).decode()}
+"""
+    + EVENT_FROM_ARGV
+    + r"""
 assert handler(event, None)["statusCode"] == 200
 mark("first_call_ms")
 print(json.dumps(marks))
 """
+)
 
 
 def cold_stages(env: dict[str, str], bucket: str, prefix: str, photo: Path, runs: int) -> dict:
@@ -402,7 +414,8 @@ def main() -> int:
 
     from skyclass.deploy import upload_bundle
 
-    photo = sorted(PHOTO_DIR.glob("*.jpg"))[0].read_bytes()
+    photo_path = sorted(PHOTO_DIR.glob("*.jpg"))[0]
+    photo = photo_path.read_bytes()
     moto_port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     server.start()
@@ -448,7 +461,7 @@ def main() -> int:
                     {
                         label: zip_cold_starts(
                             bundle,
-                            sorted(PHOTO_DIR.glob("*.jpg"))[0],
+                            photo_path,
                             runs=5,
                             zip_path=Path(tmp) / "skyclass-x86_64.zip",
                         )
@@ -467,9 +480,7 @@ def main() -> int:
             if args.floor_runs:
                 result["cold_start_parts"] = {
                     label: {
-                        "stages": cold_stages(
-                            env, bucket, prefix, sorted(PHOTO_DIR.glob("*.jpg"))[0], args.floor_runs
-                        ),
+                        "stages": cold_stages(env, bucket, prefix, photo_path, args.floor_runs),
                         **floor_runs(bundle, env, photo, args.floor_runs),
                     }
                     for label, (bundle, prefix, _) in labels.items()

@@ -217,7 +217,8 @@ def build_bundle(
     from skyclass.quantize import QuantizeOptions
 
     out = workdir / name
-    gate = TIMING_GATE if quantize == "int8" else {}
+    # INT8 is exported with the always-passing timing gate; other modes as asked.
+    gate = TIMING_GATE if quantize == "int8" else {"mode": quantize}
     return export_bundle(
         ExportConfig(
             run=run,
@@ -225,7 +226,7 @@ def build_bundle(
             parity_images=parity,
             parity_count=16,
             quiet=True,
-            quantize=QuantizeOptions(**{**gate, "mode": quantize}),
+            quantize=QuantizeOptions(**gate),
         )
     )
 
